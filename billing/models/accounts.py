@@ -1,0 +1,69 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+
+class Account(models.Model):
+    """A customer (a person or a company) with a prepaid balance in CNY.
+
+    ``balance_fen`` is a cached sum of the account's ledger: it changes only in
+    ``billing.services`` under ``select_for_update``, in the same transaction as
+    the ledger entry that explains it (rule 4). The database refuses a negative
+    balance (P5: nothing is deducted that the balance does not cover).
+    """
+
+    class Language(models.TextChoices):
+        EN = "en", "English"
+        ZH_HANS = "zh-hans", "简体中文"
+
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_accounts"
+    )
+    email = models.EmailField(help_text="Where reminders and receipts go.")
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.EN)
+    # Integer fen (1 yuan = 100 fen); never a float.
+    balance_fen = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField()
+
+    # The ledger audits the balance; history audits everything else.
+    history = HistoricalRecords(excluded_fields=["balance_fen"])
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance_fen__gte=0), name="account_balance_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AccountMember(models.Model):
+    """A user who may access an account; the number of members is capped by the
+    seats the live subscription grants (P3)."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    added_at = models.DateTimeField()
+
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "user"], name="member_once_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) @ {self.account}"

@@ -1,0 +1,50 @@
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from .accounts import Account
+
+
+class AgreementVersion(models.Model):
+    """A version of the Refund Agreement; the one in force at an instant is the
+    latest with ``effective_from`` not after it (P0)."""
+
+    version = models.CharField(max_length=20, unique=True)
+    title = models.CharField(max_length=200, default="Refund Agreement")
+    text = models.TextField()
+    effective_from = models.DateTimeField(unique=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-effective_from"]
+
+    def __str__(self) -> str:
+        return f"{self.title} {self.version}"
+
+
+class Acceptance(models.Model):
+    """P0: one recorded acceptance of an agreement version. Append-only."""
+
+    class Method(models.TextChoices):
+        CLICK = "click", "Clicked to confirm"
+        PURCHASE = "purchase", "Purchased and used the service"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="acceptances")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    agreement_version = models.ForeignKey(
+        AgreementVersion, on_delete=models.PROTECT, related_name="acceptances"
+    )
+    method = models.CharField(max_length=10, choices=Method.choices)
+    accepted_at = models.DateTimeField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-accepted_at"]
+        indexes = [models.Index(fields=["account", "agreement_version"])]
+
+    def __str__(self) -> str:
+        return f"{self.account} accepted {self.agreement_version.version} ({self.method})"

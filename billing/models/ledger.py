@@ -1,0 +1,89 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .accounts import Account
+from .orders import Order
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Ledger entries are append-only: they cannot be updated.")
+
+    def delete(self):
+        raise TypeError("Ledger entries are append-only: they cannot be deleted.")
+
+
+class LedgerEntry(models.Model):
+    """One change of an account's balance, signed, in fen. Append-only: the ORM
+    refuses updates and deletes, and on PostgreSQL a trigger refuses them too
+    (migration ``0002_ledger_append_only``). ``balance_after`` is the balance
+    once this entry applied; the last one equals ``Account.balance_fen``."""
+
+    class Kind(models.TextChoices):
+        TOP_UP = "top_up", "Top-up"
+        PURCHASE = "purchase", "Purchase"
+        RENEWAL = "renewal", "Renewal"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    amount_fen = models.BigIntegerField()
+    balance_after_fen = models.BigIntegerField()
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    channel = models.CharField(max_length=10, blank=True)
+    reference = models.CharField(max_length=100, blank=True)
+    memo = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["account", "pk"]
+        verbose_name_plural = "ledger entries"
+        # Finance roles only (rule 7: support cannot move money).
+        permissions = [
+            ("top_up_balance", "Can top up an account balance"),
+            ("record_offline_payment", "Can record an offline payment"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(balance_after_fen__gte=0), name="ledger_balance_after_not_negative"
+            ),
+            # The sign is implied by the kind.
+            models.CheckConstraint(
+                condition=(
+                    Q(kind__in=["top_up", "refund"], amount_fen__gt=0)
+                    | Q(kind__in=["purchase", "renewal"], amount_fen__lt=0)
+                    | (Q(kind="adjustment") & ~Q(amount_fen=0))
+                ),
+                name="ledger_sign_matches_kind",
+            ),
+            # An order is charged at most once (P5: each period at most once).
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(kind__in=["purchase", "renewal"]),
+                name="ledger_one_charge_per_order",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["purchase", "renewal", "refund"]) | Q(order__isnull=False),
+                name="ledger_charge_has_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_fen} fen on {self.account_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Ledger entries are append-only: they cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Ledger entries are append-only: they cannot be deleted.")

@@ -1,0 +1,116 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from .accounts import Account
+from .catalog import Package, PriceVersion
+from .subscriptions import Subscription
+
+
+class Order(models.Model):
+    """One purchase: draft -> confirmed -> paid -> fulfilled, or cancelled.
+
+    Confirmation freezes the price in effect (P4) and makes the order
+    non-refundable (P1, clause 1). A renewal order is created paid and fulfilled
+    by the renewal engine; the database allows one per (subscription, period
+    start), so a period is never charged twice (P5)."""
+
+    class Kind(models.TextChoices):
+        NEW = "new", "New package"
+        UPGRADE = "upgrade", "Upgrade"
+        RENEWAL = "renewal", "Automatic renewal"
+        CUSTOM = "custom", "Custom service"
+
+    class Channel(models.TextChoices):
+        ONLINE = "online", "Online"
+        OFFLINE = "offline", "Offline (bank transfer)"
+        BALANCE = "balance", "Account balance"
+        OTHER = "other", "Other (agreed by both parties)"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        CONFIRMED = "confirmed", "Confirmed"
+        PAID = "paid", "Paid"
+        FULFILLED = "fulfilled", "Fulfilled"
+        CANCELLED = "cancelled", "Cancelled"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="orders")
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    seats = models.PositiveIntegerField(default=1)
+    # Custom orders carry the price agreed with staff (fen, per period); other
+    # kinds are priced from the price version in effect at confirmation.
+    agreed_amount_fen = models.BigIntegerField(null=True, blank=True)
+    price_version = models.ForeignKey(
+        PriceVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    amount_fen = models.BigIntegerField(null=True, blank=True, help_text="Frozen at confirmation.")
+    refunded_fen = models.BigIntegerField(default=0)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    external_reference = models.CharField(
+        max_length=100, blank=True, help_text="Bank or payment-provider reference."
+    )
+    fulfilment_note = models.TextField(blank=True, help_text="What staff provided (custom, P3).")
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"],
+                condition=Q(kind="renewal"),
+                name="order_one_renewal_per_period",
+            ),
+            models.CheckConstraint(condition=Q(seats__gte=1), name="order_seats_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_fen__isnull=True) | Q(amount_fen__gt=0),
+                name="order_amount_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(agreed_amount_fen__isnull=True) | Q(agreed_amount_fen__gt=0),
+                name="order_agreed_amount_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_fen__gte=0)
+                & (Q(refunded_fen=0) | Q(refunded_fen__lte=models.F("amount_fen"))),
+                name="order_refund_within_paid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "cancelled"])
+                | Q(confirmed_at__isnull=False, amount_fen__isnull=False),
+                name="order_confirmed_has_amount",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["paid", "fulfilled"])
+                | (Q(paid_at__isnull=False, period_start__isnull=False) & ~Q(channel="")),
+                name="order_paid_has_payment",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__isnull=True) | Q(period_end__gt=models.F("period_start")),
+                name="order_period_forward",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="cancelled")
+                | Q(cancelled_at__isnull=False, paid_at__isnull=True),
+                name="order_cancelled_unpaid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order #{self.pk} {self.kind} {self.package.code} ({self.status})"

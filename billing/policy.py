@@ -1,0 +1,86 @@
+"""Pure billing rules: no ORM, no clock, no I/O. Every function is table-tested.
+
+Money is integer fen (1 yuan = 100 fen). Instants are aware datetimes; the
+business calendar is Asia/Shanghai (``SHANGHAI``).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# Order states (P1, P3): draft -> confirmed -> paid -> fulfilled, and cancelled
+# from draft or confirmed-but-unpaid (an unconfirmed or unpaid order is cancelled,
+# never refunded).
+ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"confirmed", "cancelled"}),
+    "confirmed": frozenset({"paid", "cancelled"}),
+    "paid": frozenset({"fulfilled"}),
+    "fulfilled": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+def can_transition(old: str, new: str) -> bool:
+    return new in ORDER_TRANSITIONS.get(old, frozenset())
+
+
+def to_fen(yuan: Decimal | str | int) -> int:
+    """Yuan (as Decimal or a decimal string) to integer fen, rounding half up."""
+    try:
+        value = Decimal(str(yuan))
+    except InvalidOperation as exc:
+        raise ValueError(f"{yuan!r} is not an amount in yuan") from exc
+    if not value.is_finite():
+        raise ValueError(f"{yuan!r} is not an amount in yuan")
+    return int((value * 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+
+
+def format_fen(fen: int) -> str:
+    """``123456`` -> ``'¥1,234.56'``."""
+    sign = "-" if fen < 0 else ""
+    yuan, cents = divmod(abs(fen), 100)
+    return f"{sign}¥{yuan:,}.{cents:02d}"
+
+
+def add_months(day: dt.date, months: int, anchor_day: int) -> dt.date:
+    """Move ``day`` by ``months`` months, landing on ``anchor_day`` or the last day
+    of the month when it is shorter. Keeps the billing anchor day: from Jan 31
+    monthly goes Feb 28 (29 in a leap year), Mar 31, Apr 30; annual from Feb 29
+    goes Feb 28 and back to Feb 29 in the next leap year."""
+    if not 1 <= anchor_day <= 31:
+        raise ValueError("anchor_day must be 1..31")
+    index = day.year * 12 + (day.month - 1) + months
+    year, month0 = divmod(index, 12)
+    last = calendar.monthrange(year, month0 + 1)[1]
+    return dt.date(year, month0 + 1, min(anchor_day, last))
+
+
+def period_end(start: dt.datetime, months: int, anchor_day: int) -> dt.datetime:
+    """End instant of a period of ``months`` starting at ``start``: the same
+    Shanghai wall-clock time on the anchored date ``months`` later."""
+    if start.tzinfo is None:
+        raise ValueError("start must be an aware datetime")
+    local = start.astimezone(SHANGHAI)
+    end_day = add_months(local.date(), months, anchor_day)
+    return dt.datetime.combine(end_day, local.timetz().replace(tzinfo=None), tzinfo=SHANGHAI)
+
+
+def local_date(instant: dt.datetime) -> dt.date:
+    """The Asia/Shanghai calendar date of an aware instant."""
+    if instant.tzinfo is None:
+        raise ValueError("instant must be an aware datetime")
+    return instant.astimezone(SHANGHAI).date()
+
+
+def order_amount_fen(*, unit_price_fen: int, seats: int) -> int:
+    """P4: the price in effect is per seat and period; an order pays for all seats."""
+    if seats < 1:
+        raise ValueError("seats must be at least 1")
+    if unit_price_fen < 0:
+        raise ValueError("price must not be negative")
+    return unit_price_fen * seats

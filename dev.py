@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""The two commands of this project (see README.md):
+
+    python3 dev.py run    # the demo: web + Celery worker + Celery beat, SQLite, no servers needed
+    python3 dev.py test   # the whole test suite, on PostgreSQL and Redis
+
+Each creates ``.venv`` and installs the pinned requirements when they changed.
+Needs nothing but Python 3.11+.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+DEFAULT_TEST_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/billing"
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def say(msg: str) -> None:
+    print(f"[dev] {msg}", flush=True)
+
+
+def ensure_venv(requirements: str) -> None:
+    if not PY.exists():
+        say(f"creating virtualenv in {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    req = ROOT / requirements
+    digest = hashlib.sha256()
+    for name in ("requirements.txt", requirements):
+        digest.update((ROOT / name).read_bytes())
+    marker = VENV / f".installed-{req.stem}"
+    if marker.exists() and marker.read_text() == digest.hexdigest():
+        return
+    say(f"installing {requirements}")
+    subprocess.run(
+        [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(req)],
+        check=True,
+    )
+    marker.write_text(digest.hexdigest())
+
+
+def manage(*args: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run([str(PY), str(ROOT / "manage.py"), *args], check=True, cwd=ROOT, env=env)
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    host = parsed.hostname or "127.0.0.1"
+    try:
+        with socket.create_connection((host, parsed.port or default_port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def cmd_run(argv: list[str]) -> int:
+    ensure_venv("requirements.txt")
+    env = dict(os.environ)
+    port = env.get("PORT", "8000")
+    manage("migrate", "--noinput", env=env)
+    manage("seed_demo", env=env)
+    procs = {
+        "web": [str(PY), "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "worker": [str(BIN / "celery"), "-A", "config", "worker", "-l", "info", "-c", "2"],
+        "beat": [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "beat",
+            "-l",
+            "info",
+            "--pidfile",
+            str(ROOT / "var" / "celerybeat.pid"),
+        ],
+    }
+    (ROOT / "var" / "celerybeat.pid").unlink(missing_ok=True)
+    running = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in procs.items()}
+    time.sleep(2)
+    say(f"admin:         http://127.0.0.1:{port}/admin/")
+    say(f"account pages: http://127.0.0.1:{port}/account/")
+    say("demo logins are printed above by seed_demo; Ctrl-C stops web, worker and beat")
+    try:
+        while all(p.poll() is None for p in running.values()):
+            time.sleep(1)
+        for name, p in running.items():
+            if p.poll() is not None:
+                say(f"{name} exited with status {p.returncode}; stopping the others")
+    except KeyboardInterrupt:
+        say("stopping")
+    finally:
+        for p in running.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in running.values():
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return 0
+
+
+def cmd_test(argv: list[str]) -> int:
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+    env.setdefault("REDIS_URL", DEFAULT_TEST_REDIS_URL)
+    if not env["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
+        print("The tests need PostgreSQL: set DATABASE_URL=postgres://USER@HOST:PORT/NAME.")
+        return 2
+    if not reachable(env["DATABASE_URL"], 5432):
+        print(
+            f"PostgreSQL is not reachable at {env['DATABASE_URL']}: start it "
+            "(Debian: apt-get install postgresql && pg_ctlcluster 15 main start) or set DATABASE_URL."
+        )
+        return 2
+    if not reachable(env["REDIS_URL"], 6379):
+        print(
+            f"Redis is not reachable at {env['REDIS_URL']}: start it "
+            "(Debian: apt-get install redis-server && redis-server --daemonize yes) or set REDIS_URL."
+        )
+        return 2
+    ensure_venv("requirements-dev.txt")
+    return subprocess.run([str(PY), "-m", "pytest", *argv], cwd=ROOT, env=env).returncode
+
+
+def cmd_lint(argv: list[str]) -> int:
+    ensure_venv("requirements-dev.txt")
+    ruff = str(BIN / "ruff")
+    checks = [[ruff, "check", "."], [ruff, "format", "--check", "."]]
+    return max(subprocess.run(c, cwd=ROOT).returncode for c in checks)
+
+
+COMMANDS = {"run": cmd_run, "test": cmd_test, "lint": cmd_lint}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print("usage: python3 dev.py run | test [pytest args] | lint")
+        sys.exit(2)
+    sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))

@@ -1,0 +1,51 @@
+import datetime as dt
+
+import pytest
+from django.conf import settings
+
+from billing.policy import SHANGHAI
+
+from . import factories
+
+
+def pytest_configure(config):
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine:
+        pytest.exit(
+            "The tests need PostgreSQL: run them with `python3 dev.py test` "
+            "(DATABASE_URL=postgres://USER@HOST:PORT/NAME).",
+            returncode=2,
+        )
+    if not settings.REDIS_URL:
+        pytest.exit("The tests need Redis: set REDIS_URL=redis://HOST:PORT/DB.", returncode=2)
+
+
+@pytest.fixture
+def t0() -> dt.datetime:
+    """A fixed instant: Mon 2025-03-03 10:00 Asia/Shanghai."""
+    return dt.datetime(2025, 3, 3, 10, 0, tzinfo=SHANGHAI)
+
+
+@pytest.fixture
+def catalog(db, t0):
+    return factories.make_catalog(price_from=t0 - dt.timedelta(days=365))
+
+
+@pytest.fixture
+def agreement(db, t0):
+    return factories.make_agreement(effective_from=t0 - dt.timedelta(days=365))
+
+
+@pytest.fixture
+def account(catalog, agreement, t0):
+    return factories.make_account("Acme", now=t0)
+
+
+@pytest.fixture
+def finance_user(db):
+    return factories.make_staff("finance1", group="finance")
+
+
+@pytest.fixture
+def support_user(db):
+    return factories.make_staff("support1", group="support")

@@ -1,0 +1,111 @@
+"""Test data built through the services, so tests see what production sees."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+
+from billing import services
+from billing.models import Account, AgreementVersion, Order, Package, PriceVersion
+
+_seq = itertools.count(1)
+
+
+def make_user(username: str | None = None, **extra):
+    username = username or f"user{next(_seq)}"
+    return get_user_model().objects.create_user(
+        username=username, email=f"{username}@example.com", password="pw", **extra
+    )
+
+
+STAFF_PERMS = {
+    "support": ["view_account", "view_order", "view_subscription", "view_ledgerentry"],
+    "finance": [
+        "view_account",
+        "view_order",
+        "view_ledgerentry",
+        "top_up_balance",
+        "record_offline_payment",
+        "publish_price_change",
+    ],
+}
+
+
+def make_staff(username: str, *, group: str):
+    user = make_user(username, is_staff=True)
+    grp, _ = Group.objects.get_or_create(name=group)
+    grp.permissions.add(*Permission.objects.filter(codename__in=STAFF_PERMS[group]))
+    user.groups.add(grp)
+    return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
+
+
+def make_catalog(*, price_from: dt.datetime) -> dict[str, Package]:
+    rows = [
+        ("free", "Free", "免费版", Package.Kind.FREE, None, 1, 2, None),
+        ("pro-monthly", "Pro monthly", "专业版(月付)", Package.Kind.MONTHLY, 1, 10, 50, 9_900),
+        ("pro-annual", "Pro annual", "专业版(年付)", Package.Kind.ANNUAL, 12, 10, 50, 99_000),
+        ("custom", "Custom", "定制", Package.Kind.CUSTOM, 3, 100, 1000, None),
+    ]
+    packages = {}
+    for code, en, zh, kind, months, seats, envs, price in rows:
+        pkg = Package.objects.create(
+            code=code,
+            name_en=en,
+            name_zh=zh,
+            kind=kind,
+            period_months=months,
+            max_seats=seats,
+            environments_limit=envs,
+        )
+        if price:
+            PriceVersion.objects.create(
+                package=pkg, amount_fen=price, effective_from=price_from, published_at=price_from
+            )
+        packages[code] = pkg
+    return packages
+
+
+def make_agreement(*, effective_from: dt.datetime, version: str = "2024-02-05") -> AgreementVersion:
+    return AgreementVersion.objects.create(
+        version=version, text="Refund Agreement text", effective_from=effective_from
+    )
+
+
+def make_account(name: str, *, now: dt.datetime, balance_fen: int = 0, accept: bool = True):
+    owner = make_user()
+    account = services.account_open(name=name, owner=owner, email=owner.email, now=now)
+    if accept:
+        services.agreement_accept(account=account, user=owner, now=now)
+    if balance_fen:
+        services.balance_top_up(account=account, amount_fen=balance_fen, actor=owner, now=now)
+    return Account.objects.get(pk=account.pk)
+
+
+def buy(
+    account: Account,
+    package: Package,
+    *,
+    now: dt.datetime,
+    seats: int = 1,
+    channel: str = Order.Channel.BALANCE,
+    agreed_amount_fen: int | None = None,
+) -> Order:
+    """Place, confirm, pay and fulfil an order: the account ends on ``package``."""
+    kind = Order.Kind.CUSTOM if package.kind == Package.Kind.CUSTOM else Order.Kind.NEW
+    order = services.order_place(
+        account=account,
+        package=package,
+        seats=seats,
+        kind=kind,
+        agreed_amount_fen=agreed_amount_fen,
+        actor=account.owner,
+        now=now,
+    )
+    order = services.order_confirm(order=order, actor=account.owner, now=now)
+    order = services.order_pay(
+        order=order, channel=channel, reference="REF-1", actor=account.owner, now=now
+    )
+    return services.order_fulfil(order=order, actor=account.owner, note="provided", now=now)
