@@ -122,13 +122,15 @@ def cmd_test(argv: list[str]) -> int:
     if not reachable(env["DATABASE_URL"], 5432):
         print(
             f"PostgreSQL is not reachable at {env['DATABASE_URL']}: start it "
-            "(Debian: apt-get install postgresql && pg_ctlcluster 15 main start) or set DATABASE_URL."
+            "(Debian: apt-get install postgresql; pg_ctlcluster 15 main start) "
+            "or set DATABASE_URL."
         )
         return 2
     if not reachable(env["REDIS_URL"], 6379):
         print(
             f"Redis is not reachable at {env['REDIS_URL']}: start it "
-            "(Debian: apt-get install redis-server && redis-server --daemonize yes) or set REDIS_URL."
+            "(Debian: apt-get install redis-server; redis-server --daemonize yes) "
+            "or set REDIS_URL."
         )
         return 2
     ensure_venv("requirements-dev.txt")

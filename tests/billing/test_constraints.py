@@ -14,9 +14,12 @@ pytestmark = pytest.mark.django_db
 
 
 def _refused(sql, params=()):
-    with pytest.raises((IntegrityError, InternalError, DatabaseError)) as exc:
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(sql, params)
+    with (
+        pytest.raises((IntegrityError, InternalError, DatabaseError)) as exc,
+        transaction.atomic(),
+        connection.cursor() as cur,
+    ):
+        cur.execute(sql, params)
     return str(exc.value)
 
 
