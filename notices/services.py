@@ -1,15 +1,41 @@
-"""P5 non-renewal notices and the deadline of a period."""
+"""P5 non-renewal notices: give, withdraw, re-judge; and the period deadline.
+
+Lock order (as in ``billing.services``): Account, then Subscription, then
+Order; notices are locked after their subscription. ``notice_give`` and
+``notice_withdraw`` lock the Subscription row and re-read its period under the
+lock, so a notice and a renewal of the same subscription serialize: whichever
+commits first, the other sees it.
+"""
 
 from __future__ import annotations
 
-from billing.models import Subscription
-from billing.policy import local_date
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from billing.models import Account, AccountMember, Subscription
+from billing.policy import SHANGHAI, local_date
 from workdays.services import notice_deadline
+
+from . import policy
+from .models import REFERENCE_MAX_LENGTH, NonRenewalNotice
+
+STAFF_CHANNELS = (
+    NonRenewalNotice.Channel.EMAIL,
+    NonRenewalNotice.Channel.ONLINE_CHAT,
+    NonRenewalNotice.Channel.PHONE,
+    NonRenewalNotice.Channel.OTHER,
+)
 
 
 def store_period_deadline(*, subscription: Subscription) -> None:
     """Set the P5 notice deadline (and its provisional mark) of the
-    subscription's current period on the unsaved instance."""
+    subscription's current period on the unsaved (or locked) instance."""
     if subscription.current_period_end is None:
         subscription.notice_deadline = None
         subscription.notice_deadline_provisional = False
@@ -17,3 +43,389 @@ def store_period_deadline(*, subscription: Subscription) -> None:
     deadline = notice_deadline(local_date(subscription.current_period_end))
     subscription.notice_deadline = deadline.at
     subscription.notice_deadline_provisional = deadline.provisional
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    if now is None:
+        return timezone.now()
+    if timezone.is_naive(now):
+        raise ValidationError("The time must include a time zone.")
+    return now
+
+
+def _audit(obj: Any, *, actor: Any, reason: str) -> None:
+    obj._history_user = actor if getattr(actor, "is_authenticated", False) else None
+    obj._change_reason = reason
+
+
+def _is_staff(actor: Any) -> bool:
+    return bool(getattr(actor, "is_authenticated", False) and getattr(actor, "is_staff", False))
+
+
+def _check_actor(*, account: Account, actor: Any) -> None:
+    if _is_staff(actor):
+        return
+    if not getattr(actor, "is_authenticated", False) or not (
+        AccountMember.objects.filter(account=account, user=actor).exists()
+    ):
+        raise ValidationError(f"{actor} may not act for the account {account}.")
+
+
+@dataclass(frozen=True)
+class _Input:
+    received_at: dt.datetime
+    channel: str
+    reference: str
+    by_staff: bool
+
+
+def _validate(
+    *,
+    account: Account,
+    subscription: Subscription,
+    received_at: dt.datetime | None,
+    channel: str,
+    reference: str,
+    actor: Any,
+    now: dt.datetime,
+) -> _Input:
+    """Every check that needs no lock. Raises a ValidationError naming the field."""
+    if not isinstance(account, Account) or not isinstance(subscription, Subscription):
+        raise ValidationError("Give the account and the subscription the notice is about.")
+    if subscription.account_id != account.pk:
+        raise ValidationError(
+            {
+                "subscription": "This subscription belongs to another account; a notice is "
+                "only accepted for the account's own subscription."
+            }
+        )
+    if channel not in NonRenewalNotice.Channel.values:
+        allowed = ", ".join(NonRenewalNotice.Channel.values)
+        raise ValidationError({"channel": f"Unknown channel {channel!r}; use one of {allowed}."})
+    reference = (reference or "").strip()
+    if len(reference) > REFERENCE_MAX_LENGTH:
+        raise ValidationError(
+            {
+                "reference": f"The reference is {len(reference)} characters long; at most "
+                f"{REFERENCE_MAX_LENGTH} are allowed."
+            }
+        )
+    _check_actor(account=account, actor=actor)
+    by_staff = channel != NonRenewalNotice.Channel.ACCOUNT_PAGE
+    if by_staff:
+        if not _is_staff(actor):
+            raise ValidationError(
+                {"channel": "Notices received by email, chat, phone or other are recorded by staff."}
+            )
+        if received_at is None:
+            raise ValidationError({"received_at": "Enter when the notice reached the company."})
+        if not reference:
+            raise ValidationError(
+                {"reference": "Enter the reference (email message id, chat transcript number)."}
+            )
+    elif received_at is None:
+        received_at = now  # submitted on the account pages: received now
+    if not isinstance(received_at, dt.datetime) or timezone.is_naive(received_at):
+        raise ValidationError({"received_at": "The time received must include a time zone."})
+    if received_at > now:
+        raise ValidationError(
+            {
+                "received_at": f"The notice cannot have been received in the future "
+                f"({policy.fmt(received_at)} is after now, {policy.fmt(now)})."
+            }
+        )
+    return _Input(received_at, channel, reference, by_staff)
+
+
+def _judge(sub: Subscription, received_at: dt.datetime) -> policy.Judgement:
+    """Refuse free and ended subscriptions; otherwise judge against the
+    deadline of the period the notice is about (fresh calendar)."""
+    if not sub.is_paid:
+        raise ValidationError(
+            "This is the free package: it never renews, so there is nothing to give notice "
+            "for (P2)."
+        )
+    if sub.status == Subscription.Status.ENDED:
+        ended = policy.fmt(sub.ended_at) if sub.ended_at else "already"
+        raise ValidationError(f"This subscription has already ended ({ended}); it cannot renew.")
+    try:
+        period = policy.period_for(
+            received_at=received_at,
+            current_start=sub.current_period_start,
+            current_end=sub.current_period_end,
+            months=sub.period_months,
+            anchor_day=sub.billing_anchor_day,
+            started_at=sub.started_at,
+        )
+    except policy.NoticeRefused as exc:
+        raise ValidationError({"received_at": str(exc)}) from exc
+    deadline = notice_deadline(local_date(period.end), fresh=True)
+    return policy.judge(
+        received_at=received_at,
+        period=period,
+        deadline=deadline.at,
+        deadline_provisional=deadline.provisional,
+        months=sub.period_months,
+        anchor_day=sub.billing_anchor_day,
+    )
+
+
+# --- give / preview / withdraw -------------------------------------------------------
+
+
+def notice_preview(
+    *,
+    account: Account,
+    subscription: Subscription,
+    channel: str,
+    actor: Any,
+    received_at: dt.datetime | None = None,
+    reference: str = "",
+    now: dt.datetime | None = None,
+) -> policy.Judgement:
+    """P5 "the customer is told so before submitting a late notice": the
+    judgement ``notice_give`` would make now, without writing anything."""
+    now = _now(now)
+    data = _validate(
+        account=account,
+        subscription=subscription,
+        received_at=received_at,
+        channel=channel,
+        reference=reference,
+        actor=actor,
+        now=now,
+    )
+    sub = Subscription.objects.get(pk=subscription.pk)
+    return _judge(sub, data.received_at)
+
+
+@dataclass(frozen=True)
+class NoticeGiven:
+    notice: NonRenewalNotice
+    created: bool  # False: an earlier notice already covers this period
+    judgement: policy.Judgement
+
+    @property
+    def message(self) -> str:
+        if self.created:
+            return self.judgement.message
+        judged = "on time" if self.notice.on_time else "late"
+        return (
+            f"A notice is already recorded (#{self.notice.pk}, {judged}); it ends the "
+            f"subscription at {policy.fmt(self.notice.effective_end)} (P5)."
+        )
+
+
+@transaction.atomic
+def notice_give(
+    *,
+    account: Account,
+    subscription: Subscription,
+    channel: str,
+    actor: Any,
+    received_at: dt.datetime | None = None,
+    reference: str = "",
+    now: dt.datetime | None = None,
+) -> NoticeGiven:
+    """P5: record a non-renewal notice for the subscription.
+
+    The customer gives it on the account pages (``channel="account_page"``,
+    received now), or support records one that arrived by email, chat, phone or
+    other with ``received_at`` and its reference. It is judged on time or late
+    against the deadline of the period it is about (``policy.judge``). A second
+    notice for a period already covered returns the existing one, except that
+    an earlier receipt for the same period replaces the time received, channel
+    and reference of a late one and re-judges it (in the customer's favour)."""
+    now = _now(now)
+    data = _validate(
+        account=account,
+        subscription=subscription,
+        received_at=received_at,
+        channel=channel,
+        reference=reference,
+        actor=actor,
+        now=now,
+    )
+    sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    judgement = _judge(sub, data.received_at)
+    live = list(
+        NonRenewalNotice.objects.select_for_update()
+        .filter(subscription=sub, withdrawn_at__isnull=True)
+        .order_by("effective_end", "pk")
+    )
+    same = next((n for n in live if n.period_end == judgement.period_end), None)
+    if same is not None:
+        if data.received_at < same.received_at and judgement.on_time and not same.on_time:
+            _apply_receipt(same, data=data, judgement=judgement, actor=actor, now=now)
+        return NoticeGiven(same, created=False, judgement=judgement)
+    earlier = next((n for n in live if n.effective_end <= judgement.effective_end), None)
+    if earlier is not None:
+        return NoticeGiven(earlier, created=False, judgement=judgement)
+    notice = NonRenewalNotice(
+        account=account,
+        subscription=sub,
+        recorded_at=now,
+        recorded_by=actor if getattr(actor, "is_authenticated", False) else None,
+        recorded_by_staff=data.by_staff,
+    )
+    _fill(notice, data=data, judgement=judgement)
+    notice.full_clean(validate_constraints=False)
+    _audit(notice, actor=actor, reason=_reason(judgement, data.channel))
+    notice.save()
+    return NoticeGiven(notice, created=True, judgement=judgement)
+
+
+def _fill(notice: NonRenewalNotice, *, data: _Input, judgement: policy.Judgement) -> None:
+    notice.received_at = data.received_at
+    notice.channel = data.channel
+    notice.reference = data.reference
+    notice.period_start = judgement.period_start
+    notice.period_end = judgement.period_end
+    notice.expiry_date = judgement.expiry_date
+    notice.deadline = judgement.deadline
+    notice.deadline_provisional = judgement.deadline_provisional
+    notice.on_time = judgement.on_time
+    notice.effective_end = judgement.effective_end
+    notice.charged_despite_notice = judgement.charged_despite_notice
+
+
+def _reason(judgement: policy.Judgement, channel: str) -> str:
+    if judgement.charged_despite_notice:
+        return f"P5 notice given ({channel}): on time, period already renewed (P1 E1)"
+    return f"P5 notice given ({channel}): {'on time' if judgement.on_time else 'late'}"
+
+
+def _apply_receipt(
+    notice: NonRenewalNotice,
+    *,
+    data: _Input,
+    judgement: policy.Judgement,
+    actor: Any,
+    now: dt.datetime,
+) -> None:
+    _fill(notice, data=data, judgement=judgement)
+    notice.recorded_by = actor if getattr(actor, "is_authenticated", False) else None
+    notice.recorded_by_staff = data.by_staff
+    notice.rejudged_at = now
+    _audit(notice, actor=actor, reason="P5 earlier receipt recorded: late -> on time")
+    notice.save()
+
+
+@transaction.atomic
+def notice_withdraw(
+    *,
+    notice: NonRenewalNotice,
+    account: Account,
+    actor: Any,
+    now: dt.datetime | None = None,
+) -> NonRenewalNotice:
+    """P5: withdraw a notice before it takes effect (for an on-time notice, the
+    expiry it is about; for a late one, the end of the renewed period). Auto-
+    renewal then resumes. The row stays, with ``withdrawn_at``. Withdrawing a
+    withdrawn notice returns it unchanged."""
+    now = _now(now)
+    if notice.account_id != account.pk:
+        raise ValidationError("This notice belongs to another account.")
+    _check_actor(account=account, actor=actor)
+    Subscription.objects.select_for_update().get(pk=notice.subscription_id)
+    locked = NonRenewalNotice.objects.select_for_update().get(pk=notice.pk)
+    if locked.withdrawn_at is not None:
+        return locked
+    if now >= locked.effective_end:
+        raise ValidationError(
+            f"This notice took effect at {policy.fmt(locked.effective_end)}; it can no longer "
+            "be withdrawn."
+        )
+    locked.withdrawn_at = now
+    locked.withdrawn_by = actor if getattr(actor, "is_authenticated", False) else None
+    _audit(locked, actor=actor, reason="P5 notice withdrawn: auto-renewal resumes")
+    locked.save()
+    return locked
+
+
+# --- re-judging after a calendar change ------------------------------------------
+
+
+def calendar_rejudge(*, years: list[int], actor: Any, now: dt.datetime) -> int:
+    """P5: staff entered or corrected the schedule of ``years`` (called inside
+    their transaction by ``workdays.services.calendar_changed``). Live late
+    notices whose deadline may lie in those years are judged again, only in the
+    customer's favour: a late notice may become on time (if its period was
+    already renewed that is P1 exception E1); an on-time notice is never
+    touched. Stored period deadlines of live subscriptions are refreshed.
+    Returns how many notices became on time."""
+    if not years:
+        return 0
+    first = dt.date(min(years), 1, 1)
+    # A count back from an expiry early in Y+1 may reach into Y.
+    last = dt.date(max(years) + 1, 3, 1)
+    label = ", ".join(str(y) for y in years)
+    changed = 0
+    late_ids = list(
+        NonRenewalNotice.objects.filter(
+            withdrawn_at__isnull=True, on_time=False, expiry_date__gte=first, expiry_date__lt=last
+        )
+        .order_by("subscription_id", "pk")
+        .values_list("pk", "subscription_id")
+    )
+    for notice_id, sub_id in late_ids:
+        sub = Subscription.objects.select_for_update().get(pk=sub_id)
+        notice = NonRenewalNotice.objects.select_for_update().get(pk=notice_id)
+        if notice.on_time or notice.withdrawn_at is not None:
+            continue
+        deadline = notice_deadline(notice.expiry_date, fresh=True)
+        if notice.received_at <= deadline.at:
+            notice.on_time = True
+            notice.effective_end = notice.period_end
+            renewed = (
+                sub.current_period_start is not None
+                and sub.current_period_start >= notice.period_end
+            )
+            notice.charged_despite_notice = renewed
+            reason = f"P5 re-judged after the {label} calendar change: late -> on time"
+            if renewed:
+                reason += " (period already renewed: P1 E1)"
+            changed += 1
+        elif (deadline.at, deadline.provisional) != (
+            notice.deadline,
+            notice.deadline_provisional,
+        ):
+            reason = f"P5 re-judged after the {label} calendar change: deadline moved, still late"
+        else:
+            continue
+        notice.deadline = deadline.at
+        notice.deadline_provisional = deadline.provisional
+        notice.rejudged_at = now
+        _audit(notice, actor=actor, reason=reason)
+        notice.save()
+    _refresh_period_deadlines(first=first, last=last)
+    return changed
+
+
+def _refresh_period_deadlines(*, first: dt.date, last: dt.date) -> None:
+    """Re-store the notice deadline of live subscriptions expiring between
+    ``first`` and ``last``: one UPDATE per distinct expiry date whose deadline
+    changed (a derived field, so no history row)."""
+    start = dt.datetime.combine(first, dt.time.min, tzinfo=SHANGHAI)
+    end = dt.datetime.combine(last, dt.time.min, tzinfo=SHANGHAI)
+    live = Subscription.objects.exclude(status=Subscription.Status.ENDED).filter(
+        current_period_end__gte=start, current_period_end__lt=end
+    )
+    expiries = (
+        live.annotate(expiry=TruncDate("current_period_end", tzinfo=SHANGHAI))
+        .values_list("expiry", flat=True)
+        .distinct()
+    )
+    for expiry in sorted(expiries):
+        deadline = notice_deadline(expiry)
+        day_start = dt.datetime.combine(expiry, dt.time.min, tzinfo=SHANGHAI)
+        # The UPDATE re-checks its WHERE on rows a concurrent renewal moved on.
+        live.filter(
+            current_period_end__gte=day_start,
+            current_period_end__lt=day_start + dt.timedelta(days=1),
+        ).exclude(
+            notice_deadline=deadline.at, notice_deadline_provisional=deadline.provisional
+        ).update(notice_deadline=deadline.at, notice_deadline_provisional=deadline.provisional)

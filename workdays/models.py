@@ -1,1 +1,106 @@
-from django.db import models  # noqa: F401
+"""The PRC working-day calendar (P5 "Working days"), editable by staff.
+
+Where the answer for a date comes from, first match wins:
+
+1. a ``CalendarDay`` override entered (or loaded) by staff for that date;
+2. the ``chinese-calendar`` library, for the years it carries (2004-2026 in
+   the pinned version): its data is the State Council schedule, so it counts
+   as official data for computing;
+3. Monday to Friday.
+
+A year is *official* when its ``CalendarYear`` row says so (staff entered or
+confirmed the State Council schedule), or, without a row, when the library
+knows it. Anything else is provisional, and a deadline whose count reaches into
+it is marked provisional. A ``CalendarYear`` row marked provisional makes a
+library year provisional too (staff doubt the data).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+
+class CalendarYear(models.Model):
+    class Status(models.TextChoices):
+        OFFICIAL = "official", "Official (State Council schedule entered or confirmed)"
+        PROVISIONAL = "provisional", "Provisional (no official schedule yet)"
+
+    class Source(models.TextChoices):
+        STAFF = "staff", "Entered by staff"
+        LIBRARY = "library", "Loaded from the chinese-calendar library"
+
+    year = models.PositiveSmallIntegerField(unique=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PROVISIONAL)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.STAFF)
+    notice_reference = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The State Council notice (e.g. 国办发明电〔2026〕N号) the schedule comes from.",
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-year"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(year__gte=2000, year__lte=2200), name="calendar_year_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.year} ({self.status})"
+
+    @property
+    def is_official(self) -> bool:
+        return self.status == self.Status.OFFICIAL
+
+
+class CalendarDay(models.Model):
+    """A staff override for one date: a day off or a working day (调休), with the
+    name of the holiday it belongs to."""
+
+    class Kind(models.TextChoices):
+        OFF = "off", "Day off"
+        WORK = "work", "Working day"
+
+    calendar_year = models.ForeignKey(CalendarYear, on_delete=models.CASCADE, related_name="days")
+    date = models.DateField(unique=True)
+    kind = models.CharField(max_length=4, choices=Kind.choices)
+    name = models.CharField(max_length=100, blank=True, help_text="E.g. Spring Festival / 春节.")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["date"]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.kind} {self.name}".strip()
+
+    def clean(self) -> None:
+        if self.date and self.calendar_year_id and self.date.year != self.calendar_year.year:
+            raise ValidationError(
+                {"date": f"{self.date} is not in {self.calendar_year.year}; add it to its own year."}
+            )
+
+
+class CalendarRevision(models.Model):
+    """One row: changes whenever staff change the calendar, in the same
+    transaction. Every process (web, Celery worker, beat) compares it with the
+    token its cached calendar was built from, so an edit reaches all of them."""
+
+    token = models.UUIDField(default=uuid.uuid4)
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"calendar revision {self.token}"

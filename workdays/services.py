@@ -1,17 +1,47 @@
-"""PRC working-day calendar (P5 "Working days").
+"""PRC working-day calendar (P5 "Working days"): reads and staff changes.
 
-First version: the ``chinese-calendar`` library only; a year it does not know
-is counted Monday-Friday and the answer is marked provisional.
+Reads (``is_working_day``, ``notice_deadline``) use a per-process cache of the
+staff calendar (all ``CalendarYear`` and ``CalendarDay`` rows: a few hundred),
+so a deadline costs no query per day. The cache remembers the token of
+``CalendarRevision`` it was built from and re-reads that one-row table at most
+every ``WORKDAYS_CALENDAR_RECHECK_SECONDS`` (default 1 s); a different token
+means staff changed the calendar, and the cache is rebuilt (two queries).
+So a Celery worker sees a staff edit at most that long after it commits, and
+the process that made the edit sees it at once. Judging a notice asks for a
+``fresh`` answer (the token is always re-read).
+
+Which source answers for a date, and when a year counts as official, is
+described in ``workdays.models``. In short: staff days win, then the
+``chinese-calendar`` library (its years 2004-2026 are the State Council
+schedules, so official data), then Monday-Friday; a year without a row is
+official iff the library knows it, a year with a row is what its status says.
+2027 has no data anywhere until staff enter it: deadlines whose count reaches
+into it are provisional.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import NamedTuple
+import math
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import chinese_calendar
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
 
 from billing.policy import SHANGHAI
+
+from .models import CalendarDay, CalendarRevision, CalendarYear
+
+LIBRARY_YEARS = range(
+    min(chinese_calendar.holidays).year, max(chinese_calendar.holidays).year + 1
+)
 
 
 class Deadline(NamedTuple):
@@ -19,28 +49,272 @@ class Deadline(NamedTuple):
     provisional: bool
 
 
-def _is_working_day(day: dt.date) -> tuple[bool, bool]:
-    """(is working day, provisional)."""
-    try:
-        return chinese_calendar.is_workday(day), False
-    except NotImplementedError:
-        return day.weekday() < 5, True
+# --- the cached calendar -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    token: uuid.UUID | None
+    overrides: dict[dt.date, bool]  # date -> is a working day
+    official: dict[int, bool]  # year with a CalendarYear row -> official?
+
+
+_cache: tuple[_Snapshot | None, float] = (None, -math.inf)
+
+
+def calendar_cache_clear() -> None:
+    """Forget the cached calendar in this process (tests, and after an edit)."""
+    global _cache
+    _cache = (None, -math.inf)
+
+
+def _recheck_seconds() -> float:
+    return float(getattr(settings, "WORKDAYS_CALENDAR_RECHECK_SECONDS", 1.0))
+
+
+def _db_token() -> uuid.UUID | None:
+    return CalendarRevision.objects.values_list("token", flat=True).first()
+
+
+def _load(token: uuid.UUID | None) -> _Snapshot:
+    official = {
+        year: status == CalendarYear.Status.OFFICIAL
+        for year, status in CalendarYear.objects.values_list("year", "status")
+    }
+    overrides = {
+        day: kind == CalendarDay.Kind.WORK
+        for day, kind in CalendarDay.objects.values_list("date", "kind")
+    }
+    return _Snapshot(token=token, overrides=overrides, official=official)
+
+
+def _snapshot(*, fresh: bool = False) -> _Snapshot:
+    global _cache
+    snap, checked = _cache
+    clock = time.monotonic()
+    if snap is not None and not fresh and clock - checked < _recheck_seconds():
+        return snap
+    token = _db_token()
+    if snap is None or token != snap.token:
+        snap = _load(token)
+    _cache = (snap, clock)
+    return snap
+
+
+def _year_official(snap: _Snapshot, year: int) -> bool:
+    return snap.official.get(year, year in LIBRARY_YEARS)
+
+
+def _working(snap: _Snapshot, day: dt.date) -> bool:
+    if day in snap.overrides:
+        return snap.overrides[day]
+    if day.year in LIBRARY_YEARS:
+        return chinese_calendar.is_workday(day)
+    return day.weekday() < 5
+
+
+# --- reads -------------------------------------------------------------------
 
 
 def is_working_day(day: dt.date) -> bool:
-    return _is_working_day(day)[0]
+    """A working day under the State Council schedule for its year (Mon-Fri
+    when the year has no data)."""
+    return _working(_snapshot(), day)
 
 
-def notice_deadline(expiry_date: dt.date) -> Deadline:
+def year_is_official(year: int) -> bool:
+    return _year_official(_snapshot(), year)
+
+
+def notice_deadline(expiry_date: dt.date, *, fresh: bool = False) -> Deadline:
     """P5: the end (23:59:59.999999 Asia/Shanghai) of the 2nd working day
-    strictly before ``expiry_date``."""
+    strictly before ``expiry_date``. ``provisional`` is true when a day the
+    count looked at lies in a year without official data (counted Mon-Fri)."""
+    if isinstance(expiry_date, dt.datetime) or not isinstance(expiry_date, dt.date):
+        raise TypeError("notice_deadline takes a date (the Shanghai expiry date)")
+    snap = _snapshot(fresh=fresh)
     day = expiry_date
     found = 0
     provisional = False
     while found < 2:
         day -= dt.timedelta(days=1)
-        working, prov = _is_working_day(day)
-        provisional = provisional or prov
-        if working:
+        provisional = provisional or not _year_official(snap, day.year)
+        if _working(snap, day):
             found += 1
     return Deadline(dt.datetime.combine(day, dt.time.max, tzinfo=SHANGHAI), provisional)
+
+
+# --- staff changes -----------------------------------------------------------
+
+
+class DayEntry(NamedTuple):
+    date: dt.date
+    kind: str  # CalendarDay.Kind
+    name: str = ""
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    if now is None:
+        return timezone.now()
+    if timezone.is_naive(now):
+        raise ValidationError("The time must include a time zone.")
+    return now
+
+
+def _audit(obj: Any, *, actor: Any, reason: str) -> None:
+    obj._history_user = actor if getattr(actor, "is_authenticated", False) else None
+    obj._change_reason = reason
+
+
+def _check_year(year: Any) -> int:
+    if isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= 2200:
+        raise ValidationError({"year": f"{year!r} is not a calendar year (2000-2200)."})
+    return year
+
+
+def _lock_year(year: int) -> CalendarYear:
+    row = CalendarYear.objects.select_for_update().filter(year=year).first()
+    if row is None:
+        CalendarYear.objects.get_or_create(year=year)
+        row = CalendarYear.objects.select_for_update().get(year=year)
+    return row
+
+
+def _replace_days(row: CalendarYear, days: list[DayEntry], *, actor: Any, reason: str) -> None:
+    for old in row.days.all():
+        _audit(old, actor=actor, reason=reason)
+        old.delete()
+    for entry in days:
+        day = CalendarDay(calendar_year=row, date=entry.date, kind=entry.kind, name=entry.name)
+        _audit(day, actor=actor, reason=reason)
+        day.save()
+
+
+def _validate_days(year: int, days: Iterable[DayEntry | tuple]) -> list[DayEntry]:
+    out: list[DayEntry] = []
+    seen: set[dt.date] = set()
+    for raw in days:
+        entry = DayEntry(*raw)
+        if not isinstance(entry.date, dt.date) or isinstance(entry.date, dt.datetime):
+            raise ValidationError({"days": f"{entry.date!r} is not a date."})
+        if entry.date.year != year:
+            raise ValidationError({"days": f"{entry.date} is not in {year}."})
+        if entry.kind not in CalendarDay.Kind.values:
+            raise ValidationError(
+                {"days": f"{entry.date}: kind must be 'off' or 'work', not {entry.kind!r}."}
+            )
+        if entry.date in seen:
+            raise ValidationError({"days": f"{entry.date} is listed twice."})
+        if len(entry.name) > 100:
+            raise ValidationError({"days": f"{entry.date}: the name is longer than 100."})
+        seen.add(entry.date)
+        out.append(entry)
+    return out
+
+
+def _mark_official(row: CalendarYear, *, actor: Any, now: dt.datetime) -> None:
+    row.status = CalendarYear.Status.OFFICIAL
+    row.confirmed_at = now
+    row.confirmed_by = actor if getattr(actor, "is_authenticated", False) else None
+
+
+@transaction.atomic
+def calendar_year_enter(
+    *,
+    year: int,
+    days: Iterable[DayEntry | tuple],
+    actor: Any,
+    notice_reference: str = "",
+    now: dt.datetime | None = None,
+) -> CalendarYear:
+    """Staff enter a year's State Council schedule: its days off and make-up
+    working days replace the year's overrides, and the year becomes official.
+    Notices are then re-judged in the customers' favour (P5)."""
+    now = _now(now)
+    year = _check_year(year)
+    entries = _validate_days(year, days)
+    if len(notice_reference) > 200:
+        raise ValidationError({"notice_reference": "At most 200 characters."})
+    reason = f"P5 calendar {year}: State Council schedule entered"
+    row = _lock_year(year)
+    _replace_days(row, entries, actor=actor, reason=reason)
+    _mark_official(row, actor=actor, now=now)
+    row.source = CalendarYear.Source.STAFF
+    row.notice_reference = notice_reference
+    _audit(row, actor=actor, reason=reason)
+    row.save()
+    calendar_changed(years=[year], actor=actor, now=now)
+    return row
+
+
+@transaction.atomic
+def calendar_year_load_from_library(
+    *, year: int, actor: Any, now: dt.datetime | None = None
+) -> CalendarYear:
+    """Copy the ``chinese-calendar`` library's schedule for ``year`` into the
+    staff calendar and mark it official. Refuses a year the library does not
+    know."""
+    now = _now(now)
+    year = _check_year(year)
+    if year not in LIBRARY_YEARS:
+        raise ValidationError(
+            f"The chinese-calendar library has no schedule for {year} (it knows "
+            f"{LIBRARY_YEARS.start}-{LIBRARY_YEARS.stop - 1}); enter the State Council "
+            "schedule by hand."
+        )
+    entries = [
+        DayEntry(d, CalendarDay.Kind.OFF, str(name))
+        for d, name in chinese_calendar.holidays.items()
+        if d.year == year
+    ] + [
+        DayEntry(d, CalendarDay.Kind.WORK, str(name))
+        for d, name in chinese_calendar.workdays.items()
+        if d.year == year
+    ]
+    entries.sort(key=lambda e: e.date)
+    reason = f"P5 calendar {year}: loaded from the chinese-calendar library"
+    row = _lock_year(year)
+    _replace_days(row, entries, actor=actor, reason=reason)
+    _mark_official(row, actor=actor, now=now)
+    row.source = CalendarYear.Source.LIBRARY
+    row.notice_reference = row.notice_reference or "chinese-calendar library"
+    _audit(row, actor=actor, reason=reason)
+    row.save()
+    calendar_changed(years=[year], actor=actor, now=now)
+    return row
+
+
+@transaction.atomic
+def calendar_year_saved(
+    *, calendar_year: CalendarYear, actor: Any, now: dt.datetime | None = None
+) -> CalendarYear:
+    """After staff edited a year (and its days) in the admin: stamp who
+    confirmed an official year and propagate the change (P5)."""
+    now = _now(now)
+    row = CalendarYear.objects.select_for_update().get(pk=calendar_year.pk)
+    stray = [d.date for d in row.days.all() if d.date.year != row.year]
+    if stray:
+        raise ValidationError(f"{stray[0]} is not in {row.year}.")
+    if row.is_official and row.confirmed_at is None:
+        _mark_official(row, actor=actor, now=now)
+        _audit(row, actor=actor, reason=f"P5 calendar {row.year}: confirmed official")
+        row.save()
+    calendar_changed(years=[row.year], actor=actor, now=now)
+    return row
+
+
+def calendar_changed(*, years: Iterable[int], actor: Any, now: dt.datetime) -> None:
+    """Every staff change ends here, inside its transaction: a new revision
+    token (so every process rebuilds its cache), then the notices judged
+    against these years are re-judged in the customer's favour and stored
+    period deadlines are refreshed."""
+    from notices.services import calendar_rejudge
+
+    CalendarRevision.objects.update_or_create(
+        pk=1, defaults={"token": uuid.uuid4(), "changed_at": now}
+    )
+    calendar_cache_clear()
+    # If the transaction rolls back, the token goes back too and the other
+    # processes never noticed; this one rebuilds on its next check.
+    transaction.on_commit(calendar_cache_clear)
+    calendar_rejudge(years=sorted(set(years)), actor=actor, now=now)

@@ -1,0 +1,118 @@
+"""Reads about notices: what the renewal engine and the admin pages need.
+
+Read-only, no locking: the renewal engine calls these while it holds the
+subscription lock, and ``notice_give`` takes the same lock, so the engine sees
+every notice committed before it locked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Min
+
+from billing.models import Subscription
+from billing.policy import local_date
+from workdays.services import notice_deadline
+
+from . import policy
+from .models import NonRenewalNotice
+
+
+def period_renews(*, subscription: Subscription, period_end: dt.datetime) -> bool:
+    """P5: does the period of ``subscription`` ending at ``period_end`` renew?
+
+    False when auto-renewal is off, or when a live (not withdrawn) notice ends
+    the subscription at or before ``period_end``: an on-time notice for that
+    period, a late notice for the previous one, or an on-time notice for an
+    earlier period that was renewed anyway (P1 E1: it does not renew again).
+    One query."""
+    if not subscription.auto_renew or not subscription.is_paid:
+        return False
+    return not NonRenewalNotice.objects.filter(
+        subscription_id=subscription.pk, withdrawn_at__isnull=True, effective_end__lte=period_end
+    ).exists()
+
+
+def subscriptions_ending_at(*, pairs: list[tuple[int, dt.datetime]]) -> set[int]:
+    """Batch ``period_renews`` for the renewal engine: of the given
+    ``(subscription_id, period_end)`` pairs, the ids a live notice ends at (or
+    before) that period end. ONE query whatever the number of pairs.
+    ``auto_renew`` is not looked at here (the engine has the rows)."""
+    if not pairs:
+        return set()
+    first_end = dict(
+        NonRenewalNotice.objects.filter(
+            subscription_id__in={sub_id for sub_id, _ in pairs}, withdrawn_at__isnull=True
+        )
+        .values("subscription_id")
+        .annotate(first=Min("effective_end"))
+        .values_list("subscription_id", "first")
+    )
+    return {
+        sub_id
+        for sub_id, end in pairs
+        if sub_id in first_end and policy.ends_by([first_end[sub_id]], end)
+    }
+
+
+def live_notice_for(*, subscription: Subscription) -> NonRenewalNotice | None:
+    """The live notice that ends the subscription first, if any."""
+    return (
+        NonRenewalNotice.objects.filter(subscription=subscription, withdrawn_at__isnull=True)
+        .order_by("effective_end", "pk")
+        .first()
+    )
+
+
+def notices_charged_despite_notice():
+    """P1 E1 candidates for the refunds work: live on-time notices for periods
+    that were renewed anyway."""
+    return NonRenewalNotice.objects.filter(
+        charged_despite_notice=True, withdrawn_at__isnull=True
+    ).select_related("subscription", "account")
+
+
+@dataclass(frozen=True)
+class NoticeState:
+    expiry_date: dt.date | None
+    deadline: dt.datetime | None
+    deadline_provisional: bool
+    notice: NonRenewalNotice | None
+    state: str  # free | ended | none | auto_renew_off | on_time | late
+    text: str
+
+
+def notice_state_for(subscription: Subscription) -> NoticeState:
+    """What subscription pages show: expiry date, P5 deadline (and whether it is
+    provisional) and the notice state. Computed from the cached calendar, so it
+    is right even before stored deadlines are refreshed."""
+    if not subscription.is_paid:
+        return NoticeState(None, None, False, None, "free", "Free package: never renews (P2).")
+    if subscription.status == Subscription.Status.ENDED:
+        return NoticeState(None, None, False, None, "ended", "Ended.")
+    expiry = local_date(subscription.current_period_end)
+    deadline = notice_deadline(expiry)
+    notice = live_notice_for(subscription=subscription)
+    end = subscription.current_period_end
+    if notice is not None and notice.effective_end <= end:
+        state = "on_time" if notice.on_time else "late"
+        text = (
+            f"Notice #{notice.pk} ({'on time' if notice.on_time else 'late'}, "
+            f"{notice.get_channel_display()}): does not renew; ends at "
+            f"{policy.fmt(notice.effective_end)}."
+        )
+    elif notice is not None:
+        state = "late"
+        text = (
+            f"Late notice #{notice.pk} ({notice.get_channel_display()}): renews at expiry, "
+            f"then ends at {policy.fmt(notice.effective_end)}."
+        )
+    elif not subscription.auto_renew:
+        state = "auto_renew_off"
+        text = "Auto-renewal is off: does not renew."
+    else:
+        state = "none"
+        text = "No notice: renews automatically at expiry."
+    return NoticeState(expiry, deadline.at, deadline.provisional, notice, state, text)
