@@ -32,9 +32,7 @@ class NonRenewalNotice(models.Model):
         OTHER = "other", "Other"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="notices")
-    subscription = models.ForeignKey(
-        Subscription, on_delete=models.PROTECT, related_name="notices"
-    )
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="notices")
     period_start = models.DateTimeField()
     period_end = models.DateTimeField(help_text="End of the period the notice is about.")
     expiry_date = models.DateField(help_text="Asia/Shanghai date of period_end.")

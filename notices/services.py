@@ -118,7 +118,7 @@ def _validate(
     if by_staff:
         if not _is_staff(actor):
             raise ValidationError(
-                {"channel": "Notices received by email, chat, phone or other are recorded by staff."}
+                {"channel": "Staff record notices received by email, chat, phone or other."}
             )
         if received_at is None:
             raise ValidationError({"received_at": "Enter when the notice reached the company."})

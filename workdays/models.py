@@ -90,7 +90,7 @@ class CalendarDay(models.Model):
     def clean(self) -> None:
         if self.date and self.calendar_year_id and self.date.year != self.calendar_year.year:
             raise ValidationError(
-                {"date": f"{self.date} is not in {self.calendar_year.year}; add it to its own year."}
+                {"date": f"{self.date} is not in {self.calendar_year.year}; add it to its year."}
             )
 
 

@@ -39,9 +39,7 @@ from billing.policy import SHANGHAI
 
 from .models import CalendarDay, CalendarRevision, CalendarYear
 
-LIBRARY_YEARS = range(
-    min(chinese_calendar.holidays).year, max(chinese_calendar.holidays).year + 1
-)
+LIBRARY_YEARS = range(min(chinese_calendar.holidays).year, max(chinese_calendar.holidays).year + 1)
 
 
 class Deadline(NamedTuple):
@@ -299,7 +297,35 @@ def calendar_year_saved(
         _mark_official(row, actor=actor, now=now)
         _audit(row, actor=actor, reason=f"P5 calendar {row.year}: confirmed official")
         row.save()
+    elif not row.is_official and row.confirmed_at is not None:
+        row.confirmed_at = None
+        row.confirmed_by = None
+        _audit(row, actor=actor, reason=f"P5 calendar {row.year}: marked provisional")
+        row.save()
     calendar_changed(years=[row.year], actor=actor, now=now)
+    return row
+
+
+@transaction.atomic
+def calendar_year_mark_official(
+    *, year: int, actor: Any, now: dt.datetime | None = None
+) -> CalendarYear:
+    """Staff confirm that the year's days (staff overrides, then the library,
+    then Mon-Fri) are the State Council schedule."""
+    now = _now(now)
+    year = _check_year(year)
+    row = _lock_year(year)
+    if row.is_official:
+        return row
+    if year not in LIBRARY_YEARS and not row.days.exists():
+        raise ValidationError(
+            f"{year} has no days entered and the library does not know it: enter the State "
+            "Council schedule (days off and make-up working days) first."
+        )
+    _mark_official(row, actor=actor, now=now)
+    _audit(row, actor=actor, reason=f"P5 calendar {year}: confirmed official")
+    row.save()
+    calendar_changed(years=[year], actor=actor, now=now)
     return row
 
 

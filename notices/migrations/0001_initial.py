@@ -7,80 +7,263 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('billing', '0002_ledger_append_only'),
+        ("billing", "0002_ledger_append_only"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HistoricalNonRenewalNotice',
+            name="HistoricalNonRenewalNotice",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('period_start', models.DateTimeField()),
-                ('period_end', models.DateTimeField(help_text='End of the period the notice is about.')),
-                ('expiry_date', models.DateField(help_text='Asia/Shanghai date of period_end.')),
-                ('received_at', models.DateTimeField()),
-                ('channel', models.CharField(choices=[('account_page', 'Account pages'), ('email', 'Email'), ('online_chat', 'Online chat'), ('phone', 'Phone'), ('other', 'Other')], max_length=12)),
-                ('reference', models.CharField(blank=True, help_text='Email message id, chat transcript number, call log number.', max_length=100)),
-                ('recorded_at', models.DateTimeField()),
-                ('recorded_by_staff', models.BooleanField(default=False)),
-                ('deadline', models.DateTimeField()),
-                ('deadline_provisional', models.BooleanField(default=False)),
-                ('on_time', models.BooleanField()),
-                ('effective_end', models.DateTimeField(db_index=True, help_text='The instant this notice ends the subscription.')),
-                ('charged_despite_notice', models.BooleanField(default=False)),
-                ('rejudged_at', models.DateTimeField(blank=True, null=True)),
-                ('withdrawn_at', models.DateTimeField(blank=True, null=True)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('account', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='billing.account')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('recorded_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('subscription', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='billing.subscription')),
-                ('withdrawn_by', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("period_start", models.DateTimeField()),
+                (
+                    "period_end",
+                    models.DateTimeField(help_text="End of the period the notice is about."),
+                ),
+                ("expiry_date", models.DateField(help_text="Asia/Shanghai date of period_end.")),
+                ("received_at", models.DateTimeField()),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("account_page", "Account pages"),
+                            ("email", "Email"),
+                            ("online_chat", "Online chat"),
+                            ("phone", "Phone"),
+                            ("other", "Other"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "reference",
+                    models.CharField(
+                        blank=True,
+                        help_text="Email message id, chat transcript number, call log number.",
+                        max_length=100,
+                    ),
+                ),
+                ("recorded_at", models.DateTimeField()),
+                ("recorded_by_staff", models.BooleanField(default=False)),
+                ("deadline", models.DateTimeField()),
+                ("deadline_provisional", models.BooleanField(default=False)),
+                ("on_time", models.BooleanField()),
+                (
+                    "effective_end",
+                    models.DateTimeField(
+                        db_index=True, help_text="The instant this notice ends the subscription."
+                    ),
+                ),
+                ("charged_despite_notice", models.BooleanField(default=False)),
+                ("rejudged_at", models.DateTimeField(blank=True, null=True)),
+                ("withdrawn_at", models.DateTimeField(blank=True, null=True)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="billing.account",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "recorded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="billing.subscription",
+                    ),
+                ),
+                (
+                    "withdrawn_by",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical non renewal notice',
-                'verbose_name_plural': 'historical non renewal notices',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical non renewal notice",
+                "verbose_name_plural": "historical non renewal notices",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='NonRenewalNotice',
+            name="NonRenewalNotice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period_start', models.DateTimeField()),
-                ('period_end', models.DateTimeField(help_text='End of the period the notice is about.')),
-                ('expiry_date', models.DateField(help_text='Asia/Shanghai date of period_end.')),
-                ('received_at', models.DateTimeField()),
-                ('channel', models.CharField(choices=[('account_page', 'Account pages'), ('email', 'Email'), ('online_chat', 'Online chat'), ('phone', 'Phone'), ('other', 'Other')], max_length=12)),
-                ('reference', models.CharField(blank=True, help_text='Email message id, chat transcript number, call log number.', max_length=100)),
-                ('recorded_at', models.DateTimeField()),
-                ('recorded_by_staff', models.BooleanField(default=False)),
-                ('deadline', models.DateTimeField()),
-                ('deadline_provisional', models.BooleanField(default=False)),
-                ('on_time', models.BooleanField()),
-                ('effective_end', models.DateTimeField(db_index=True, help_text='The instant this notice ends the subscription.')),
-                ('charged_despite_notice', models.BooleanField(default=False)),
-                ('rejudged_at', models.DateTimeField(blank=True, null=True)),
-                ('withdrawn_at', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='notices', to='billing.account')),
-                ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='notices', to='billing.subscription')),
-                ('withdrawn_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("period_start", models.DateTimeField()),
+                (
+                    "period_end",
+                    models.DateTimeField(help_text="End of the period the notice is about."),
+                ),
+                ("expiry_date", models.DateField(help_text="Asia/Shanghai date of period_end.")),
+                ("received_at", models.DateTimeField()),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("account_page", "Account pages"),
+                            ("email", "Email"),
+                            ("online_chat", "Online chat"),
+                            ("phone", "Phone"),
+                            ("other", "Other"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "reference",
+                    models.CharField(
+                        blank=True,
+                        help_text="Email message id, chat transcript number, call log number.",
+                        max_length=100,
+                    ),
+                ),
+                ("recorded_at", models.DateTimeField()),
+                ("recorded_by_staff", models.BooleanField(default=False)),
+                ("deadline", models.DateTimeField()),
+                ("deadline_provisional", models.BooleanField(default=False)),
+                ("on_time", models.BooleanField()),
+                (
+                    "effective_end",
+                    models.DateTimeField(
+                        db_index=True, help_text="The instant this notice ends the subscription."
+                    ),
+                ),
+                ("charged_despite_notice", models.BooleanField(default=False)),
+                ("rejudged_at", models.DateTimeField(blank=True, null=True)),
+                ("withdrawn_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="notices",
+                        to="billing.account",
+                    ),
+                ),
+                (
+                    "recorded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="notices",
+                        to="billing.subscription",
+                    ),
+                ),
+                (
+                    "withdrawn_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-received_at', '-pk'],
-                'indexes': [models.Index(condition=models.Q(('withdrawn_at__isnull', True)), fields=['subscription', 'effective_end'], name='notice_live_effect'), models.Index(fields=['expiry_date'], name='notice_expiry')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('withdrawn_at__isnull', True)), fields=('subscription', 'period_end'), name='notice_one_live_per_period'), models.CheckConstraint(condition=models.Q(('period_end__gt', models.F('period_start'))), name='notice_period_forward'), models.CheckConstraint(condition=models.Q(('effective_end__gte', models.F('period_end'))), name='notice_effect_not_before_period_end'), models.CheckConstraint(condition=models.Q(('on_time', True), ('effective_end__gt', models.F('period_end')), _connector='OR'), name='notice_late_ends_later'), models.CheckConstraint(condition=models.Q(('charged_despite_notice', False), ('on_time', True), _connector='OR'), name='notice_e1_only_on_time')],
+                "ordering": ["-received_at", "-pk"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("withdrawn_at__isnull", True)),
+                        fields=["subscription", "effective_end"],
+                        name="notice_live_effect",
+                    ),
+                    models.Index(fields=["expiry_date"], name="notice_expiry"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("withdrawn_at__isnull", True)),
+                        fields=("subscription", "period_end"),
+                        name="notice_one_live_per_period",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("period_end__gt", models.F("period_start"))),
+                        name="notice_period_forward",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("effective_end__gte", models.F("period_end"))),
+                        name="notice_effect_not_before_period_end",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("on_time", True),
+                            ("effective_end__gt", models.F("period_end")),
+                            _connector="OR",
+                        ),
+                        name="notice_late_ends_later",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("charged_despite_notice", False), ("on_time", True), _connector="OR"
+                        ),
+                        name="notice_e1_only_on_time",
+                    ),
+                ],
             },
         ),
     ]

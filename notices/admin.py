@@ -1,0 +1,230 @@
+"""Notice admin for support staff (P5): record a notice received by email,
+chat or phone, with a preview of the judgement before saving; filters; a
+withdraw action. Thin: the rules are in ``notices.services``.
+
+For the billing ``SubscriptionAdmin``: ``NonRenewalNoticeInline`` and the
+read-only display callables ``expiry_date``, ``notice_deadline_display`` and
+``notice_state``.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from billing.models import Subscription
+
+from . import services
+from .models import NonRenewalNotice
+from .policy import fmt
+from .selectors import notice_state_for
+
+# --- helpers for the billing SubscriptionAdmin -----------------------------------------
+
+
+@admin.display(description="Expiry date")
+def expiry_date(obj: Subscription) -> str:
+    state = notice_state_for(obj)
+    return str(state.expiry_date) if state.expiry_date else "-"
+
+
+@admin.display(description="Notice deadline (P5)")
+def notice_deadline_display(obj: Subscription) -> str:
+    state = notice_state_for(obj)
+    if state.deadline is None:
+        return "-"
+    text = fmt(state.deadline)
+    if state.deadline_provisional:
+        text += " PROVISIONAL (schedule not official yet)"
+    return text
+
+
+@admin.display(description="Non-renewal notice")
+def notice_state(obj: Subscription) -> str:
+    state = notice_state_for(obj)
+    if state.state in ("free", "ended"):
+        return state.text
+    url = reverse("admin:notices_nonrenewalnotice_record") + f"?subscription={obj.pk}"
+    return format_html('{} <a href="{}">Record a notice</a>', state.text, url)
+
+
+class NonRenewalNoticeInline(admin.TabularInline):
+    """Read-only notices on a subscription page."""
+
+    model = NonRenewalNotice
+    fk_name = "subscription"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = (
+        "received_at",
+        "channel",
+        "reference",
+        "expiry_date",
+        "deadline",
+        "deadline_provisional",
+        "on_time",
+        "effective_end",
+        "charged_despite_notice",
+        "withdrawn_at",
+        "recorded_by",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- the notice admin -----------------------------------------------------------------
+
+
+class WithdrawnFilter(admin.SimpleListFilter):
+    title = "withdrawn"
+    parameter_name = "withdrawn"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Withdrawn"), ("no", "Live"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(withdrawn_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(withdrawn_at__isnull=True)
+        return queryset
+
+
+class RecordNoticeForm(forms.Form):
+    subscription = forms.ModelChoiceField(
+        queryset=Subscription.objects.select_related("account", "package"),
+        widget=forms.TextInput,
+        label="Subscription id",
+    )
+    received_at = forms.SplitDateTimeField(
+        widget=AdminSplitDateTime,
+        label="Received at (Asia/Shanghai)",
+        help_text="When the email, chat or call reached the company.",
+    )
+    channel = forms.ChoiceField(
+        choices=[(c.value, c.label) for c in services.STAFF_CHANNELS],
+    )
+    reference = forms.CharField(
+        required=True,
+        help_text="Email message id, chat transcript number or call log number.",
+    )
+
+
+@admin.register(NonRenewalNotice)
+class NonRenewalNoticeAdmin(SimpleHistoryAdmin):
+    list_display = (
+        "pk",
+        "account",
+        "expiry_date",
+        "received_at",
+        "channel",
+        "on_time",
+        "deadline",
+        "deadline_provisional",
+        "effective_end",
+        "withdrawn_at",
+        "charged_despite_notice",
+        "recorded_by",
+    )
+    list_filter = (
+        "on_time",
+        "channel",
+        WithdrawnFilter,
+        "recorded_by_staff",
+        "charged_despite_notice",
+        "deadline_provisional",
+    )
+    search_fields = ("account__name", "reference")
+    list_select_related = ("account", "recorded_by")
+    date_hierarchy = "received_at"
+    actions = ["withdraw"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        record = self.admin_site.admin_view(self.record_view)
+        return [
+            path("record/", record, name="notices_nonrenewalnotice_record"),
+            *super().get_urls(),
+        ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return self.record_view(request)
+
+    def record_view(self, request):
+        """Two steps: "Preview" shows the deadline and whether the notice is on
+        time or late (P5: told before submitting); "Confirm" records it."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        judgement = None
+        initial = {"subscription": request.GET.get("subscription", "")}
+        form = RecordNoticeForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            sub = form.cleaned_data["subscription"]
+            kwargs = {
+                "account": sub.account,
+                "subscription": sub,
+                "channel": form.cleaned_data["channel"],
+                "received_at": form.cleaned_data["received_at"],
+                "reference": form.cleaned_data["reference"],
+                "actor": request.user,
+            }
+            try:
+                if "_confirm" in request.POST:
+                    given = services.notice_give(**kwargs)
+                    self.message_user(
+                        request,
+                        given.message,
+                        messages.SUCCESS if given.created else messages.WARNING,
+                    )
+                    return HttpResponseRedirect(
+                        reverse("admin:notices_nonrenewalnotice_change", args=[given.notice.pk])
+                    )
+                judgement = services.notice_preview(**kwargs)
+            except ValidationError as exc:
+                _form_errors(form, exc)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Record a non-renewal notice",
+            "form": form,
+            "judgement": judgement,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "notices/admin/record_notice.html", context)
+
+    @admin.action(description="Withdraw selected notices (auto-renewal resumes)")
+    def withdraw(self, request, queryset) -> None:
+        for notice in queryset.select_related("account"):
+            try:
+                services.notice_withdraw(notice=notice, account=notice.account, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(request, f"#{notice.pk}: {'; '.join(exc.messages)}", "error")
+            else:
+                self.message_user(request, f"#{notice.pk}: withdrawn.", messages.SUCCESS)
+
+
+def _form_errors(form: forms.Form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
+    else:
+        form.add_error(None, exc)
