@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count
+
+from billing.models import Acceptance, AgreementVersion
+
+from .base import HistoryAdmin, ViewOnlyMixin, shanghai
+
+
+@admin.register(AgreementVersion)
+class AgreementVersionAdmin(HistoryAdmin):
+    """A version's text is fixed once it exists: acceptances point at it (P0)."""
+
+    list_display = ["version", "title", "effective", "acceptance_count"]
+    search_fields = ["version", "title"]
+    date_hierarchy = "effective_from"
+    fields = ["version", "title", "effective_from", "text"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_acceptances=Count("acceptances"))
+
+    @admin.display(description="Effective from", ordering="effective_from")
+    def effective(self, obj):
+        return shanghai(obj.effective_from)
+
+    @admin.display(description="Acceptances", ordering="n_acceptances")
+    def acceptance_count(self, obj):
+        return obj.n_acceptances
+
+
+@admin.register(Acceptance)
+class AcceptanceAdmin(ViewOnlyMixin, HistoryAdmin):
+    """P0: the record of who accepted which version, how, when and from where."""
+
+    list_display = ["account", "user", "version", "method", "accepted", "ip_address"]
+    list_select_related = ["account", "user", "agreement_version"]
+    list_filter = ["method", "agreement_version"]
+    search_fields = ["account__name", "user__username", "ip_address"]
+    date_hierarchy = "accepted_at"
+    fields = [
+        "account",
+        "user",
+        "agreement_version",
+        "method",
+        "accepted",
+        "ip_address",
+        "user_agent",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Version", ordering="agreement_version__version")
+    def version(self, obj):
+        return obj.agreement_version.version
+
+    @admin.display(description="Accepted", ordering="accepted_at")
+    def accepted(self, obj):
+        return shanghai(obj.accepted_at, "%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,195 @@
+"""Shared pieces of the billing admin: money and time display, read-only
+inlines, history without revert, and the intermediate form page every money
+action goes through (parse input -> check permission -> call one service ->
+show its message)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from billing import policy
+from billing.forms import add_service_error
+
+DASH = "—"
+
+
+def yuan(fen: int | None) -> str:
+    return DASH if fen is None else policy.format_fen(fen)
+
+
+def shanghai(instant: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An instant as Asia/Shanghai wall-clock time."""
+    return DASH if instant is None else instant.astimezone(policy.SHANGHAI).strftime(fmt)
+
+
+def expiry_date(period_end: dt.datetime | None) -> str:
+    """P5 expiry date: the Shanghai calendar date on which the paid period ends."""
+    return DASH if period_end is None else policy.local_date(period_end).isoformat()
+
+
+def deadline_html(deadline: dt.datetime | None, provisional: bool) -> str:
+    if deadline is None:
+        return DASH
+    text = shanghai(deadline, "%Y-%m-%d %H:%M:%S")
+    if provisional:
+        return format_html(
+            '{} <strong class="billing-provisional" title="{}">provisional</strong>',
+            text,
+            "No official working-day schedule for that year yet: counted Monday-Friday.",
+        )
+    return text
+
+
+def admin_link(obj: Any, text: str | None = None) -> str:
+    if obj is None:
+        return DASH
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
+    return format_html('<a href="{}">{}</a>', url, text or str(obj))
+
+
+def order_link(order_id: int | None) -> str:
+    if order_id is None:
+        return DASH
+    url = reverse("admin:billing_order_change", args=[order_id])
+    return format_html('<a href="{}">Order #{}</a>', url, order_id)
+
+
+class HistoryAdmin(SimpleHistoryAdmin):
+    """History is for reading. Reverting to an old version would write stale
+    money and status fields past the services, so it is refused."""
+
+    change_form_template = "admin/billing/change_form.html"
+
+    def revert_disabled(self, request, obj=None):
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied("Reverting history is disabled; use the billing actions.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def billing_tools(self, request: HttpRequest, obj: Any) -> list[tuple[str, str]]:
+        """(url, label) buttons for the change page's object tools."""
+        return []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        obj = self.get_object(request, object_id)
+        if obj is not None:
+            extra_context["billing_tools"] = self.billing_tools(request, obj)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def object_url(self, obj: Any, view: str = "change") -> str:
+        opts = self.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[quote(obj.pk)])
+
+    def service_form_page(
+        self,
+        request: HttpRequest,
+        *,
+        obj: Any,
+        form_class: type[forms.Form],
+        permission: str | None,
+        title: str,
+        call: Callable[[dict[str, Any]], str],
+        submit_label: str,
+        summary: list[tuple[str, Any]] | None = None,
+        intro: str = "",
+        initial: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """GET shows the form; POST validates it and calls ``call(cleaned_data)``,
+        which runs one service and returns the success message. A form error or
+        the service's ``ValidationError`` re-shows the form (the service's
+        transaction rolled back, so nothing is written)."""
+        if not self.has_view_permission(request, obj):
+            raise PermissionDenied
+        if permission and not request.user.has_perm(permission):
+            raise PermissionDenied(f"You do not have the {permission} permission.")
+        if request.method == "POST":
+            form = form_class(request.POST)
+            if form.is_valid():
+                try:
+                    message = call(form.cleaned_data)
+                except ValidationError as exc:
+                    add_service_error(form, exc)
+                else:
+                    self.message_user(request, message, messages.SUCCESS)
+                    return HttpResponseRedirect(self.object_url(obj))
+        else:
+            form = form_class(initial=initial)
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "subtitle": str(obj),
+            "opts": opts,
+            "original": obj,
+            "object_url": self.object_url(obj),
+            "form": form,
+            "summary": summary or [],
+            "intro": intro,
+            "submit_label": submit_label,
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/billing/service_form.html", context)
+
+    def redirect_one(
+        self, request: HttpRequest, queryset, view: str, noun: str
+    ) -> HttpResponse | None:
+        """A changelist action that needs input: with exactly one row selected,
+        go to its form page; otherwise say so and stay on the list."""
+        objs = list(queryset[:2])
+        if len(objs) != 1:
+            self.message_user(
+                request, f"Select exactly one {noun} for this action.", messages.WARNING
+            )
+            return None
+        return HttpResponseRedirect(self.object_url(objs[0], view))
+
+
+class ViewOnlyMixin:
+    """Rows written only by the services: no add, change or delete in admin."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RecentFormSet(BaseInlineFormSet):
+    """An inline formset showing only the first ``limit`` rows of its ordering."""
+
+    limit = 20
+
+    def get_queryset(self):
+        if not hasattr(self, "_recent_rows"):
+            self._recent_rows = super().get_queryset()[: self.limit]
+        return self._recent_rows
+
+
+class ReadOnlyInline(ViewOnlyMixin, admin.TabularInline):
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+
+    def get_fields(self, request, obj=None):
+        return self.readonly_fields

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import OuterRef, Subquery
+from django.urls import path
+from django.utils import timezone
+
+from billing import policy, selectors, services
+from billing.forms import PriceChangeForm
+from billing.models import Package, PriceVersion
+
+from .base import DASH, HistoryAdmin, ReadOnlyInline, ViewOnlyMixin, shanghai, yuan
+
+
+class PriceVersionInline(ReadOnlyInline):
+    model = PriceVersion
+    verbose_name_plural = "price versions (newest first)"
+    readonly_fields = ["amount", "effective", "published", "published_by"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("published_by")
+
+    @admin.display(description="Price per seat and period")
+    def amount(self, obj):
+        return yuan(obj.amount_fen)
+
+    @admin.display(description="Effective from")
+    def effective(self, obj):
+        return shanghai(obj.effective_from)
+
+    @admin.display(description="Published")
+    def published(self, obj):
+        return shanghai(obj.published_at)
+
+
+@admin.register(Package)
+class PackageAdmin(HistoryAdmin):
+    list_display = [
+        "code",
+        "name_en",
+        "name_zh",
+        "kind",
+        "period_months",
+        "max_seats",
+        "environments_limit",
+        "price_now",
+        "next_change",
+        "is_active",
+    ]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["code", "name_en", "name_zh"]
+    inlines = [PriceVersionInline]
+    actions = ["publish_price_change_action"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The kind and period decide how a package is billed; they are fixed once created.
+        return ["code", "kind", "period_months"] if obj else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_publish_price_change_permission(self, request):
+        return request.user.has_perm("billing.publish_price_change")
+
+    def get_queryset(self, request):
+        now = timezone.now()
+        prices = PriceVersion.objects.filter(package=OuterRef("pk"))
+        current = prices.filter(effective_from__lte=now).order_by("-effective_from")
+        upcoming = prices.filter(effective_from__gt=now).order_by("effective_from")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                price_now_fen=Subquery(current.values("amount_fen")[:1]),
+                next_price_fen=Subquery(upcoming.values("amount_fen")[:1]),
+                next_price_from=Subquery(upcoming.values("effective_from")[:1]),
+            )
+        )
+
+    @admin.display(description="Price now (per seat)")
+    def price_now(self, obj):
+        return yuan(getattr(obj, "price_now_fen", None))
+
+    @admin.display(description="Next price change")
+    def next_change(self, obj):
+        fen = getattr(obj, "next_price_fen", None)
+        if fen is None:
+            return DASH
+        return f"{yuan(fen)} from {shanghai(obj.next_price_from)}"
+
+    # --- money: publish a price change --------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/publish-price/",
+                self.admin_site.admin_view(self.publish_price_view),
+                name="billing_package_publish_price",
+            ),
+            *super().get_urls(),
+        ]
+
+    def billing_tools(self, request, obj):
+        if not obj.is_free and request.user.has_perm("billing.publish_price_change"):
+            return [(self.object_url(obj, "publish_price"), "Publish price change")]
+        return []
+
+    @admin.action(description="Publish price change…", permissions=["publish_price_change"])
+    def publish_price_change_action(self, request, queryset):
+        return self.redirect_one(request, queryset, "publish_price", "package")
+
+    def publish_price_view(self, request, object_id):
+        package = self.get_object(request, object_id)
+        if package is None:
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+        current = selectors.price_in_effect(package=package, at=timezone.now())
+
+        def call(data):
+            version = services.price_change_publish(
+                package=package,
+                amount_fen=data["amount"],
+                effective_from=data["effective_from"],
+                actor=request.user,
+            )
+            return (
+                f"Published {package.code}: {policy.format_fen(version.amount_fen)} per seat and "
+                f"period from {shanghai(version.effective_from)} (Asia/Shanghai)."
+            )
+
+        return self.service_form_page(
+            request,
+            obj=package,
+            form_class=PriceChangeForm,
+            permission="billing.publish_price_change",
+            title="Publish price change",
+            call=call,
+            submit_label="Publish",
+            summary=[
+                ("Package", f"{package.name_en} ({package.code}), {package.get_kind_display()}"),
+                ("Price now", yuan(current.amount_fen) if current else DASH),
+            ],
+            intro="A new price applies to orders confirmed and renewals run from the effective "
+            "time on (P4); periods already paid keep their price. It cannot be undone.",
+        )
+
+
+@admin.register(PriceVersion)
+class PriceVersionAdmin(ViewOnlyMixin, HistoryAdmin):
+    list_display = ["package", "amount", "effective", "published", "published_by"]
+    list_select_related = ["package", "published_by"]
+    list_filter = ["package"]
+    date_hierarchy = "effective_from"
+    fields = ["package", "amount", "effective", "published", "published_by"]
+    readonly_fields = fields
+
+    @admin.display(description="Price per seat and period", ordering="amount_fen")
+    def amount(self, obj):
+        return yuan(obj.amount_fen)
+
+    @admin.display(description="Effective from", ordering="effective_from")
+    def effective(self, obj):
+        return shanghai(obj.effective_from)
+
+    @admin.display(description="Published", ordering="published_at")
+    def published(self, obj):
+        return shanghai(obj.published_at)

@@ -1,0 +1,370 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path
+from django.utils.html import format_html, format_html_join
+
+from billing import services
+from billing.forms import CancelForm, FulfilForm, OfflinePaymentForm
+from billing.models import LedgerEntry, Order
+
+from .base import (
+    DASH,
+    HistoryAdmin,
+    ReadOnlyInline,
+    admin_link,
+    order_link,
+    shanghai,
+    yuan,
+)
+
+# Fulfilling and cancelling change an order's state through the services; the
+# order's own fields are never edited in admin. Finance holds change_order.
+ORDER_STATE_PERMISSION = "billing.change_order"
+
+
+class OrderLedgerInline(ReadOnlyInline):
+    model = LedgerEntry
+    verbose_name_plural = "ledger entries of this order"
+    readonly_fields = ["when", "kind", "amount", "balance_after", "channel", "reference", "memo"]
+
+    @admin.display(description="When")
+    def when(self, obj):
+        return shanghai(obj.created_at)
+
+    @admin.display(description="Amount")
+    def amount(self, obj):
+        return yuan(obj.amount_fen)
+
+    @admin.display(description="Balance after")
+    def balance_after(self, obj):
+        return yuan(obj.balance_after_fen)
+
+
+@admin.register(Order)
+class OrderAdmin(HistoryAdmin):
+    list_display = [
+        "number",
+        "account",
+        "package_code",
+        "kind",
+        "status",
+        "channel",
+        "seats",
+        "amount",
+        "created",
+        "paid",
+    ]
+    list_display_links = ["number"]
+    list_select_related = ["account", "package"]
+    list_filter = ["status", "kind", "channel", "package"]
+    search_fields = ["=id", "account__name", "external_reference", "account__email"]
+    date_hierarchy = "created_at"
+    fieldsets = [
+        (None, {"fields": ["account", "package", "kind", "seats", "status", "subscription"]}),
+        (
+            "Price (frozen at confirmation, P4)",
+            {"fields": ["amount", "price_version_display", "agreed_amount", "refunded"]},
+        ),
+        ("Payment", {"fields": ["channel", "external_reference", "period"]}),
+        ("Status timeline", {"fields": ["timeline", "fulfilment_note"]}),
+    ]
+    readonly_fields = [
+        "account",
+        "package",
+        "kind",
+        "seats",
+        "status",
+        "subscription",
+        "amount",
+        "price_version_display",
+        "agreed_amount",
+        "refunded",
+        "channel",
+        "external_reference",
+        "period",
+        "timeline",
+        "fulfilment_note",
+    ]
+    inlines = [OrderLedgerInline]
+    actions = ["record_offline_payment_action", "fulfil_action", "cancel_action"]
+
+    # Orders are placed and moved only by the services.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_record_offline_payment_permission(self, request):
+        return request.user.has_perm("billing.record_offline_payment")
+
+    def has_change_state_permission(self, request):
+        return request.user.has_perm(ORDER_STATE_PERMISSION)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("account", "package", "price_version", "subscription__package")
+        )
+
+    # --- columns ------------------------------------------------------------
+
+    @admin.display(description="Order", ordering="pk")
+    def number(self, obj):
+        return f"#{obj.pk}"
+
+    @admin.display(description="Package", ordering="package__code")
+    def package_code(self, obj):
+        return obj.package.code
+
+    @admin.display(description="Amount", ordering="amount_fen")
+    def amount(self, obj):
+        if obj.amount_fen is None and obj.agreed_amount_fen is not None:
+            return f"{yuan(obj.agreed_amount_fen)} (agreed)"
+        return yuan(obj.amount_fen)
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj):
+        return shanghai(obj.created_at)
+
+    @admin.display(description="Paid", ordering="paid_at")
+    def paid(self, obj):
+        return shanghai(obj.paid_at)
+
+    @admin.display(description="Price version")
+    def price_version_display(self, obj):
+        pv = obj.price_version
+        if pv is None:
+            return "custom (agreed with staff)" if obj.kind == Order.Kind.CUSTOM else DASH
+        return admin_link(
+            pv,
+            f"{yuan(pv.amount_fen)} per seat and period, effective {shanghai(pv.effective_from)}",
+        )
+
+    @admin.display(description="Agreed amount (custom)")
+    def agreed_amount(self, obj):
+        return yuan(obj.agreed_amount_fen)
+
+    @admin.display(description="Refunded")
+    def refunded(self, obj):
+        return yuan(obj.refunded_fen)
+
+    @admin.display(description="Period paid for")
+    def period(self, obj):
+        if obj.period_start is None:
+            return DASH
+        return f"{shanghai(obj.period_start)} → {shanghai(obj.period_end)}"
+
+    @admin.display(description="Timeline (Asia/Shanghai)")
+    def timeline(self, obj):
+        steps = [
+            ("Created", obj.created_at),
+            ("Confirmed (not refundable from here, P1)", obj.confirmed_at),
+            ("Paid", obj.paid_at),
+            ("Fulfilled", obj.fulfilled_at),
+            ("Cancelled", obj.cancelled_at),
+        ]
+        rows = [(label, shanghai(when, "%Y-%m-%d %H:%M:%S")) for label, when in steps if when]
+        return format_html(
+            '<table class="billing-summary">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+        )
+
+    # --- actions: offline payment, fulfil, cancel ---------------------------
+
+    def get_urls(self):
+        views = [
+            ("offline-payment/", self.offline_payment_view, "offline_payment"),
+            ("fulfil/", self.fulfil_view, "fulfil"),
+            ("cancel/", self.cancel_view, "cancel"),
+        ]
+        return [
+            *[
+                path(
+                    f"<path:object_id>/{suffix}",
+                    self.admin_site.admin_view(view),
+                    name=f"billing_order_{name}",
+                )
+                for suffix, view, name in views
+            ],
+            *super().get_urls(),
+        ]
+
+    def billing_tools(self, request, obj):
+        tools = []
+        user = request.user
+        if obj.status == Order.Status.CONFIRMED and user.has_perm("billing.record_offline_payment"):
+            tools.append((self.object_url(obj, "offline_payment"), "Record offline payment"))
+        if obj.status == Order.Status.PAID and user.has_perm(ORDER_STATE_PERMISSION):
+            tools.append((self.object_url(obj, "fulfil"), "Fulfil"))
+        if obj.status in (Order.Status.DRAFT, Order.Status.CONFIRMED) and user.has_perm(
+            ORDER_STATE_PERMISSION
+        ):
+            tools.append((self.object_url(obj, "cancel"), "Cancel unpaid order"))
+        return tools
+
+    @admin.action(description="Record offline payment…", permissions=["record_offline_payment"])
+    def record_offline_payment_action(self, request, queryset):
+        return self.redirect_one(request, queryset, "offline_payment", "order")
+
+    @admin.action(description="Fulfil…", permissions=["change_state"])
+    def fulfil_action(self, request, queryset):
+        return self.redirect_one(request, queryset, "fulfil", "order")
+
+    @admin.action(description="Cancel unpaid order…", permissions=["change_state"])
+    def cancel_action(self, request, queryset):
+        return self.redirect_one(request, queryset, "cancel", "order")
+
+    def _summary(self, order):
+        return [
+            ("Order", f"#{order.pk} {order.get_kind_display()} {order.package.code}"),
+            ("Account", order.account.name),
+            ("Status", order.get_status_display()),
+            ("Amount", self.amount(order)),
+        ]
+
+    def _order_or_redirect(self, request, object_id):
+        order = self.get_object(request, object_id)
+        if order is None:
+            return None, self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+        return order, None
+
+    def offline_payment_view(self, request, object_id):
+        order, missing = self._order_or_redirect(request, object_id)
+        if missing:
+            return missing
+
+        def call(data):
+            paid = services.offline_payment_record(
+                order=order, bank_reference=data["bank_reference"], actor=request.user
+            )
+            return (
+                f"Recorded the offline payment of {yuan(paid.amount_fen)} for order #{paid.pk} "
+                f"(reference {paid.external_reference}); it is now paid."
+            )
+
+        return self.service_form_page(
+            request,
+            obj=order,
+            form_class=OfflinePaymentForm,
+            permission="billing.record_offline_payment",
+            title="Record offline payment",
+            call=call,
+            submit_label="Record payment",
+            summary=self._summary(order),
+            intro="Record a bank transfer that pays this confirmed order in full. The ledger "
+            "gets the money received and the purchase (net zero on the balance).",
+        )
+
+    def fulfil_view(self, request, object_id):
+        order, missing = self._order_or_redirect(request, object_id)
+        if missing:
+            return missing
+
+        def call(data):
+            done = services.order_fulfil(order=order, note=data["note"], actor=request.user)
+            return (
+                f"Order #{done.pk} fulfilled: {done.account.name} now has {done.package.code} "
+                f"with {done.seats} seat(s)."
+            )
+
+        return self.service_form_page(
+            request,
+            obj=order,
+            form_class=FulfilForm,
+            permission=ORDER_STATE_PERMISSION,
+            title="Fulfil order",
+            call=call,
+            submit_label="Fulfil",
+            summary=self._summary(order),
+            intro="Grants the package's entitlements (seats, environments) for the paid "
+            "period (P3). For a custom service, describe what was provided.",
+        )
+
+    def cancel_view(self, request, object_id):
+        order, missing = self._order_or_redirect(request, object_id)
+        if missing:
+            return missing
+
+        def call(data):
+            done = services.order_cancel(order=order, reason=data["reason"], actor=request.user)
+            return f"Order #{done.pk} cancelled."
+
+        return self.service_form_page(
+            request,
+            obj=order,
+            form_class=CancelForm,
+            permission=ORDER_STATE_PERMISSION,
+            title="Cancel unpaid order",
+            call=call,
+            submit_label="Cancel order",
+            summary=self._summary(order),
+            intro="An order that was never paid is cancelled, not refunded (P1). A paid order "
+            "cannot be cancelled here.",
+        )
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    """The ledger is append-only: view only, for everyone."""
+
+    list_display = [
+        "pk",
+        "when",
+        "account",
+        "kind",
+        "amount",
+        "balance_after",
+        "order_ref",
+        "channel",
+        "reference",
+        "created_by",
+    ]
+    list_display_links = ["pk"]
+    list_select_related = ["account", "created_by"]
+    list_filter = ["kind", "channel"]
+    search_fields = ["account__name", "reference", "memo", "=order__id"]
+    date_hierarchy = "created_at"
+    fields = [
+        "account",
+        "kind",
+        "amount",
+        "balance_after",
+        "order_ref",
+        "channel",
+        "reference",
+        "memo",
+        "when",
+        "created_by",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="When", ordering="created_at")
+    def when(self, obj):
+        return shanghai(obj.created_at, "%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description="Amount", ordering="amount_fen")
+    def amount(self, obj):
+        return yuan(obj.amount_fen)
+
+    @admin.display(description="Balance after")
+    def balance_after(self, obj):
+        return yuan(obj.balance_after_fen)
+
+    @admin.display(description="Order", ordering="order_id")
+    def order_ref(self, obj):
+        return order_link(obj.order_id)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from billing.models import Subscription
+
+from .base import HistoryAdmin, deadline_html, expiry_date, shanghai, yuan
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(HistoryAdmin):
+    """Subscriptions change only through the services (fulfilment, renewal,
+    fallback to free). Every field is read-only; other apps add inlines here
+    (``SubscriptionAdmin.inlines``), and saving the page saves only those."""
+
+    list_display = [
+        "account",
+        "package",
+        "status",
+        "seats",
+        "environments_limit",
+        "period_start",
+        "expiry",
+        "deadline",
+        "auto_renew",
+        "past_due",
+    ]
+    list_select_related = ["account", "package"]
+    list_filter = ["status", "package", "auto_renew", "notice_deadline_provisional"]
+    search_fields = ["account__name", "account__email"]
+    date_hierarchy = "current_period_end"
+    fieldsets = [
+        (None, {"fields": ["account", "package", "status", "seats", "environments_limit"]}),
+        (
+            "Period (Asia/Shanghai)",
+            {"fields": ["period_start", "period_end", "expiry", "deadline", "anchor_day"]},
+        ),
+        ("Renewal", {"fields": ["auto_renew", "renewal_price", "past_due", "started", "ended"]}),
+    ]
+    readonly_fields = [
+        "account",
+        "package",
+        "status",
+        "seats",
+        "environments_limit",
+        "period_start",
+        "period_end",
+        "expiry",
+        "deadline",
+        "anchor_day",
+        "auto_renew",
+        "renewal_price",
+        "past_due",
+        "started",
+        "ended",
+    ]
+    inlines: list = []
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        """Nothing on the subscription itself is editable here; only inlines save."""
+
+    @admin.display(description="Period start", ordering="current_period_start")
+    def period_start(self, obj):
+        return shanghai(obj.current_period_start)
+
+    @admin.display(description="Period end")
+    def period_end(self, obj):
+        return shanghai(obj.current_period_end)
+
+    @admin.display(description="Expiry date", ordering="current_period_end")
+    def expiry(self, obj):
+        return expiry_date(obj.current_period_end)
+
+    @admin.display(description="Notice deadline", ordering="notice_deadline")
+    def deadline(self, obj):
+        return deadline_html(obj.notice_deadline, obj.notice_deadline_provisional)
+
+    @admin.display(description="Billing anchor day")
+    def anchor_day(self, obj):
+        return obj.billing_anchor_day or "—"
+
+    @admin.display(description="Renewal price (custom)")
+    def renewal_price(self, obj):
+        return yuan(obj.renewal_price_fen)
+
+    @admin.display(description="Past due since", ordering="past_due_since")
+    def past_due(self, obj):
+        return shanghai(obj.past_due_since)
+
+    @admin.display(description="Started")
+    def started(self, obj):
+        return shanghai(obj.started_at)
+
+    @admin.display(description="Ended")
+    def ended(self, obj):
+        return shanghai(obj.ended_at)

@@ -1,0 +1,105 @@
+"""Staff roles as auth groups, least privilege (applied by ``setup_roles`` and ``seed_demo``).
+
+- ``support`` sees accounts, subscriptions, orders and the ledger, and records
+  customers' non-renewal notices (P5) and complaints (P6) once those apps
+  provide them. Support never moves money: no top-up, no offline payment, no
+  price change, no fulfilment or cancellation.
+- ``finance`` sees everything billing and holds the three money permissions
+  plus ``change_order``, which in this admin means "may fulfil or cancel an
+  order through the services" (order fields themselves are never edited).
+- ``admin`` is superuser-like staff: every permission.
+
+Permissions are named ``app_label.codename``; those whose app or model does not
+exist yet are skipped and reported, so the roles can be applied at any stage.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+BILLING_MODELS = [
+    "account",
+    "accountmember",
+    "package",
+    "priceversion",
+    "subscription",
+    "order",
+    "ledgerentry",
+    "agreementversion",
+    "acceptance",
+]
+BILLING_VIEW = [f"billing.view_{m}" for m in BILLING_MODELS]
+
+MONEY_PERMISSIONS = [
+    "billing.top_up_balance",
+    "billing.record_offline_payment",
+    "billing.publish_price_change",
+]
+
+SUPPORT = [
+    *BILLING_VIEW,
+    # P5 notices recorded by support (emails, chats, calls).
+    "notices.view_nonrenewalnotice",
+    "notices.add_nonrenewalnotice",
+    "notices.change_nonrenewalnotice",
+    # P6 complaints.
+    "complaints.view_complaint",
+    "complaints.add_complaint",
+    "complaints.change_complaint",
+    "complaints.view_complaintmessage",
+    "complaints.add_complaintmessage",
+    "workdays.view_holidayschedule",
+    "workdays.view_workdayoverride",
+]
+
+FINANCE = [
+    *BILLING_VIEW,
+    *MONEY_PERMISSIONS,
+    "billing.change_order",
+    "notices.view_nonrenewalnotice",
+    "complaints.view_complaint",
+    "refunds.view_refundrequest",
+    "refunds.change_refundrequest",
+    "refunds.decide_refund",
+    "renewals.view_renewalrun",
+]
+
+ROLES: dict[str, list[str] | None] = {
+    "support": SUPPORT,
+    "finance": FINANCE,
+    "admin": None,  # every permission
+}
+
+
+def _resolve(names: list[str]) -> tuple[list[Permission], list[str]]:
+    wanted = {tuple(name.split(".", 1)) for name in names}
+    found = list(
+        Permission.objects.select_related("content_type").filter(
+            codename__in={codename for _, codename in wanted},
+            content_type__app_label__in={app for app, _ in wanted},
+        )
+    )
+    found = [p for p in found if (p.content_type.app_label, p.codename) in wanted]
+    have = {(p.content_type.app_label, p.codename) for p in found}
+    missing = sorted(f"{app}.{code}" for app, code in wanted - have)
+    return found, missing
+
+
+@transaction.atomic
+def setup_roles() -> dict[str, list[str]]:
+    """Create or update the groups so each has exactly its permissions.
+
+    Idempotent. Returns, per role, the permissions that do not exist (yet)."""
+    missing: dict[str, list[str]] = {}
+    for name, perms in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        if perms is None:
+            wanted = list(Permission.objects.all())
+            missing[name] = []
+        else:
+            wanted, missing[name] = _resolve(perms)
+        current = set(group.permissions.values_list("pk", flat=True))
+        if current != {p.pk for p in wanted}:
+            group.permissions.set(wanted)
+    return missing
