@@ -216,7 +216,12 @@ def balance_top_up(
         reference=reference.strip(),
         memo=memo,
     )
-    account.balance_fen = locked.balance_fen
+    # P5 fair-use: a top-up during the grace period renews a past-due
+    # subscription now, with no gap.
+    from renewals.services import renew_after_top_up
+
+    renew_after_top_up(account_id=locked.pk, at=now)
+    account.balance_fen = Account.objects.values_list("balance_fen", flat=True).get(pk=locked.pk)
     return entry
 
 

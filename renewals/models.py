@@ -1,1 +1,90 @@
-from django.db import models  # noqa: F401
+from django.db import models
+from django.db.models import Q
+
+from billing.models import Account, Subscription
+
+
+class RenewalRun(models.Model):
+    """One pass of the renewal engine (beat scan or ``run_renewals``).
+
+    Chunks processed by workers add their counts here in the same transaction
+    as their renewals, so the counts always match what was committed."""
+
+    class Trigger(models.TextChoices):
+        BEAT = "beat", "Celery beat"
+        COMMAND = "command", "run_renewals command"
+        TOP_UP = "top_up", "Top-up during grace"
+
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    at = models.DateTimeField(help_text="The instant the run renews as of.")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    due = models.PositiveIntegerField(default=0, help_text="Subscriptions found due.")
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    renewed = models.PositiveIntegerField(default=0)
+    past_due = models.PositiveIntegerField(default=0)
+    ended = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Renewal run #{self.pk} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Notification(models.Model):
+    """A message to a customer (P4, P5 fair-use), written in the same
+    transaction as the event it reports and delivered afterwards. The database
+    allows one per (subscription, kind, period), so none is sent twice."""
+
+    class Kind(models.TextChoices):
+        REMINDER = "reminder", "Renewal reminder (before the deadline)"
+        LAST_REMINDER = "last_reminder", "Last reminder (1 working day before the deadline)"
+        PRICE_CHANGE = "price_change", "Price change at next renewal"
+        RECEIPT = "receipt", "Renewal receipt"
+        PAST_DUE = "past_due", "Renewal failed: balance too low"
+        ENDED = "ended", "Package ended: back on the free package"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="notifications")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="notifications"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    period_end = models.DateTimeField(help_text="End of the period the message is about.")
+    language = models.CharField(max_length=8)
+    to_email = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "kind", "period_end"], name="notification_once_per_period"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="notification_sent_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="notification_pending"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.to_email} ({self.status})"

@@ -1,0 +1,433 @@
+"""The renewal engine (P4, P5): the only code that charges a balance without
+asking. Every claim here is re-checked under row locks, and the database's
+unique constraints back it up, so each (subscription, period) is charged at
+most once whatever runs twice, crashes half-way or is retried.
+
+Flow: ``renewal_scan`` (beat, or ``run_renewals``) finds due subscription ids
+and hands chunks to ``renew_subscriptions``, which claims rows with
+``SELECT ... FOR UPDATE SKIP LOCKED`` (so workers never wait on each other),
+decides each one with ``policy.decide`` and writes all renewals of the chunk
+with bulk statements in one transaction. If anything in the chunk fails, the
+chunk is redone one subscription per transaction, so one bad row never blocks
+the others.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing import policy as billing_policy
+from billing import services as billing_services
+from billing.models import Account, LedgerEntry, Order, PriceVersion, Subscription
+from notices.selectors import subscriptions_ending_at
+from notices.services import store_period_deadline
+
+from . import policy
+from .models import Notification, RenewalRun
+from .notifications import notification_for
+
+log = logging.getLogger(__name__)
+
+LIVE = (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
+SYSTEM_REASON = "P5 auto-renewal"
+
+
+@dataclasses.dataclass
+class Counts:
+    renewed: int = 0
+    past_due: int = 0
+    ended: int = 0
+    failed: int = 0
+    errors: list[str] = dataclasses.field(default_factory=list)
+
+    def __iadd__(self, other: Counts) -> Counts:
+        self.renewed += other.renewed
+        self.past_due += other.past_due
+        self.ended += other.ended
+        self.failed += other.failed
+        self.errors.extend(other.errors)
+        return self
+
+    def line(self) -> str:
+        return (
+            f"renewed={self.renewed} past_due={self.past_due} "
+            f"ended={self.ended} failed={self.failed}"
+        )
+
+
+def grace() -> dt.timedelta:
+    return dt.timedelta(days=settings.RENEWAL_GRACE_DAYS)
+
+
+# --- selection ---------------------------------------------------------------
+
+
+def due_subscription_ids(*, at: dt.datetime, limit: int | None = None) -> list[int]:
+    """Paid subscriptions whose period has ended by ``at`` (active or past due)."""
+    qs = (
+        Subscription.objects.filter(
+            status__in=LIVE, current_period_end__lte=at, current_period_end__isnull=False
+        )
+        .order_by("current_period_end", "pk")
+        .values_list("pk", flat=True)
+    )
+    return list(qs[:limit] if limit else qs)
+
+
+def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+
+
+# --- prices (P4) -------------------------------------------------------------
+
+
+class PriceBook:
+    """The price versions of a set of packages, loaded in one query; the price
+    in effect at an instant is a bisect, not a query."""
+
+    def __init__(self, package_ids: Iterable[int]):
+        self._by_package: dict[int, tuple[list[dt.datetime], list[PriceVersion]]] = {}
+        rows = defaultdict(list)
+        for pv in PriceVersion.objects.filter(package_id__in=set(package_ids)).order_by(
+            "package_id", "effective_from"
+        ):
+            rows[pv.package_id].append(pv)
+        for package_id, versions in rows.items():
+            self._by_package[package_id] = ([v.effective_from for v in versions], versions)
+
+    def at(self, package_id: int, instant: dt.datetime) -> PriceVersion | None:
+        starts, versions = self._by_package.get(package_id, ([], []))
+        i = bisect.bisect_right(starts, instant)
+        return versions[i - 1] if i else None
+
+    def renewal(self, sub: Subscription) -> tuple[int | None, PriceVersion | None]:
+        """P4: (amount, price version) of renewing ``sub`` at its period end;
+        custom packages renew at their agreed price (no version)."""
+        version = None if sub.renewal_price_fen else self.at(sub.package_id, sub.current_period_end)
+        amount = policy.renewal_amount_fen(
+            unit_price_fen=version.amount_fen if version else None,
+            seats=sub.seats,
+            custom_price_fen=sub.renewal_price_fen,
+        )
+        return amount, version
+
+
+# --- the chunk ---------------------------------------------------------------
+
+
+def renew_subscriptions(
+    *, subscription_ids: Sequence[int], at: dt.datetime, run_id: int | None = None
+) -> Counts:
+    """Renew, mark past due or end each due subscription among ``ids`` as of
+    ``at``. Idempotent: a subscription already handled is no longer due, and a
+    row locked elsewhere is skipped (the next run takes it)."""
+    try:
+        with transaction.atomic():
+            counts = _process(subscription_ids, at)
+            if run_id is not None:
+                _record(run_id, counts, at)
+        return counts
+    except DatabaseError as exc:
+        # A constraint or a data error on one row: redo one row per transaction
+        # so the others still renew (and the bad one is reported).
+        log.warning("renewal chunk failed (%s); retrying row by row", exc)
+    counts = Counts()
+    for sid in subscription_ids:
+        try:
+            with transaction.atomic():
+                counts += _process([sid], at)
+        except Exception as exc:  # noqa: BLE001 - reported on the run, never swallowed silently
+            counts.failed += 1
+            counts.errors.append(f"subscription {sid}: {type(exc).__name__}: {exc}")
+    if run_id is not None:
+        with transaction.atomic():
+            _record(run_id, counts, at)
+    return counts
+
+
+def _record(run_id: int, counts: Counts, at: dt.datetime) -> None:
+    """Add a chunk's counts to its run, in the chunk's transaction."""
+    RenewalRun.objects.filter(pk=run_id).update(
+        renewed=F("renewed") + counts.renewed,
+        past_due=F("past_due") + counts.past_due,
+        ended=F("ended") + counts.ended,
+        failed=F("failed") + counts.failed,
+        chunks_done=F("chunks_done") + 1,
+    )
+    if counts.errors:
+        run = RenewalRun.objects.select_for_update().get(pk=run_id)
+        run.errors = (run.errors + "\n".join(counts.errors) + "\n")[-20_000:]
+        run.save(update_fields=["errors"])
+    RenewalRun.objects.filter(
+        pk=run_id, finished_at__isnull=True, chunks_done__gte=F("chunks_total")
+    ).update(finished_at=timezone.now())
+
+
+def _process(ids: Sequence[int], at: dt.datetime) -> Counts:
+    counts = Counts()
+    # Claim: lock the subscription and its account; skip rows another worker,
+    # a notice or a payment holds. Re-check "due" under the lock.
+    subs = list(
+        Subscription.objects.select_for_update(skip_locked=True, of=("self", "account"))
+        .select_related("account", "package")
+        .filter(
+            pk__in=list(ids),
+            status__in=LIVE,
+            current_period_end__lte=at,
+            period_months__isnull=False,
+        )
+        .order_by("pk")
+    )
+    if not subs:
+        return counts
+    prices = PriceBook(s.package_id for s in subs)
+    ending = subscriptions_ending_at(pairs=[(s.pk, s.current_period_end) for s in subs])
+
+    renew: list[tuple[Subscription, int, PriceVersion | None]] = []
+    past_due: list[Subscription] = []
+    end: list[tuple[Subscription, policy.Outcome]] = []
+    for sub in subs:
+        version = (
+            None if sub.renewal_price_fen else prices.at(sub.package_id, sub.current_period_end)
+        )
+        amount = policy.renewal_amount_fen(
+            unit_price_fen=version.amount_fen if version else None,
+            seats=sub.seats,
+            custom_price_fen=sub.renewal_price_fen,
+        )
+        outcome = policy.decide(
+            at=at,
+            period_end=sub.current_period_end,
+            auto_renew=sub.auto_renew,
+            ended_by_notice=sub.pk in ending,
+            price_fen=amount,
+            balance_fen=sub.account.balance_fen,
+            grace=grace(),
+        )
+        if outcome is policy.Outcome.RENEW:
+            renew.append((sub, amount, version))
+        elif outcome is policy.Outcome.PAST_DUE:
+            past_due.append(sub)
+        elif outcome in policy.ENDING:
+            end.append((sub, outcome))
+        elif outcome is policy.Outcome.NO_PRICE:
+            counts.failed += 1
+            counts.errors.append(
+                f"subscription {sub.pk}: {sub.package.code} has no price in effect"
+            )
+
+    notifications: list[Notification] = []
+    if renew:
+        _write_renewals(renew, at, notifications)
+        counts.renewed += len(renew)
+    if past_due:
+        _write_past_due(past_due, at, notifications)
+        counts.past_due += len(past_due)
+    for sub, outcome in end:
+        _end(sub, outcome, at, notifications)
+        counts.ended += 1
+    Notification.objects.bulk_create(notifications, ignore_conflicts=True)
+    return counts
+
+
+def _write_renewals(
+    renew: list[tuple[Subscription, int, PriceVersion | None]],
+    at: dt.datetime,
+    notifications: list[Notification],
+) -> None:
+    """Charge each subscription its next cycle (P5) in bulk: orders (with
+    history), ledger entries, balances, and the new period (with history)."""
+    orders: list[Order] = []
+    for sub, amount, version in renew:
+        start = sub.current_period_end
+        end = billing_policy.period_end(start, sub.period_months, sub.billing_anchor_day)
+        orders.append(
+            Order(
+                account_id=sub.account_id,
+                package_id=sub.package_id,
+                subscription=sub,
+                kind=Order.Kind.RENEWAL,
+                channel=Order.Channel.BALANCE,
+                status=Order.Status.FULFILLED,
+                seats=sub.seats,
+                price_version=version,
+                amount_fen=amount,
+                period_start=start,
+                period_end=end,
+                created_at=at,
+                confirmed_at=at,
+                paid_at=at,
+                fulfilled_at=at,
+            )
+        )
+    # The unique (subscription, period_start) constraint refuses a second
+    # renewal of the same period even if every check above were bypassed.
+    Order.objects.bulk_create(orders)
+    Order.history.bulk_history_create(orders, default_change_reason=SYSTEM_REASON)
+
+    entries: list[LedgerEntry] = []
+    accounts: list[Account] = []
+    for (sub, amount, _version), order in zip(renew, orders, strict=True):
+        account = sub.account
+        account.balance_fen -= amount
+        if account.balance_fen < 0:  # decide() checked; the DB CHECK would refuse too
+            raise DatabaseError(f"account {account.pk} would go negative")
+        accounts.append(account)
+        entries.append(
+            LedgerEntry(
+                account_id=account.pk,
+                kind=LedgerEntry.Kind.RENEWAL,
+                amount_fen=-amount,
+                balance_after_fen=account.balance_fen,
+                order=order,
+                channel=Order.Channel.BALANCE,
+                memo=f"Renewal order #{order.pk}",
+                created_at=at,
+            )
+        )
+        sub.current_period_start = order.period_start
+        sub.current_period_end = order.period_end
+        sub.status = Subscription.Status.ACTIVE
+        sub.past_due_since = None
+        store_period_deadline(subscription=sub)
+        notifications.append(
+            notification_for(
+                Notification.Kind.RECEIPT,
+                subscription=sub,
+                period_end=order.period_start,
+                at=at,
+                amount_fen=amount,
+                order=order,
+            )
+        )
+    LedgerEntry.objects.bulk_create(entries)
+    Account.objects.bulk_update(accounts, ["balance_fen"])
+    subs = [sub for sub, _a, _v in renew]
+    Subscription.objects.bulk_update(
+        subs,
+        [
+            "current_period_start",
+            "current_period_end",
+            "status",
+            "past_due_since",
+            "notice_deadline",
+            "notice_deadline_provisional",
+        ],
+    )
+    Subscription.history.bulk_history_create(subs, default_change_reason=SYSTEM_REASON)
+
+
+def _write_past_due(
+    subs: list[Subscription], at: dt.datetime, notifications: list[Notification]
+) -> None:
+    """P5 fair-use: nothing deducted; past due and retried during the grace period."""
+    newly = [s for s in subs if s.status != Subscription.Status.PAST_DUE]
+    for sub in newly:
+        sub.status = Subscription.Status.PAST_DUE
+        sub.past_due_since = at
+    if newly:
+        Subscription.objects.bulk_update(newly, ["status", "past_due_since"])
+        Subscription.history.bulk_history_create(
+            newly, default_change_reason="P5 past due: balance too low"
+        )
+    for sub in subs:
+        notifications.append(
+            notification_for(
+                Notification.Kind.PAST_DUE,
+                subscription=sub,
+                period_end=sub.current_period_end,
+                at=at,
+                grace_end=sub.current_period_end + grace(),
+            )
+        )
+
+
+REASONS = {
+    policy.Outcome.END_NOTICE: "P5 ended at expiry: non-renewal notice",
+    policy.Outcome.END_NO_AUTO_RENEW: "P5 ended at expiry: auto-renew off",
+    policy.Outcome.END_GRACE_OVER: "P5 ended: grace period over without enough balance",
+}
+
+
+def _end(
+    sub: Subscription,
+    outcome: policy.Outcome,
+    at: dt.datetime,
+    notifications: list[Notification],
+) -> None:
+    """The package ends at expiry and the account falls back to free (P2)."""
+    billing_services.subscription_fall_back_to_free(
+        subscription=sub, now=at, actor=None, reason=REASONS[outcome]
+    )
+    notifications.append(
+        notification_for(
+            Notification.Kind.ENDED, subscription=sub, period_end=sub.current_period_end, at=at
+        )
+    )
+
+
+# --- runs --------------------------------------------------------------------
+
+
+def renewal_scan(
+    *,
+    at: dt.datetime,
+    trigger: str,
+    dispatch: Callable[[int, list[int], dt.datetime], None] | None = None,
+) -> RenewalRun:
+    """Start a run: find due subscriptions and process them in chunks.
+
+    With ``dispatch`` (the beat path) each chunk is handed to it after the run
+    row commits, typically to enqueue a Celery task; without it, the chunks
+    are processed here, synchronously (``run_renewals``)."""
+    ids = due_subscription_ids(at=at)
+    chunks = chunked(ids, settings.RENEWAL_CHUNK_SIZE)
+    with transaction.atomic():
+        run = RenewalRun.objects.create(
+            trigger=trigger,
+            at=at,
+            started_at=timezone.now(),
+            due=len(ids),
+            chunks_total=len(chunks),
+            finished_at=None if chunks else timezone.now(),
+        )
+        if dispatch is not None:
+            for chunk in chunks:
+                transaction.on_commit(lambda chunk=chunk: dispatch(run.pk, chunk, at), robust=False)
+    if dispatch is None:
+        for chunk in chunks:
+            renew_subscriptions(subscription_ids=chunk, at=at, run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def renew_after_top_up(*, account_id: int, at: dt.datetime) -> Counts:
+    """P5 fair-use: a top-up during the grace period renews a past-due
+    subscription at once, with no gap (the new period starts at the old end).
+    Called inside the top-up's transaction, which already holds the account."""
+    ids = list(
+        Subscription.objects.filter(
+            account_id=account_id,
+            status=Subscription.Status.PAST_DUE,
+            current_period_end__lte=at,
+        ).values_list("pk", flat=True)
+    )
+    if not ids:
+        return Counts()
+    try:
+        with transaction.atomic():
+            return _process(ids, at)
+    except DatabaseError:
+        # The top-up itself must stand; the next scan retries the renewal.
+        log.exception("renewal after top-up failed for account %s", account_id)
+        return Counts(failed=len(ids))

@@ -1,0 +1,61 @@
+"""Celery tasks: thin, take ids and ISO instants, idempotent, acks_late.
+
+Beat runs ``scan_due_renewals_task`` every ``RENEWAL_SCAN_MINUTES``; it fans
+chunks of subscription ids out to ``renew_chunk_task`` after its run row
+commits. Any number of workers (and two beats by mistake) charge each period
+once: rows are claimed with SKIP LOCKED and re-checked under the lock, and the
+database refuses a second renewal order for a period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import shared_task
+from django.db import OperationalError
+from django.utils import timezone
+
+
+def _instant(value: str | None) -> dt.datetime:
+    if not value:
+        return timezone.now()
+    instant = dt.datetime.fromisoformat(value)
+    if timezone.is_naive(instant):
+        raise ValueError(f"{value!r} has no time zone")
+    return instant
+
+
+def _dispatch(run_id: int, chunk: list[int], at: dt.datetime) -> None:
+    renew_chunk_task.delay(run_id, chunk, at.isoformat())
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def scan_due_renewals_task(at: str | None = None) -> int:
+    from .models import RenewalRun
+    from .services import renewal_scan
+
+    run = renewal_scan(at=_instant(at), trigger=RenewalRun.Trigger.BEAT, dispatch=_dispatch)
+    return run.pk
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    max_retries=5,
+)
+def renew_chunk_task(self, run_id: int, subscription_ids: list[int], at: str) -> str:
+    from .services import renew_subscriptions
+
+    counts = renew_subscriptions(subscription_ids=subscription_ids, at=_instant(at), run_id=run_id)
+    return counts.line()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_notifications_task(at: str | None = None) -> int:
+    from .notifications import deliver_pending, queue_reminders
+
+    queue_reminders(at=_instant(at))
+    return deliver_pending()
