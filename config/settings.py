@@ -130,7 +130,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 RENEWAL_GRACE_DAYS = env.int("RENEWAL_GRACE_DAYS", default=3)
 # How often beat looks for due subscriptions, and how many ids go in one task.
 RENEWAL_SCAN_MINUTES = env.int("RENEWAL_SCAN_MINUTES", default=5)
-RENEWAL_CHUNK_SIZE = env.int("RENEWAL_CHUNK_SIZE", default=200)
+RENEWAL_CHUNK_SIZE = env.int("RENEWAL_CHUNK_SIZE", default=500)
 # P5 fair-use reminders, counted back from the notice deadline.
 REMINDER_DAYS_BEFORE_DEADLINE = env.int("REMINDER_DAYS_BEFORE_DEADLINE", default=7)
 REMINDER_WORKING_DAYS_BEFORE_DEADLINE = env.int("REMINDER_WORKING_DAYS_BEFORE_DEADLINE", default=1)

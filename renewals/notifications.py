@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -35,7 +34,7 @@ def notification_for(
     at: dt.datetime,
     amount_fen: int | None = None,
     old_amount_fen: int | None = None,
-    order: Any = None,
+    order_id: int | None = None,
     grace_end: dt.datetime | None = None,
 ) -> Notification:
     """An unsaved notification about ``subscription`` (account and package loaded)."""
@@ -54,7 +53,7 @@ def notification_for(
         "old_amount": format_fen(old_amount_fen) if old_amount_fen is not None else "-",
         "balance": format_fen(account.balance_fen),
         "months": subscription.period_months or 0,
-        "order": order.pk if order is not None else "-",
+        "order": order_id if order_id is not None else "-",
         "grace_end": _fmt_instant(grace_end) if grace_end else "-",
     }
     if amount_fen is not None:

@@ -30,9 +30,10 @@ from billing import policy as billing_policy
 from billing import services as billing_services
 from billing.models import Account, LedgerEntry, Order, PriceVersion, Subscription
 from notices.selectors import subscriptions_ending_at
-from notices.services import store_period_deadline
+from workdays.services import notice_deadline
 
 from . import policy
+from .bulk import bulk_insert, bulk_set, insert_history, row_of
 from .models import Notification, RenewalRun
 from .notifications import notification_for
 
@@ -236,7 +237,7 @@ def _process(ids: Sequence[int], at: dt.datetime) -> Counts:
     for sub, outcome in end:
         _end(sub, outcome, at, notifications)
         counts.ended += 1
-    Notification.objects.bulk_create(notifications, ignore_conflicts=True)
+    bulk_insert(Notification, [row_of(n) for n in notifications], ignore_conflicts=True)
     return counts
 
 
@@ -245,37 +246,47 @@ def _write_renewals(
     at: dt.datetime,
     notifications: list[Notification],
 ) -> None:
-    """Charge each subscription its next cycle (P5) in bulk: orders (with
-    history), ledger entries, balances, and the new period (with history)."""
-    orders: list[Order] = []
+    """Charge each subscription its next cycle (P5), set-based: renewal orders
+    (with history), ledger entries, balances, and the new period with its P5
+    deadline (with history). One statement per table for the whole chunk."""
+    now = timezone.now()
+    deadlines: dict[dt.date, tuple[dt.datetime, bool]] = {}
+    orders: list[dict] = []
     for sub, amount, version in renew:
         start = sub.current_period_end
         end = billing_policy.period_end(start, sub.period_months, sub.billing_anchor_day)
         orders.append(
-            Order(
-                account_id=sub.account_id,
-                package_id=sub.package_id,
-                subscription=sub,
-                kind=Order.Kind.RENEWAL,
-                channel=Order.Channel.BALANCE,
-                status=Order.Status.FULFILLED,
-                seats=sub.seats,
-                price_version=version,
-                amount_fen=amount,
-                period_start=start,
-                period_end=end,
-                created_at=at,
-                confirmed_at=at,
-                paid_at=at,
-                fulfilled_at=at,
-            )
+            {
+                "account_id": sub.account_id,
+                "package_id": sub.package_id,
+                "subscription_id": sub.pk,
+                "kind": Order.Kind.RENEWAL,
+                "channel": Order.Channel.BALANCE,
+                "status": Order.Status.FULFILLED,
+                "seats": sub.seats,
+                "agreed_amount_fen": None,
+                "price_version_id": version.pk if version else None,
+                "amount_fen": amount,
+                "refunded_fen": 0,
+                "period_start": start,
+                "period_end": end,
+                "external_reference": "",
+                "fulfilment_note": "",
+                "created_at": at,
+                "created_by_id": None,
+                "confirmed_at": at,
+                "paid_at": at,
+                "fulfilled_at": at,
+                "cancelled_at": None,
+            }
         )
     # The unique (subscription, period_start) constraint refuses a second
     # renewal of the same period even if every check above were bypassed.
-    Order.objects.bulk_create(orders)
-    Order.history.bulk_history_create(orders, default_change_reason=SYSTEM_REASON)
+    for order, pk in zip(orders, bulk_insert(Order, orders), strict=True):
+        order["id"] = pk
+    insert_history(Order, orders, when=now, reason=SYSTEM_REASON, history_type="+")
 
-    entries: list[LedgerEntry] = []
+    entries: list[dict] = []
     accounts: list[Account] = []
     for (sub, amount, _version), order in zip(renew, orders, strict=True):
         account = sub.account
@@ -284,36 +295,42 @@ def _write_renewals(
             raise DatabaseError(f"account {account.pk} would go negative")
         accounts.append(account)
         entries.append(
-            LedgerEntry(
-                account_id=account.pk,
-                kind=LedgerEntry.Kind.RENEWAL,
-                amount_fen=-amount,
-                balance_after_fen=account.balance_fen,
-                order=order,
-                channel=Order.Channel.BALANCE,
-                memo=f"Renewal order #{order.pk}",
-                created_at=at,
-            )
+            {
+                "account_id": account.pk,
+                "kind": LedgerEntry.Kind.RENEWAL,
+                "amount_fen": -amount,
+                "balance_after_fen": account.balance_fen,
+                "order_id": order["id"],
+                "channel": Order.Channel.BALANCE,
+                "reference": "",
+                "memo": f"Renewal order #{order['id']}",
+                "created_at": at,
+                "created_by_id": None,
+            }
         )
-        sub.current_period_start = order.period_start
-        sub.current_period_end = order.period_end
+        sub.current_period_start = order["period_start"]
+        sub.current_period_end = order["period_end"]
         sub.status = Subscription.Status.ACTIVE
         sub.past_due_since = None
-        store_period_deadline(subscription=sub)
+        expiry = billing_policy.local_date(sub.current_period_end)
+        if expiry not in deadlines:
+            deadlines[expiry] = notice_deadline(expiry)
+        sub.notice_deadline, sub.notice_deadline_provisional = deadlines[expiry]
         notifications.append(
             notification_for(
                 Notification.Kind.RECEIPT,
                 subscription=sub,
-                period_end=order.period_start,
+                period_end=order["period_start"],
                 at=at,
                 amount_fen=amount,
-                order=order,
+                order_id=order["id"],
             )
         )
-    LedgerEntry.objects.bulk_create(entries)
-    Account.objects.bulk_update(accounts, ["balance_fen"])
+    bulk_insert(LedgerEntry, entries, return_ids=False)
+    bulk_set(Account, accounts, ["balance_fen"])
     subs = [sub for sub, _a, _v in renew]
-    Subscription.objects.bulk_update(
+    bulk_set(
+        Subscription,
         subs,
         [
             "current_period_start",
@@ -324,7 +341,9 @@ def _write_renewals(
             "notice_deadline_provisional",
         ],
     )
-    Subscription.history.bulk_history_create(subs, default_change_reason=SYSTEM_REASON)
+    insert_history(
+        Subscription, [row_of(s) for s in subs], when=now, reason=SYSTEM_REASON, history_type="~"
+    )
 
 
 def _write_past_due(
@@ -336,9 +355,13 @@ def _write_past_due(
         sub.status = Subscription.Status.PAST_DUE
         sub.past_due_since = at
     if newly:
-        Subscription.objects.bulk_update(newly, ["status", "past_due_since"])
-        Subscription.history.bulk_history_create(
-            newly, default_change_reason="P5 past due: balance too low"
+        bulk_set(Subscription, newly, ["status", "past_due_since"])
+        insert_history(
+            Subscription,
+            [row_of(s) for s in newly],
+            when=timezone.now(),
+            reason="P5 past due: balance too low",
+            history_type="~",
         )
     for sub in subs:
         notifications.append(

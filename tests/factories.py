@@ -22,7 +22,15 @@ def make_user(username: str | None = None, **extra):
 
 
 STAFF_PERMS = {
-    "support": ["view_account", "view_order", "view_subscription", "view_ledgerentry"],
+    "support": [
+        "view_account",
+        "view_order",
+        "view_subscription",
+        "view_ledgerentry",
+        "add_nonrenewalnotice",
+        "change_nonrenewalnotice",
+        "view_nonrenewalnotice",
+    ],
     "finance": [
         "view_account",
         "view_order",
