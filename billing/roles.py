@@ -49,8 +49,9 @@ SUPPORT = [
     "complaints.change_complaint",
     "complaints.view_complaintmessage",
     "complaints.add_complaintmessage",
-    "workdays.view_holidayschedule",
-    "workdays.view_workdayoverride",
+    "workdays.view_calendaryear",
+    "workdays.view_calendarday",
+    "renewals.view_notification",
 ]
 
 FINANCE = [
@@ -63,6 +64,9 @@ FINANCE = [
     "refunds.change_refundrequest",
     "refunds.decide_refund",
     "renewals.view_renewalrun",
+    "renewals.view_notification",
+    "workdays.view_calendaryear",
+    "workdays.view_calendarday",
 ]
 
 ROLES: dict[str, list[str] | None] = {

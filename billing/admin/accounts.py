@@ -138,7 +138,6 @@ class AccountAdmin(HistoryAdmin):
     list_display = [
         "name",
         "owner",
-        "email",
         "language",
         "balance",
         "live_package",
