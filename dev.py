@@ -66,7 +66,12 @@ def reachable(url: str, default_port: int) -> bool:
         return False
 
 
+def _stop(signum, frame):  # SIGTERM stops the demo like Ctrl-C
+    raise KeyboardInterrupt
+
+
 def cmd_run(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     ensure_venv("requirements.txt")
     env = dict(os.environ)
     port = env.get("PORT", "8000")
@@ -88,9 +93,18 @@ def cmd_run(argv: list[str]) -> int:
     }
     (ROOT / "var" / "celerybeat.pid").unlink(missing_ok=True)
     running = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in procs.items()}
+    # Beat's first renewal scan comes after its interval; queue one now so the
+    # demo shows a run (Renewal runs in the admin) straight away.
+    for task in ("scan_due_renewals_task", "send_notifications_task"):
+        subprocess.run(
+            [str(BIN / "celery"), "-A", "config", "call", f"renewals.tasks.{task}"],
+            cwd=ROOT,
+            env=env,
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
     time.sleep(2)
-    say(f"admin:         http://127.0.0.1:{port}/admin/")
-    say(f"account pages: http://127.0.0.1:{port}/account/")
+    say(f"admin: http://127.0.0.1:{port}/admin/")
     say("demo logins are printed above by seed_demo; Ctrl-C stops web, worker and beat")
     try:
         while all(p.poll() is None for p in running.values()):
