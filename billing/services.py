@@ -60,6 +60,15 @@ def _audit(obj: Any, *, actor: Any, reason: str) -> None:
     obj._change_reason = reason
 
 
+def _require_money_permission(actor: Any, perm: str, what: str) -> None:
+    """Rule 7: staff move money only with the finance permission (support
+    cannot). ``None`` is the system (beat, a payment provider's callback)."""
+    if actor is None:
+        return
+    if getattr(actor, "is_staff", False) and not actor.has_perm(perm):
+        raise ValidationError(f"Only finance staff may {what}.")
+
+
 def lock_account(account_id: int) -> Account:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lock_account must run inside transaction.atomic()")
@@ -199,6 +208,12 @@ def balance_top_up(
     recorded by finance with its bank reference)."""
     now = _now(now)
     amount_fen = _require_fen(amount_fen)
+    _require_money_permission(actor, "billing.top_up_balance", "top up a balance")
+    if actor is not None and not getattr(actor, "is_staff", False):
+        if not AccountMember.objects.filter(account=account, user=actor).exists():
+            raise ValidationError(f"{actor} is not a member of {account}.")
+        if channel != Order.Channel.ONLINE:
+            raise ValidationError({"channel": "Customers top up online."})
     if channel not in EXTERNAL_CHANNELS:
         raise ValidationError(
             {"channel": f"A top-up arrives online, offline or other, not {channel!r}."}
@@ -240,6 +255,9 @@ def price_change_publish(
     """P4: a new rate from a future instant on. Paid periods keep their price."""
     now = _now(now)
     amount_fen = _require_fen(amount_fen)
+    _require_money_permission(actor, "billing.publish_price_change", "publish a price change")
+    if actor is not None and not getattr(actor, "is_staff", False):
+        raise ValidationError("Only finance staff may publish a price change.")
     if package.is_free:
         raise ValidationError("The free package has no price (P2).")
     if effective_from is None or timezone.is_naive(effective_from):
@@ -443,7 +461,7 @@ def offline_payment_record(
     *, order: Order, bank_reference: str, actor: Any, now: dt.datetime | None = None
 ) -> Order:
     """P3: finance records a bank transfer that pays a confirmed order."""
-    if not (actor and actor.has_perm("billing.record_offline_payment")):
+    if actor is None or not actor.has_perm("billing.record_offline_payment"):
         raise ValidationError("Only finance staff may record offline payments.")
     return order_pay(
         order=order, channel=Order.Channel.OFFLINE, reference=bank_reference, actor=actor, now=now

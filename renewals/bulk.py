@@ -40,7 +40,7 @@ def _execute_binary(sql: str, params: list[list[Any]]) -> int:
     # Django's psycopg cursors bind parameters client-side (as SQL text); a
     # plain psycopg cursor on the same connection (and transaction) binds them
     # server-side, so %b sends binary arrays.
-    with psycopg.Cursor(connection.connection) as cur:
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
         cur.execute(sql, params)
         return cur.rowcount
 

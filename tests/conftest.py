@@ -4,6 +4,7 @@ import pytest
 from django.conf import settings
 
 from billing.policy import SHANGHAI
+from workdays.services import calendar_cache_clear
 
 from . import factories
 
@@ -18,6 +19,17 @@ def pytest_configure(config):
         )
     if not settings.REDIS_URL:
         pytest.exit("The tests need Redis: set REDIS_URL=redis://HOST:PORT/DB.", returncode=2)
+    # Tests create many users; PBKDF2's real rounds would cost ~0.3 s each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calendar_cache():
+    """Each test starts and ends with an empty calendar cache, so no test sees
+    a calendar another test's rolled-back transaction left in this process."""
+    calendar_cache_clear()
+    yield
+    calendar_cache_clear()
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import datetime as dt
 import itertools
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 
 from billing import services
 from billing.models import Account, AgreementVersion, Order, Package, PriceVersion
+from billing.roles import setup_roles
 
 _seq = itertools.count(1)
 
@@ -21,32 +22,11 @@ def make_user(username: str | None = None, **extra):
     )
 
 
-STAFF_PERMS = {
-    "support": [
-        "view_account",
-        "view_order",
-        "view_subscription",
-        "view_ledgerentry",
-        "add_nonrenewalnotice",
-        "change_nonrenewalnotice",
-        "view_nonrenewalnotice",
-    ],
-    "finance": [
-        "view_account",
-        "view_order",
-        "view_ledgerentry",
-        "top_up_balance",
-        "record_offline_payment",
-        "publish_price_change",
-    ],
-}
-
-
 def make_staff(username: str, *, group: str):
+    """A staff user in one of the real roles (``billing.roles``)."""
+    setup_roles()
     user = make_user(username, is_staff=True)
-    grp, _ = Group.objects.get_or_create(name=group)
-    grp.permissions.add(*Permission.objects.filter(codename__in=STAFF_PERMS[group]))
-    user.groups.add(grp)
+    user.groups.add(Group.objects.get(name=group))
     return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
 
 

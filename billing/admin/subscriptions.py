@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import Subscription
+from notices.admin import NonRenewalNoticeInline, notice_state
 
 from .base import HistoryAdmin, deadline_html, expiry_date, shanghai, yuan
 
@@ -35,7 +36,19 @@ class SubscriptionAdmin(HistoryAdmin):
             "Period (Asia/Shanghai)",
             {"fields": ["period_start", "period_end", "expiry", "deadline", "anchor_day"]},
         ),
-        ("Renewal", {"fields": ["auto_renew", "renewal_price", "past_due", "started", "ended"]}),
+        (
+            "Renewal and non-renewal notice (P5)",
+            {
+                "fields": [
+                    "auto_renew",
+                    notice_state,
+                    "renewal_price",
+                    "past_due",
+                    "started",
+                    "ended",
+                ]
+            },
+        ),
     ]
     readonly_fields = [
         "account",
@@ -49,12 +62,13 @@ class SubscriptionAdmin(HistoryAdmin):
         "deadline",
         "anchor_day",
         "auto_renew",
+        notice_state,
         "renewal_price",
         "past_due",
         "started",
         "ended",
     ]
-    inlines: list = []
+    inlines = [NonRenewalNoticeInline]
 
     def has_add_permission(self, request):
         return False

@@ -42,12 +42,6 @@ MODELS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # Users are created by the dozen here; the default PBKDF2 rounds cost ~0.3 s each.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _counts():
     return (
         LedgerEntry.objects.count(),

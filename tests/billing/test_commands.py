@@ -27,11 +27,6 @@ from .. import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _snapshot():
     models = [Package, PriceVersion, AgreementVersion, Account, Subscription, Order, LedgerEntry]
     counts = {m.__name__: m.objects.count() for m in [*models, Acceptance]}

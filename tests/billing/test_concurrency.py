@@ -19,11 +19,6 @@ from .. import factories
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _race(jobs):
     """Run each job in its own thread (own DB connection), all released at once.
     Returns (result or exception) per job, in order."""

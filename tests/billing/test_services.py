@@ -290,3 +290,42 @@ def test_history_records_actor_and_reason(account, catalog, t0):
     assert reasons[0] == "order placed"
     assert any("P1 order confirmed" in r for r in reasons)
     assert order.history.first().history_user == account.owner
+
+
+def test_support_cannot_move_money(account, catalog, support_user, t0):
+    """Rule 7: the services themselves refuse support staff, not only the admin."""
+    before = _counts()
+    with pytest.raises(ValidationError, match="Only finance staff may top up"):
+        services.balance_top_up(account=account, amount_fen=100, actor=support_user, now=t0)
+    with pytest.raises(ValidationError, match="Only finance staff may publish"):
+        services.price_change_publish(
+            package=catalog["pro-monthly"],
+            amount_fen=100,
+            effective_from=t0 + dt.timedelta(days=1),
+            actor=support_user,
+            now=t0,
+        )
+    assert _counts() == before
+
+
+def test_customer_tops_up_only_own_account_online(account, catalog, agreement, t0):
+    other = factories.make_account("Other", now=t0)
+    with pytest.raises(ValidationError, match="not a member"):
+        services.balance_top_up(account=account, amount_fen=100, actor=other.owner, now=t0)
+    with pytest.raises(ValidationError, match="Customers top up online"):
+        services.balance_top_up(
+            account=account,
+            amount_fen=100,
+            actor=account.owner,
+            channel="offline",
+            reference="x",
+            now=t0,
+        )
+    with pytest.raises(ValidationError, match="Only finance staff may publish"):
+        services.price_change_publish(
+            package=catalog["pro-monthly"],
+            amount_fen=100,
+            effective_from=t0 + dt.timedelta(days=1),
+            actor=account.owner,
+            now=t0,
+        )

@@ -42,7 +42,7 @@ def assert_each_charged_once(ids, price):
     assert "ok" in out.getvalue()
 
 
-def test_two_commands_and_a_worker_charge_each_once(catalog, agreement, worker_factory):
+def test_two_commands_two_beats_and_a_worker_charge_each_once(catalog, agreement, worker_factory):
     ids = seed_due_subscriptions(
         count=1_000, package=catalog["pro-monthly"], period_end=AT, balance_fen=50_000
     )
@@ -53,16 +53,18 @@ def test_two_commands_and_a_worker_charge_each_once(catalog, agreement, worker_f
         subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    scan_due_renewals_task.delay(AT.isoformat())  # the beat path, through the broker
+    # The beat path, through the broker, twice: two beat processes by mistake.
+    scan_due_renewals_task.delay(AT.isoformat())
+    scan_due_renewals_task.delay(AT.isoformat())
 
     outputs = [p.communicate(timeout=120)[0].strip() for p in commands]
     assert all(p.returncode == 0 for p in commands), outputs
-    beat_run = wait_for(
-        lambda: RenewalRun.objects.filter(trigger="beat", finished_at__isnull=False).first(),
-        what="the beat run's chunks to finish on the worker",
+    wait_for(
+        lambda: RenewalRun.objects.filter(trigger="beat", finished_at__isnull=False).count() == 2,
+        what="both beat runs' chunks to finish on the worker",
     )
     runs = list(RenewalRun.objects.all())
-    assert len(runs) == 3 and beat_run in runs
+    assert len(runs) == 4
     # Together they renewed each subscription once, whoever claimed it.
     assert sum(r.renewed for r in runs) == 1_000
     assert sum(r.failed for r in runs) == 0
