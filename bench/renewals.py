@@ -95,6 +95,7 @@ def main() -> int:
                 sys.executable,
                 "-m",
                 "celery",
+                "--quiet",
                 "-A",
                 "config",
                 "worker",
