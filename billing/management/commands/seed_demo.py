@@ -21,6 +21,8 @@ from django.utils import timezone
 from billing import policy, services
 from billing.models import Account, AgreementVersion, Order, Package, PriceVersion
 from billing.roles import setup_roles
+from workdays.models import CalendarYear
+from workdays.services import calendar_year_load_from_library
 
 AGREEMENT_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "refund_agreement.txt"
 AGREEMENT_VERSION = "2024-02-05"
@@ -244,6 +246,7 @@ class Command(BaseCommand):
             self.agreement()
             missing = setup_roles()
             staff = self.staff()
+            self.calendar(now, staff["admin"])
         finance = get_user_model().objects.get(pk=staff["finance"].pk)  # fresh perm cache
         demo = Demo(now, finance)
         User = get_user_model()
@@ -254,6 +257,16 @@ class Command(BaseCommand):
                 build()
             self.created.append(f"account of {username}")
         self.report(missing)
+
+    def calendar(self, now, actor):
+        """This year's and last year's State Council schedules, loaded from the
+        library as staff would (P5); next year stays missing, so the admin
+        shows the provisional warning until staff enter it."""
+        this_year = timezone.localdate(now).year
+        for year in (this_year - 1, this_year):
+            if not CalendarYear.objects.filter(year=year).exists():
+                calendar_year_load_from_library(year=year, actor=actor, now=now)
+                self.created.append(f"calendar {year}")
 
     def catalog(self, now):
         for code, en, zh, kind, months, seats, envs, price in PACKAGES:
