@@ -17,6 +17,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from billing.audit import audit as _audit
+from billing.audit import resolve_now as _now
+from billing.audit import user_or_none
+
 from . import policy
 from .models import (
     Acceptance,
@@ -37,14 +41,6 @@ EXTERNAL_CHANNELS = (Order.Channel.ONLINE, Order.Channel.OFFLINE, Order.Channel.
 # --- helpers ---------------------------------------------------------------
 
 
-def _now(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return timezone.now()
-    if timezone.is_naive(now):
-        raise ValidationError("The time must include a time zone.")
-    return now
-
-
 def _require_fen(value: Any, *, field: str = "amount") -> int:
     """Money is integer fen, strictly positive where a sign is implied."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -52,12 +48,6 @@ def _require_fen(value: Any, *, field: str = "amount") -> int:
     if value <= 0:
         raise ValidationError({field: f"The {field} must be greater than zero."})
     return value
-
-
-def _audit(obj: Any, *, actor: Any, reason: str) -> None:
-    """Attach who and why to the history row the next save writes (rule 7)."""
-    obj._history_user = actor if getattr(actor, "is_authenticated", False) else None
-    obj._change_reason = reason
 
 
 def _require_money_permission(actor: Any, perm: str, what: str) -> None:
@@ -109,7 +99,7 @@ def ledger_post(
         reference=reference,
         memo=memo,
         created_at=now,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_or_none(actor),
     )
 
 
@@ -275,7 +265,7 @@ def price_change_publish(
         amount_fen=amount_fen,
         effective_from=effective_from,
         published_at=now,
-        published_by=actor if getattr(actor, "is_authenticated", False) else None,
+        published_by=user_or_none(actor),
     )
     _audit(version, actor=actor, reason="P4 price change published")
     version.save()
@@ -340,7 +330,7 @@ def order_place(
         seats=seats,
         agreed_amount_fen=agreed_amount_fen,
         created_at=now,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_or_none(actor),
     )
     _audit(order, actor=actor, reason="order placed")
     order.save()

@@ -18,6 +18,9 @@ from django.db import transaction
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from billing.audit import audit as _audit
+from billing.audit import resolve_now as _now
+from billing.audit import user_or_none
 from billing.models import Account, AccountMember, Subscription
 from billing.policy import SHANGHAI, local_date
 from workdays.services import notice_deadline
@@ -46,19 +49,6 @@ def store_period_deadline(*, subscription: Subscription) -> None:
 
 
 # --- helpers -------------------------------------------------------------------
-
-
-def _now(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return timezone.now()
-    if timezone.is_naive(now):
-        raise ValidationError("The time must include a time zone.")
-    return now
-
-
-def _audit(obj: Any, *, actor: Any, reason: str) -> None:
-    obj._history_user = actor if getattr(actor, "is_authenticated", False) else None
-    obj._change_reason = reason
 
 
 def _is_staff(actor: Any) -> bool:
@@ -268,7 +258,7 @@ def notice_give(
         account=account,
         subscription=sub,
         recorded_at=now,
-        recorded_by=actor if getattr(actor, "is_authenticated", False) else None,
+        recorded_by=user_or_none(actor),
         recorded_by_staff=data.by_staff,
     )
     _fill(notice, data=data, judgement=judgement)
@@ -307,7 +297,7 @@ def _apply_receipt(
     now: dt.datetime,
 ) -> None:
     _fill(notice, data=data, judgement=judgement)
-    notice.recorded_by = actor if getattr(actor, "is_authenticated", False) else None
+    notice.recorded_by = user_or_none(actor)
     notice.recorded_by_staff = data.by_staff
     notice.rejudged_at = now
     _audit(notice, actor=actor, reason="P5 earlier receipt recorded: late -> on time")
@@ -340,7 +330,7 @@ def notice_withdraw(
             "be withdrawn."
         )
     locked.withdrawn_at = now
-    locked.withdrawn_by = actor if getattr(actor, "is_authenticated", False) else None
+    locked.withdrawn_by = user_or_none(actor)
     _audit(locked, actor=actor, reason="P5 notice withdrawn: auto-renewal resumes")
     locked.save()
     return locked

@@ -33,8 +33,10 @@ import chinese_calendar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
+from billing.audit import audit as _audit
+from billing.audit import resolve_now as _now
+from billing.audit import user_or_none
 from billing.policy import SHANGHAI
 
 from .models import CalendarDay, CalendarRevision, CalendarYear
@@ -151,19 +153,6 @@ class DayEntry(NamedTuple):
     name: str = ""
 
 
-def _now(now: dt.datetime | None) -> dt.datetime:
-    if now is None:
-        return timezone.now()
-    if timezone.is_naive(now):
-        raise ValidationError("The time must include a time zone.")
-    return now
-
-
-def _audit(obj: Any, *, actor: Any, reason: str) -> None:
-    obj._history_user = actor if getattr(actor, "is_authenticated", False) else None
-    obj._change_reason = reason
-
-
 def _check_year(year: Any) -> int:
     if isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= 2200:
         raise ValidationError({"year": f"{year!r} is not a calendar year (2000-2200)."})
@@ -213,7 +202,7 @@ def _validate_days(year: int, days: Iterable[DayEntry | tuple]) -> list[DayEntry
 def _mark_official(row: CalendarYear, *, actor: Any, now: dt.datetime) -> None:
     row.status = CalendarYear.Status.OFFICIAL
     row.confirmed_at = now
-    row.confirmed_by = actor if getattr(actor, "is_authenticated", False) else None
+    row.confirmed_by = user_or_none(actor)
 
 
 @transaction.atomic
