@@ -1,19 +1,12 @@
 from django.contrib import admin
 
+from billing.admin.base import ViewOnlyMixin
+
 from .models import Notification, RenewalRun
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ViewOnlyMixin, admin.ModelAdmin):
     """Written only by the engine; staff look, nobody edits."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(RenewalRun)

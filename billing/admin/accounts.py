@@ -15,6 +15,7 @@ from billing.models import Account, AccountMember, LedgerEntry, Order, Subscript
 from .base import (
     DASH,
     HistoryAdmin,
+    LedgerColumnsMixin,
     ReadOnlyInline,
     RecentFormSet,
     ViewOnlyMixin,
@@ -48,7 +49,7 @@ class AccountMemberInline(ReadOnlyInline):
         return shanghai(obj.added_at)
 
 
-class RecentLedgerInline(ReadOnlyInline):
+class RecentLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
     model = LedgerEntry
     formset = RecentLedgerFormSet
     verbose_name_plural = f"recent ledger entries (latest {RecentLedgerFormSet.limit})"
@@ -56,18 +57,6 @@ class RecentLedgerInline(ReadOnlyInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-pk")
-
-    @admin.display(description="When")
-    def when(self, obj):
-        return shanghai(obj.created_at)
-
-    @admin.display(description="Amount")
-    def amount(self, obj):
-        return yuan(obj.amount_fen)
-
-    @admin.display(description="Balance after")
-    def balance_after(self, obj):
-        return yuan(obj.balance_after_fen)
 
     @admin.display(description="Order")
     def order_ref(self, obj):

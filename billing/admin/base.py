@@ -185,6 +185,22 @@ class RecentFormSet(BaseInlineFormSet):
         return self._recent_rows
 
 
+class LedgerColumnsMixin:
+    """The columns every ledger inline shows, in yuan and Shanghai time."""
+
+    @admin.display(description="When")
+    def when(self, obj):
+        return shanghai(obj.created_at)
+
+    @admin.display(description="Amount")
+    def amount(self, obj):
+        return yuan(obj.amount_fen)
+
+    @admin.display(description="Balance after")
+    def balance_after(self, obj):
+        return yuan(obj.balance_after_fen)
+
+
 class ReadOnlyInline(ViewOnlyMixin, admin.TabularInline):
     extra = 0
     max_num = 0

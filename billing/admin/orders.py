@@ -11,7 +11,9 @@ from billing.models import LedgerEntry, Order
 from .base import (
     DASH,
     HistoryAdmin,
+    LedgerColumnsMixin,
     ReadOnlyInline,
+    ViewOnlyMixin,
     admin_link,
     order_link,
     shanghai,
@@ -23,26 +25,16 @@ from .base import (
 ORDER_STATE_PERMISSION = "billing.change_order"
 
 
-class OrderLedgerInline(ReadOnlyInline):
+class OrderLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
     model = LedgerEntry
     verbose_name_plural = "ledger entries of this order"
     readonly_fields = ["when", "kind", "amount", "balance_after", "channel", "reference", "memo"]
 
-    @admin.display(description="When")
-    def when(self, obj):
-        return shanghai(obj.created_at)
-
-    @admin.display(description="Amount")
-    def amount(self, obj):
-        return yuan(obj.amount_fen)
-
-    @admin.display(description="Balance after")
-    def balance_after(self, obj):
-        return yuan(obj.balance_after_fen)
-
 
 @admin.register(Order)
-class OrderAdmin(HistoryAdmin):
+class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
+    """Orders are placed and moved only by the services (admin actions call them)."""
+
     list_display = [
         "number",
         "account",
@@ -88,16 +80,6 @@ class OrderAdmin(HistoryAdmin):
     ]
     inlines = [OrderLedgerInline]
     actions = ["record_offline_payment_action", "fulfil_action", "cancel_action"]
-
-    # Orders are placed and moved only by the services.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_record_offline_payment_permission(self, request):
         return request.user.has_perm("billing.record_offline_payment")
