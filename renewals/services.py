@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -138,15 +138,19 @@ def renew_subscriptions(
             if run_id is not None:
                 _record(run_id, counts, at)
         return counts
-    except DatabaseError as exc:
-        # A constraint or a data error on one row: redo one row per transaction
-        # so the others still renew (and the bad one is reported).
+    except OperationalError:
+        raise  # connection trouble: the task retries the whole chunk
+    except Exception as exc:  # noqa: BLE001 - every row is retried and reported below
+        # A constraint or data error on one row: redo one row per transaction
+        # so the others still renew (and the bad one is reported on the run).
         log.warning("renewal chunk failed (%s); retrying row by row", exc)
     counts = Counts()
     for sid in subscription_ids:
         try:
             with transaction.atomic():
                 counts += _process([sid], at)
+        except OperationalError:
+            raise
         except Exception as exc:  # noqa: BLE001 - reported on the run, never swallowed silently
             counts.failed += 1
             counts.errors.append(f"subscription {sid}: {type(exc).__name__}: {exc}")
@@ -437,7 +441,8 @@ def renewal_scan(
 def renew_after_top_up(*, account_id: int, at: dt.datetime) -> Counts:
     """P5 fair-use: a top-up during the grace period renews a past-due
     subscription at once, with no gap (the new period starts at the old end).
-    Called inside the top-up's transaction, which already holds the account."""
+    Called inside the top-up's transaction, which already holds the account;
+    the attempt is recorded as a run of its own (trigger ``top_up``)."""
     ids = list(
         Subscription.objects.filter(
             account_id=account_id,
@@ -449,8 +454,24 @@ def renew_after_top_up(*, account_id: int, at: dt.datetime) -> Counts:
         return Counts()
     try:
         with transaction.atomic():
-            return _process(ids, at)
-    except DatabaseError:
+            counts = _process(ids, at)
+    except DatabaseError as exc:
         # The top-up itself must stand; the next scan retries the renewal.
         log.exception("renewal after top-up failed for account %s", account_id)
-        return Counts(failed=len(ids))
+        counts = Counts(failed=len(ids), errors=[f"account {account_id}: {exc}"])
+    now = timezone.now()
+    RenewalRun.objects.create(
+        trigger=RenewalRun.Trigger.TOP_UP,
+        at=at,
+        started_at=now,
+        finished_at=now,
+        due=len(ids),
+        chunks_total=1,
+        chunks_done=1,
+        renewed=counts.renewed,
+        past_due=counts.past_due,
+        ended=counts.ended,
+        failed=counts.failed,
+        errors="\n".join(counts.errors),
+    )
+    return counts

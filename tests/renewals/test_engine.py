@@ -139,6 +139,8 @@ def test_insufficient_balance_past_due_then_top_up_renews_without_gap(poor_sub):
     assert sub.current_period_end == dt.datetime(2025, 5, 3, 10, 0, tzinfo=SHANGHAI)
     order = renewal_orders(sub).get()
     assert order.period_start == T and order.paid_at == top_up_at
+    top_up_run = RenewalRun.objects.get(trigger="top_up")
+    assert (top_up_run.due, top_up_run.renewed, top_up_run.at) == (1, 1, top_up_at)
     assert Account.objects.get(pk=sub.account_id).balance_fen == 0
     assert run(top_up_at) == "renewed=0 past_due=0 ended=0 failed=0"
 
