@@ -210,18 +210,22 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             ("Amount", self.amount(order)),
         ]
 
-    def _order_or_redirect(self, request, object_id):
+    def _order_page(self, request, object_id, *, call, **page):
+        """An order's service form page: look the order up, then show the form
+        whose submit runs ``call(order, data)`` (one service call)."""
         order = self.get_object(request, object_id)
         if order is None:
-            return None, self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
-        return order, None
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+        return self.service_form_page(
+            request,
+            obj=order,
+            call=lambda data: call(order, data),
+            summary=self._summary(order),
+            **page,
+        )
 
     def offline_payment_view(self, request, object_id):
-        order, missing = self._order_or_redirect(request, object_id)
-        if missing:
-            return missing
-
-        def call(data):
+        def call(order, data):
             paid = services.offline_payment_record(
                 order=order, bank_reference=data["bank_reference"], actor=request.user
             )
@@ -230,62 +234,51 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
                 f"(reference {paid.external_reference}); it is now paid."
             )
 
-        return self.service_form_page(
+        return self._order_page(
             request,
-            obj=order,
+            object_id,
+            call=call,
             form_class=OfflinePaymentForm,
             permission="billing.record_offline_payment",
             title="Record offline payment",
-            call=call,
             submit_label="Record payment",
-            summary=self._summary(order),
             intro="Record a bank transfer that pays this confirmed order in full. The ledger "
             "gets the money received and the purchase (net zero on the balance).",
         )
 
     def fulfil_view(self, request, object_id):
-        order, missing = self._order_or_redirect(request, object_id)
-        if missing:
-            return missing
-
-        def call(data):
+        def call(order, data):
             done = services.order_fulfil(order=order, note=data["note"], actor=request.user)
             return (
                 f"Order #{done.pk} fulfilled: {done.account.name} now has {done.package.code} "
                 f"with {done.seats} seat(s)."
             )
 
-        return self.service_form_page(
+        return self._order_page(
             request,
-            obj=order,
+            object_id,
+            call=call,
             form_class=FulfilForm,
             permission=ORDER_STATE_PERMISSION,
             title="Fulfil order",
-            call=call,
             submit_label="Fulfil",
-            summary=self._summary(order),
             intro="Grants the package's entitlements (seats, environments) for the paid "
             "period (P3). For a custom service, describe what was provided.",
         )
 
     def cancel_view(self, request, object_id):
-        order, missing = self._order_or_redirect(request, object_id)
-        if missing:
-            return missing
-
-        def call(data):
+        def call(order, data):
             done = services.order_cancel(order=order, reason=data["reason"], actor=request.user)
             return f"Order #{done.pk} cancelled."
 
-        return self.service_form_page(
+        return self._order_page(
             request,
-            obj=order,
+            object_id,
+            call=call,
             form_class=CancelForm,
             permission=ORDER_STATE_PERMISSION,
             title="Cancel unpaid order",
-            call=call,
             submit_label="Cancel order",
-            summary=self._summary(order),
             intro="An order that was never paid is cancelled, not refunded (P1). A paid order "
             "cannot be cancelled here.",
         )
