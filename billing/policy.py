@@ -9,9 +9,10 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from core.time import SHANGHAI, local_date
+
+__all__ = ["SHANGHAI", "local_date"]  # re-exported: billing and the apps above use them here
 
 # Order states (P1, P3): draft -> confirmed -> paid -> fulfilled, and cancelled
 # from draft or confirmed-but-unpaid (an unconfirmed or unpaid order is cancelled,
@@ -68,13 +69,6 @@ def period_end(start: dt.datetime, months: int, anchor_day: int) -> dt.datetime:
     local = start.astimezone(SHANGHAI)
     end_day = add_months(local.date(), months, anchor_day)
     return dt.datetime.combine(end_day, local.timetz().replace(tzinfo=None), tzinfo=SHANGHAI)
-
-
-def local_date(instant: dt.datetime) -> dt.date:
-    """The Asia/Shanghai calendar date of an aware instant."""
-    if instant.tzinfo is None:
-        raise ValueError("instant must be an aware datetime")
-    return instant.astimezone(SHANGHAI).date()
 
 
 def order_amount_fen(*, unit_price_fen: int, seats: int) -> int:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from core.time import SHANGHAI
+from workdays.selectors import calendar_warnings as calendar_own_warnings
+from workdays.services import notice_deadline
+
 from .models import Acceptance, Account, AgreementVersion, Package, PriceVersion, Subscription
 
 
@@ -38,3 +46,59 @@ def live_subscription(*, account: Account) -> Subscription | None:
 
 def free_package() -> Package | None:
     return Package.objects.filter(kind=Package.Kind.FREE).first()
+
+
+# --- P5 calendar warnings about live subscriptions ----------------------------
+
+
+def _horizon_days() -> int:
+    return int(getattr(settings, "WORKDAYS_WARNING_DAYS", 90))
+
+
+def provisional_deadlines(*, now: dt.datetime | None = None) -> list[tuple[dt.date, dt.datetime]]:
+    """(expiry date, deadline) of live subscriptions whose notice deadline falls
+    in the next ``WORKDAYS_WARNING_DAYS`` days and is provisional. One query
+    (the distinct expiry dates), then the cached calendar."""
+    now = now or timezone.now()
+    until = now + dt.timedelta(days=_horizon_days())
+    # An expiry is at most a few weeks after its deadline (the longest holiday
+    # block plus a weekend), so this window holds every relevant expiry.
+    expiries = (
+        Subscription.objects.exclude(status=Subscription.Status.ENDED)
+        .filter(current_period_end__gt=now, current_period_end__lt=until + dt.timedelta(days=40))
+        .annotate(expiry=TruncDate("current_period_end", tzinfo=SHANGHAI))
+        .values_list("expiry", flat=True)
+        .distinct()
+    )
+    out = []
+    for expiry in sorted(expiries):
+        deadline = notice_deadline(expiry)
+        if deadline.provisional and now <= deadline.at <= until:
+            out.append((expiry, deadline.at))
+    return out
+
+
+def provisional_deadline_warning(*, now: dt.datetime | None = None) -> str | None:
+    """P5: one warning line when live subscriptions' deadlines are provisional soon."""
+    now = now or timezone.now()
+    prov = provisional_deadlines(now=now)
+    if not prov:
+        return None
+    first_expiry, first_at = prov[0]
+    return (
+        f"{len(prov)} expiry date(s) of live subscriptions have a provisional notice "
+        f"deadline in the next {_horizon_days()} days (first: expiry {first_expiry}, "
+        f"deadline {first_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}). Enter the missing "
+        "State Council schedule (P5)."
+    )
+
+
+def calendar_warnings(*, now: dt.datetime | None = None) -> list[str]:
+    """The warnings shown in the admin index: the calendar's own (next year
+    missing) and live subscriptions whose deadline is provisional soon (P5)."""
+    now = now or timezone.now()
+    messages = calendar_own_warnings(now=now)
+    provisional = provisional_deadline_warning(now=now)
+    if provisional:
+        messages.append(provisional)
+    return messages

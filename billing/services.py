@@ -17,9 +17,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from billing.audit import audit as _audit
-from billing.audit import resolve_now as _now
-from billing.audit import user_or_none
+from core.audit import audit as _audit
+from core.audit import resolve_now as _now
+from core.audit import user_or_none
+from workdays.services import notice_deadline
 
 from . import policy
 from .models import (
@@ -101,6 +102,18 @@ def ledger_post(
         created_at=now,
         created_by=user_or_none(actor),
     )
+
+
+def store_period_deadline(*, subscription: Subscription) -> None:
+    """Set the P5 notice deadline (and its provisional mark) of the
+    subscription's current period on the unsaved (or locked) instance."""
+    if subscription.current_period_end is None:
+        subscription.notice_deadline = None
+        subscription.notice_deadline_provisional = False
+        return
+    deadline = notice_deadline(policy.local_date(subscription.current_period_end))
+    subscription.notice_deadline = deadline.at
+    subscription.notice_deadline_provisional = deadline.provisional
 
 
 # --- accounts and agreement (P0, P2) ---------------------------------------
@@ -221,12 +234,7 @@ def balance_top_up(
         reference=reference.strip(),
         memo=memo,
     )
-    # P5 fair-use: a top-up during the grace period renews a past-due
-    # subscription now, with no gap.
-    from renewals.services import renew_after_top_up
-
-    renew_after_top_up(account_id=locked.pk, at=now)
-    account.balance_fen = Account.objects.values_list("balance_fen", flat=True).get(pk=locked.pk)
+    account.balance_fen = locked.balance_fen
     return entry
 
 
@@ -465,8 +473,6 @@ def order_fulfil(
     """P3: grant the package's entitlements (seats, environments) for the paid
     period. The account's live subscription (free, or the one upgraded from)
     ends and the paid one starts."""
-    from notices.services import store_period_deadline
-
     now = _now(now)
     account = lock_account(order.account_id)
     live = (

@@ -2,9 +2,8 @@
 chat or phone, with a preview of the judgement before saving; filters; a
 withdraw action. Thin: the rules are in ``notices.services``.
 
-For the billing ``SubscriptionAdmin``: ``NonRenewalNoticeInline`` and the
-read-only display callables ``expiry_date``, ``notice_deadline_display`` and
-``notice_state``.
+It also registers the subscription admin with the notice state and the
+notices inline (billing sits below notices, so it cannot add them itself).
 """
 
 from __future__ import annotations
@@ -19,9 +18,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from billing.admin import SubscriptionAdmin
 from billing.models import Subscription
 
-from . import services
+from . import (
+    admin_calendar,  # noqa: F401  (registers the calendar admin)
+    services,
+)
 from .models import NonRenewalNotice
 from .policy import fmt
 from .selectors import notice_state_for
@@ -228,3 +231,27 @@ def _form_errors(form: forms.Form, exc: ValidationError) -> None:
                 form.add_error(field if field in form.fields else None, error)
     else:
         form.add_error(None, exc)
+
+
+# --- the subscription admin, with its notices ---------------------------------------
+
+
+def _after_auto_renew(fields: list) -> list:
+    out = list(fields)
+    out.insert(out.index("auto_renew") + 1, notice_state)
+    return out
+
+
+class SubscriptionWithNoticesAdmin(SubscriptionAdmin):
+    fieldsets = [
+        (name, {**opts, "fields": _after_auto_renew(opts["fields"])})
+        if "auto_renew" in opts["fields"]
+        else (name, opts)
+        for name, opts in SubscriptionAdmin.fieldsets
+    ]
+    readonly_fields = _after_auto_renew(SubscriptionAdmin.readonly_fields)
+    inlines = [*SubscriptionAdmin.inlines, NonRenewalNoticeInline]
+
+
+admin.site.unregister(Subscription)
+admin.site.register(Subscription, SubscriptionWithNoticesAdmin)

@@ -10,6 +10,7 @@ commits first, the other sees it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +19,14 @@ from django.db import transaction
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from billing.audit import audit as _audit
-from billing.audit import resolve_now as _now
-from billing.audit import user_or_none
 from billing.models import Account, AccountMember, Subscription
 from billing.policy import SHANGHAI, local_date
-from workdays.services import notice_deadline
+from core.audit import audit as _audit
+from core.audit import resolve_now as _now
+from core.audit import user_or_none
+from workdays import services as calendar
+from workdays.models import CalendarYear
+from workdays.services import DayEntry, notice_deadline
 
 from . import policy
 from .models import REFERENCE_MAX_LENGTH, NonRenewalNotice
@@ -34,18 +37,6 @@ STAFF_CHANNELS = (
     NonRenewalNotice.Channel.PHONE,
     NonRenewalNotice.Channel.OTHER,
 )
-
-
-def store_period_deadline(*, subscription: Subscription) -> None:
-    """Set the P5 notice deadline (and its provisional mark) of the
-    subscription's current period on the unsaved (or locked) instance."""
-    if subscription.current_period_end is None:
-        subscription.notice_deadline = None
-        subscription.notice_deadline_provisional = False
-        return
-    deadline = notice_deadline(local_date(subscription.current_period_end))
-    subscription.notice_deadline = deadline.at
-    subscription.notice_deadline_provisional = deadline.provisional
 
 
 # --- helpers -------------------------------------------------------------------
@@ -341,7 +332,7 @@ def notice_withdraw(
 
 def calendar_rejudge(*, years: list[int], actor: Any, now: dt.datetime) -> int:
     """P5: staff entered or corrected the schedule of ``years`` (called inside
-    their transaction by ``workdays.services.calendar_changed``). Live late
+    their transaction by the calendar services below). Live late
     notices whose deadline may lie in those years are judged again, only in the
     customer's favour: a late notice may become on time (if its period was
     already renewed that is P1 exception E1); an on-time notice is never
@@ -419,3 +410,60 @@ def _refresh_period_deadlines(*, first: dt.date, last: dt.date) -> None:
         ).exclude(
             notice_deadline=deadline.at, notice_deadline_provisional=deadline.provisional
         ).update(notice_deadline=deadline.at, notice_deadline_provisional=deadline.provisional)
+
+
+# --- calendar changes, composed with re-judging (P5) -------------------------
+# The calendar (``workdays``) knows dates, not notices; each staff change to a
+# year goes through one of these, which applies it and re-judges the notices
+# of that year in the same transaction.
+
+
+@transaction.atomic
+def calendar_year_enter(
+    *,
+    year: int,
+    days: Iterable[DayEntry | tuple],
+    actor: Any,
+    notice_reference: str = "",
+    now: dt.datetime | None = None,
+) -> CalendarYear:
+    """Staff enter a year's State Council schedule; notices are re-judged."""
+    now = _now(now)
+    row = calendar.calendar_year_enter(
+        year=year, days=days, actor=actor, notice_reference=notice_reference, now=now
+    )
+    calendar_rejudge(years=[row.year], actor=actor, now=now)
+    return row
+
+
+@transaction.atomic
+def calendar_year_load_from_library(
+    *, year: int, actor: Any, now: dt.datetime | None = None
+) -> CalendarYear:
+    """Load a year from the library; notices are re-judged."""
+    now = _now(now)
+    row = calendar.calendar_year_load_from_library(year=year, actor=actor, now=now)
+    calendar_rejudge(years=[row.year], actor=actor, now=now)
+    return row
+
+
+@transaction.atomic
+def calendar_year_saved(
+    *, calendar_year: CalendarYear, actor: Any, now: dt.datetime | None = None
+) -> CalendarYear:
+    """After staff edited a year in the admin; notices are re-judged."""
+    now = _now(now)
+    row = calendar.calendar_year_saved(calendar_year=calendar_year, actor=actor, now=now)
+    calendar_rejudge(years=[row.year], actor=actor, now=now)
+    return row
+
+
+@transaction.atomic
+def calendar_year_mark_official(
+    *, year: int, actor: Any, now: dt.datetime | None = None
+) -> CalendarYear:
+    """Staff confirm a year as official; notices are re-judged."""
+    now = _now(now)
+    row = calendar.calendar_year_mark_official(year=year, actor=actor, now=now)
+    calendar_rejudge(years=[row.year], actor=actor, now=now)
+    return row

@@ -1,8 +1,13 @@
 from django.contrib import admin
+from django.utils.translation import gettext as _
 
+from billing.admin import AccountAdmin
 from billing.admin.base import ViewOnlyMixin
+from billing.models import Account
+from billing.policy import format_fen
 
 from .models import Notification, RenewalRun
+from .services import balance_top_up_and_renew
 
 
 class ReadOnlyAdmin(ViewOnlyMixin, admin.ModelAdmin):
@@ -48,3 +53,39 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_select_related = ("account",)
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Notification._meta.fields]
+
+
+# --- the account admin's top-up, composed with the renewal it may trigger -----
+# billing sits below renewals, so its AccountAdmin cannot call the composed
+# service; this app registers the account admin that does (P5 fair-use: a
+# top-up during grace renews at once, and the message says so).
+
+
+class RenewingAccountAdmin(AccountAdmin):
+    def top_up(self, request, account, data) -> str:
+        result = balance_top_up_and_renew(
+            account=account,
+            amount_fen=data["amount"],
+            channel=data["channel"],
+            reference=data["reference"],
+            memo=data["memo"],
+            actor=request.user,
+        )
+        message = _("Topped up %(amount)s to %(account)s.") % {
+            "amount": format_fen(result.entry.amount_fen),
+            "account": account.name,
+        }
+        if result.renewed:
+            message += " " + _(
+                "The past-due subscription was renewed from the balance (P5); "
+                "balance after the renewal: %(balance)s."
+            ) % {"balance": format_fen(result.balance_after_fen)}
+        else:
+            message += " " + _("Balance now %(balance)s.") % {
+                "balance": format_fen(result.balance_after_fen)
+            }
+        return message
+
+
+admin.site.unregister(Account)
+admin.site.register(Account, RenewingAccountAdmin)

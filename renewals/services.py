@@ -438,6 +438,45 @@ def renewal_scan(
     return run
 
 
+@dataclasses.dataclass(frozen=True)
+class TopUp:
+    """What a top-up did: its ledger entry, how many past-due periods it
+    renewed, and the balance after those renewals."""
+
+    entry: LedgerEntry
+    renewed: int
+    balance_after_fen: int
+
+
+@transaction.atomic
+def balance_top_up_and_renew(
+    *,
+    account: Account,
+    amount_fen: int,
+    actor: object,
+    channel: str = Order.Channel.ONLINE,
+    reference: str = "",
+    memo: str = "",
+    now: dt.datetime | None = None,
+) -> TopUp:
+    """A top-up (``billing.services.balance_top_up``, which checks the actor)
+    and, in the same transaction, the renewal of a past-due subscription it now
+    covers (P5 fair-use: no gap). The admin and the account pages call this."""
+    entry = billing_services.balance_top_up(
+        account=account,
+        amount_fen=amount_fen,
+        actor=actor,
+        channel=channel,
+        reference=reference,
+        memo=memo,
+        now=now,
+    )
+    counts = renew_after_top_up(account_id=account.pk, at=entry.created_at)
+    balance = Account.objects.values_list("balance_fen", flat=True).get(pk=account.pk)
+    account.balance_fen = balance
+    return TopUp(entry=entry, renewed=counts.renewed, balance_after_fen=balance)
+
+
 def renew_after_top_up(*, account_id: int, at: dt.datetime) -> Counts:
     """P5 fair-use: a top-up during the grace period renews a past-due
     subscription at once, with no gap (the new period starts at the old end).

@@ -34,10 +34,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from billing.audit import audit as _audit
-from billing.audit import resolve_now as _now
-from billing.audit import user_or_none
-from billing.policy import SHANGHAI
+from core.audit import audit as _audit
+from core.audit import resolve_now as _now
+from core.audit import user_or_none
+from core.time import SHANGHAI
 
 from .models import CalendarDay, CalendarRevision, CalendarYear
 
@@ -216,7 +216,7 @@ def calendar_year_enter(
 ) -> CalendarYear:
     """Staff enter a year's State Council schedule: its days off and make-up
     working days replace the year's overrides, and the year becomes official.
-    Notices are then re-judged in the customers' favour (P5)."""
+    ``notices.services.calendar_year_enter`` also re-judges notices (P5)."""
     now = _now(now)
     year = _check_year(year)
     entries = _validate_days(year, days)
@@ -230,7 +230,7 @@ def calendar_year_enter(
     row.notice_reference = notice_reference
     _audit(row, actor=actor, reason=reason)
     row.save()
-    calendar_changed(years=[year], actor=actor, now=now)
+    calendar_changed(now=now)
     return row
 
 
@@ -267,7 +267,7 @@ def calendar_year_load_from_library(
     row.notice_reference = row.notice_reference or "chinese-calendar library"
     _audit(row, actor=actor, reason=reason)
     row.save()
-    calendar_changed(years=[year], actor=actor, now=now)
+    calendar_changed(now=now)
     return row
 
 
@@ -291,7 +291,7 @@ def calendar_year_saved(
         row.confirmed_by = None
         _audit(row, actor=actor, reason=f"P5 calendar {row.year}: marked provisional")
         row.save()
-    calendar_changed(years=[row.year], actor=actor, now=now)
+    calendar_changed(now=now)
     return row
 
 
@@ -314,17 +314,15 @@ def calendar_year_mark_official(
     _mark_official(row, actor=actor, now=now)
     _audit(row, actor=actor, reason=f"P5 calendar {year}: confirmed official")
     row.save()
-    calendar_changed(years=[year], actor=actor, now=now)
+    calendar_changed(now=now)
     return row
 
 
-def calendar_changed(*, years: Iterable[int], actor: Any, now: dt.datetime) -> None:
+def calendar_changed(*, now: dt.datetime) -> None:
     """Every staff change ends here, inside its transaction: a new revision
-    token (so every process rebuilds its cache), then the notices judged
-    against these years are re-judged in the customer's favour and stored
-    period deadlines are refreshed."""
-    from notices.services import calendar_rejudge
-
+    token, so every process rebuilds its cache. (Re-judging the notices of the
+    changed years is the caller's part: ``notices.services`` wraps each of
+    these services and re-judges in the same transaction, P5.)"""
     CalendarRevision.objects.update_or_create(
         pk=1, defaults={"token": uuid.uuid4(), "changed_at": now}
     )
@@ -332,4 +330,3 @@ def calendar_changed(*, years: Iterable[int], actor: Any, now: dt.datetime) -> N
     # If the transaction rolls back, the token goes back too and the other
     # processes never noticed; this one rebuilds on its next check.
     transaction.on_commit(calendar_cache_clear)
-    calendar_rejudge(years=sorted(set(years)), actor=actor, now=now)

@@ -264,24 +264,29 @@ class AccountAdmin(HistoryAdmin):
     def top_up_action(self, request, queryset):
         return self.redirect_one(request, queryset, "top_up", "account")
 
+    def top_up(self, request, account, data) -> str:
+        """Call the top-up service; the renewals app's admin replaces this with
+        the composed top-up-and-renew service (it sits above billing)."""
+        entry = services.balance_top_up(
+            account=account,
+            amount_fen=data["amount"],
+            channel=data["channel"],
+            reference=data["reference"],
+            memo=data["memo"],
+            actor=request.user,
+        )
+        return (
+            f"Topped up {policy.format_fen(entry.amount_fen)} to {account.name}; "
+            f"balance now {policy.format_fen(entry.balance_after_fen)}."
+        )
+
     def top_up_view(self, request, object_id):
         account = self.get_object(request, object_id)
         if account is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
 
         def call(data):
-            entry = services.balance_top_up(
-                account=account,
-                amount_fen=data["amount"],
-                channel=data["channel"],
-                reference=data["reference"],
-                memo=data["memo"],
-                actor=request.user,
-            )
-            return (
-                f"Topped up {policy.format_fen(entry.amount_fen)} to {account.name}; "
-                f"balance now {policy.format_fen(entry.balance_after_fen)}."
-            )
+            return self.top_up(request, account, data)
 
         return self.service_form_page(
             request,

@@ -3,7 +3,6 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import Subscription
-from notices.admin import NonRenewalNoticeInline, notice_state
 
 from .base import HistoryAdmin, deadline_html, expiry_date, shanghai, yuan
 
@@ -11,8 +10,9 @@ from .base import HistoryAdmin, deadline_html, expiry_date, shanghai, yuan
 @admin.register(Subscription)
 class SubscriptionAdmin(HistoryAdmin):
     """Subscriptions change only through the services (fulfilment, renewal,
-    fallback to free). Every field is read-only; other apps add inlines here
-    (``SubscriptionAdmin.inlines``), and saving the page saves only those."""
+    fallback to free). Every field is read-only. Apps above billing register
+    a subclass with their inlines and fields (``notices.admin`` adds the
+    notice state and the notices); saving the page saves only inlines."""
 
     list_display = [
         "account",
@@ -41,7 +41,6 @@ class SubscriptionAdmin(HistoryAdmin):
             {
                 "fields": [
                     "auto_renew",
-                    notice_state,
                     "renewal_price",
                     "past_due",
                     "started",
@@ -62,13 +61,12 @@ class SubscriptionAdmin(HistoryAdmin):
         "deadline",
         "anchor_day",
         "auto_renew",
-        notice_state,
         "renewal_price",
         "past_due",
         "started",
         "ended",
     ]
-    inlines = [NonRenewalNoticeInline]
+    inlines = []
 
     def has_add_permission(self, request):
         return False

@@ -241,7 +241,7 @@ def test_finance_tops_up(finance_client, finance, world):
         follow=True,
     )
     assert response.redirect_chain[-1][0] == _url("account_change", acme)
-    assert "Topped up ¥123.45 to Acme; balance now ¥425.45." in response.content.decode()
+    assert "Topped up ¥123.45 to Acme. Balance now ¥425.45." in response.content.decode()
     acme.refresh_from_db()
     assert acme.balance_fen == 30_200 + 12_345
     entry = LedgerEntry.objects.latest("pk")

@@ -13,8 +13,7 @@ from billing.models import Order, Subscription
 from billing.policy import SHANGHAI
 from notices import selectors
 from notices.models import NonRenewalNotice
-from notices.services import notice_give, notice_preview, notice_withdraw
-from workdays import services as workdays
+from notices.services import calendar_year_enter, notice_give, notice_preview, notice_withdraw
 from workdays.models import CalendarDay
 
 from .. import factories
@@ -535,7 +534,7 @@ def test_late_notice_becomes_on_time_when_2027_is_entered(catalog, agreement, ca
         now=dt.datetime(2027, 1, 8, 12, 0, tzinfo=SH),
     ).notice
     assert (n.on_time, n.deadline_provisional) == (False, True)
-    workdays.calendar_year_enter(
+    calendar_year_enter(
         year=2027, days=SCHEDULE_2027, actor=calendar_staff, now=dt.datetime(2027, 1, 9, tzinfo=SH)
     )
     n.refresh_from_db()
@@ -564,7 +563,7 @@ def test_on_time_notice_never_becomes_late(catalog, agreement, calendar_staff):
     ).notice
     assert n.on_time and n.deadline_provisional
     history_rows = n.history.count()
-    workdays.calendar_year_enter(year=2027, days=SCHEDULE_2027, actor=calendar_staff)
+    calendar_year_enter(year=2027, days=SCHEDULE_2027, actor=calendar_staff)
     n.refresh_from_db()
     assert n.on_time and n.effective_end == subscription.current_period_end
     assert n.history.count() == history_rows  # untouched
@@ -582,7 +581,7 @@ def test_rejudged_after_renewal_is_e1(catalog, agreement, calendar_staff):
         now=dt.datetime(2027, 1, 8, 12, 0, tzinfo=SH),
     ).notice
     renew(subscription)  # the late notice let the renewal run
-    workdays.calendar_year_enter(year=2027, days=SCHEDULE_2027, actor=calendar_staff)
+    calendar_year_enter(year=2027, days=SCHEDULE_2027, actor=calendar_staff)
     n.refresh_from_db()
     assert (n.on_time, n.charged_despite_notice) == (True, True)
     assert "P1 E1" in n.history.first().history_change_reason

@@ -12,7 +12,7 @@ from billing.models import Account, LedgerEntry, Order, Package, PriceVersion, S
 from billing.policy import SHANGHAI
 from renewals.models import Notification, RenewalRun
 from renewals.seeding import seed_due_subscriptions
-from renewals.services import renew_subscriptions, renewal_scan
+from renewals.services import balance_top_up_and_renew, renew_subscriptions, renewal_scan
 
 from .. import factories
 
@@ -130,8 +130,14 @@ def test_insufficient_balance_past_due_then_top_up_renews_without_gap(poor_sub):
 
     # A top-up during grace renews at once, with no gap: the new period starts at the old end.
     top_up_at = T + dt.timedelta(days=2)
-    services.balance_top_up(
+    result = balance_top_up_and_renew(
         account=sub.account, amount_fen=9_900, actor=sub.account.owner, now=top_up_at
+    )
+    # Item 10: the caller learns that it renewed and the balance after the renewal.
+    assert (result.renewed, result.balance_after_fen, result.entry.balance_after_fen) == (
+        1,
+        0,
+        9_900,
     )
     sub.refresh_from_db()
     assert sub.status == "active" and sub.past_due_since is None

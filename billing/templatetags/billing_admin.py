@@ -1,6 +1,8 @@
 from django import template
 from django.db import DatabaseError, transaction
 
+from billing.selectors import calendar_warnings as warnings
+
 register = template.Library()
 
 
@@ -8,8 +10,6 @@ register = template.Library()
 def calendar_warnings() -> list[str]:
     """P5: the calendar warnings for the admin index (empty if the database
     cannot answer)."""
-    from workdays.selectors import calendar_warnings as warnings
-
     try:
         with transaction.atomic():
             return warnings()

@@ -1,4 +1,7 @@
-"""Calendar admin: thin, every change goes through ``workdays.services``."""
+"""Calendar admin (the ``workdays`` models): thin, every change goes through
+``notices.services``, which applies it to the calendar and re-judges the
+notices of that year in the same transaction (P5). It lives here because the
+calendar app sits below notices."""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 from simple_history.admin import SimpleHistoryAdmin
 
+from workdays.models import CalendarDay, CalendarYear
+
 from . import services
-from .models import CalendarDay, CalendarYear
 
 
 class CalendarDayInline(admin.TabularInline):

@@ -1,0 +1,25 @@
+"""System check: warn staff in advance when live subscriptions' notice
+deadlines are provisional (P5 "Working days"); the calendar's own check
+(``workdays.W001``) covers a missing year."""
+
+from __future__ import annotations
+
+from django.core.checks import Warning, register
+from django.db import DatabaseError, transaction
+
+
+@register("billing")
+def provisional_deadline_check(app_configs=None, **kwargs):
+    """``billing.W001``: live subscriptions with a provisional deadline soon.
+    Silent when the database is not reachable or not migrated yet."""
+    from .selectors import provisional_deadline_warning
+
+    try:
+        with transaction.atomic():
+            message = provisional_deadline_warning()
+    except DatabaseError:
+        return []
+    if message is None:
+        return []
+    hint = "Calendar years admin: enter the missing State Council schedule (P5)."
+    return [Warning(message, hint=hint, id="billing.W001")]
