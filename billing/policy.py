@@ -30,6 +30,12 @@ def can_transition(old: str, new: str) -> bool:
     return new in ORDER_TRANSITIONS.get(old, frozenset())
 
 
+def delivered_by_software(order_kind: str) -> bool:
+    """P3 fair-use: standard packages (new, upgrade, renewal) are delivered by
+    the software at payment; a custom service is delivered by staff."""
+    return order_kind != "custom"
+
+
 def to_fen(yuan: Decimal | str | int) -> int:
     """Yuan (as Decimal or a decimal string) to integer fen, rounding half up."""
     try:

@@ -10,9 +10,17 @@ from django.utils import timezone
 
 from core.time import SHANGHAI
 from workdays.selectors import calendar_warnings as calendar_own_warnings
-from workdays.services import notice_deadline
+from workdays.services import add_working_days, notice_deadline
 
-from .models import Acceptance, Account, AgreementVersion, Package, PriceVersion, Subscription
+from .models import (
+    Acceptance,
+    Account,
+    AgreementVersion,
+    Order,
+    Package,
+    PriceVersion,
+    Subscription,
+)
 
 
 def price_in_effect(*, package: Package, at: dt.datetime) -> PriceVersion | None:
@@ -46,6 +54,25 @@ def live_subscription(*, account: Account) -> Subscription | None:
 
 def free_package() -> Package | None:
     return Package.objects.filter(kind=Package.Kind.FREE).first()
+
+
+# --- P3: paid orders awaiting fulfilment (refund exception E3 candidates) ----
+
+
+def orders_awaiting_fulfilment_too_long(*, now: dt.datetime | None = None) -> list[Order]:
+    """Paid orders not fulfilled within ``FULFILMENT_DUE_WORKING_DAYS``
+    working days of payment (default 2): candidates for refund exception E3
+    (P1, P3). Standard packages are delivered at payment, so these are custom
+    services staff have not delivered."""
+    now = now or timezone.now()
+    days = settings.FULFILMENT_DUE_WORKING_DAYS
+    # N working days are at least N calendar days: a cheap bound for the query.
+    candidates = (
+        Order.objects.select_related("account", "package")
+        .filter(status=Order.Status.PAID, paid_at__lte=now - dt.timedelta(days=days))
+        .order_by("paid_at", "pk")
+    )
+    return [o for o in candidates if add_working_days(o.paid_at, days) <= now]
 
 
 # --- P5 calendar warnings about live subscriptions ----------------------------

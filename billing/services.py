@@ -417,6 +417,7 @@ def order_pay(
     if channel == Order.Channel.OFFLINE and not reference:
         raise ValidationError({"reference": "An offline payment needs the bank reference."})
     account = lock_account(order.account_id)
+    live = _lock_live_subscription(account)  # global lock order: before the Order
     locked = _lock_order(order.pk)
     if locked.status == Order.Status.DRAFT:
         raise ValidationError(f"Order #{locked.pk} is not confirmed yet; it cannot be paid.")
@@ -444,15 +445,25 @@ def order_pay(
         reference=reference,
         memo=f"Order #{locked.pk} {locked.package.code}",
     )
-    months = locked.package.period_months
     locked.channel = channel
     locked.external_reference = reference
     locked.paid_at = now
-    locked.period_start = now
-    locked.period_end = policy.period_end(now, months, policy.local_date(now).day)
-    _audit(locked, actor=actor, reason=f"P3 paid ({channel})")
-    locked.save()
-    return locked
+    if not policy.delivered_by_software(locked.kind):
+        # P3 fair-use: a custom service's period starts when staff fulfil it.
+        _audit(locked, actor=actor, reason=f"P3 paid ({channel}); awaiting fulfilment")
+        locked.save()
+        return locked
+    # P3 fair-use: a standard package is delivered by the software at payment,
+    # so the paid period starts now, in the payment's transaction.
+    return _fulfil(
+        account=account,
+        live=live,
+        order=locked,
+        actor=actor,
+        note="",
+        now=now,
+        reason=f"P3 paid ({channel}) and delivered",
+    )
 
 
 def offline_payment_record(
@@ -470,18 +481,49 @@ def offline_payment_record(
 def order_fulfil(
     *, order: Order, actor: Any, note: str = "", now: dt.datetime | None = None
 ) -> Order:
-    """P3: grant the package's entitlements (seats, environments) for the paid
-    period. The account's live subscription (free, or the one upgraded from)
-    ends and the paid one starts."""
+    """P3: staff grant a paid custom service's entitlements (seats,
+    environments) and say what they provided; its paid period starts now.
+    (Standard packages are fulfilled by ``order_pay`` itself.)"""
     now = _now(now)
     account = lock_account(order.account_id)
-    live = (
+    live = _lock_live_subscription(account)
+    locked = _lock_order(order.pk)
+    return _fulfil(
+        account=account,
+        live=live,
+        order=locked,
+        actor=actor,
+        note=note,
+        now=now,
+        reason="P3 entitlements granted",
+    )
+
+
+def _lock_live_subscription(account: Account) -> Subscription | None:
+    return (
         Subscription.objects.select_for_update()
         .filter(account=account)
         .exclude(status=Subscription.Status.ENDED)
         .first()
     )
-    locked = _lock_order(order.pk)
+
+
+def _fulfil(
+    *,
+    account: Account,
+    live: Subscription | None,
+    order: Order,
+    actor: Any,
+    note: str,
+    now: dt.datetime,
+    reason: str,
+) -> Order:
+    """Grant the entitlements for the paid period, which starts at ``now``
+    (P3 fair-use: the period starts when the service is delivered). The
+    account's live subscription (free, or the one upgraded from) ends and the
+    paid one starts. The caller holds the locks: account, live subscription,
+    order (``order`` is the locked row, paid, possibly not saved yet)."""
+    locked = order
     if locked.status != Order.Status.PAID:
         raise ValidationError(
             f"Order #{locked.pk} is {locked.get_status_display().lower()}; "
@@ -495,13 +537,15 @@ def order_fulfil(
         _audit(live, actor=actor, reason=f"P3 replaced by order #{locked.pk}")
         live.save()
     package = locked.package
+    locked.period_start = now
+    locked.period_end = policy.period_end(now, package.period_months, policy.local_date(now).day)
     sub = Subscription(
         account=account,
         package=package,
         seats=locked.seats,
         environments_limit=package.environments_limit,
         period_months=package.period_months,
-        billing_anchor_day=policy.local_date(locked.period_start).day,
+        billing_anchor_day=policy.local_date(now).day,
         current_period_start=locked.period_start,
         current_period_end=locked.period_end,
         auto_renew=True,
@@ -515,7 +559,7 @@ def order_fulfil(
     locked.subscription = sub
     locked.fulfilled_at = now
     locked.fulfilment_note = note.strip()
-    _audit(locked, actor=actor, reason="P3 entitlements granted")
+    _audit(locked, actor=actor, reason=reason)
     locked.save()
     return locked
 

@@ -127,6 +127,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Billing policy settings ------------------------------------------------
+# P3: a paid custom service not fulfilled within this many working days is
+# listed on the admin index (a candidate for refund exception E3).
+FULFILMENT_DUE_WORKING_DAYS = env.int("FULFILMENT_DUE_WORKING_DAYS", default=2)
 # P5 fair-use: a past-due subscription is retried this many days before it ends.
 RENEWAL_GRACE_DAYS = env.int("RENEWAL_GRACE_DAYS", default=3)
 # How often beat looks for due subscriptions, and how many ids go in one task.

@@ -81,7 +81,8 @@ def buy(
     channel: str = Order.Channel.BALANCE,
     agreed_amount_fen: int | None = None,
 ) -> Order:
-    """Place, confirm, pay and fulfil an order: the account ends on ``package``."""
+    """Place, confirm, pay (and for a custom service, fulfil) an order: the
+    account ends on ``package``."""
     kind = Order.Kind.CUSTOM if package.kind == Package.Kind.CUSTOM else Order.Kind.NEW
     order = services.order_place(
         account=account,
@@ -96,4 +97,6 @@ def buy(
     order = services.order_pay(
         order=order, channel=channel, reference="REF-1", actor=account.owner, now=now
     )
+    if order.status == Order.Status.FULFILLED:  # standard: delivered at payment (P3)
+        return order
     return services.order_fulfil(order=order, actor=account.owner, note="provided", now=now)

@@ -33,6 +33,7 @@ import chinese_calendar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.timezone import is_naive as timezone_naive
 
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
@@ -142,6 +143,22 @@ def notice_deadline(expiry_date: dt.date, *, fresh: bool = False) -> Deadline:
         if _working(snap, day):
             found += 1
     return Deadline(dt.datetime.combine(day, dt.time.max, tzinfo=SHANGHAI), provisional)
+
+
+def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
+    """The same Asia/Shanghai wall-clock time ``days`` working days after
+    ``start`` (Fri 10:00 + 2 -> Tue 10:00; over a holiday block, later)."""
+    if timezone_naive(start):
+        raise ValueError("start must be an aware datetime")
+    snap = _snapshot()
+    local = start.astimezone(SHANGHAI)
+    day = local.date()
+    found = 0
+    while found < days:
+        day += dt.timedelta(days=1)
+        if _working(snap, day):
+            found += 1
+    return dt.datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=SHANGHAI)
 
 
 # --- staff changes -----------------------------------------------------------

@@ -98,8 +98,30 @@ class Order(models.Model):
             ),
             models.CheckConstraint(
                 condition=~Q(status__in=["paid", "fulfilled"])
-                | (Q(paid_at__isnull=False, period_start__isnull=False) & ~Q(channel="")),
+                | (Q(paid_at__isnull=False) & ~Q(channel="")),
                 name="order_paid_has_payment",
+            ),
+            # P3 fair-use: the paid period starts when the service is
+            # delivered, so only a fulfilled order has a period...
+            models.CheckConstraint(
+                condition=Q(status="fulfilled")
+                | Q(period_start__isnull=True, period_end__isnull=True),
+                name="order_period_only_when_fulfilled",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="fulfilled")
+                | Q(
+                    fulfilled_at__isnull=False,
+                    period_start__isnull=False,
+                    period_end__isnull=False,
+                ),
+                name="order_fulfilled_has_period",
+            ),
+            # ...and a standard package is delivered in the payment's
+            # transaction: only a custom service waits, paid, for staff.
+            models.CheckConstraint(
+                condition=~Q(status="paid") | Q(kind="custom"),
+                name="order_only_custom_awaits_fulfilment",
             ),
             models.CheckConstraint(
                 condition=Q(period_end__isnull=True) | Q(period_end__gt=models.F("period_start")),

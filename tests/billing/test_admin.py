@@ -329,7 +329,7 @@ def test_finance_records_offline_payment(finance_client, world):
     assert "Recorded the offline payment of ¥990.00" in response.content.decode()
     order.refresh_from_db()
     assert (order.status, order.channel, order.external_reference) == (
-        "paid",
+        "fulfilled",
         "offline",
         "ICBC-2026-1",
     )

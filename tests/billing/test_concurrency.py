@@ -83,7 +83,7 @@ def test_concurrent_top_ups_and_payments_lose_no_update(catalog, agreement, t0):
     entries = LedgerEntry.objects.filter(account=account).order_by("pk")
     assert entries.last().balance_after_fen == expected
     assert min(e.balance_after_fen for e in entries) >= 0
-    assert Order.objects.filter(pk__in=[o.pk for o in orders], status="paid").count() == 4
+    assert Order.objects.filter(pk__in=[o.pk for o in orders], status="fulfilled").count() == 4
     assert ledger_violations() == []
 
 
@@ -100,7 +100,7 @@ def test_two_payments_for_one_balance_exactly_one_wins(catalog, agreement, t0):
     account.refresh_from_db()
     assert account.balance_fen == 0 == _ledger_sum(account)
     statuses = sorted(Order.objects.filter(account=account).values_list("status", flat=True))
-    assert statuses == ["confirmed", "paid"]
+    assert statuses == ["confirmed", "fulfilled"]
     assert ledger_violations() == []
 
 

@@ -99,11 +99,12 @@ def test_one_renewal_order_per_subscription_period(paid, t0):
     sql = (
         "INSERT INTO billing_order (account_id, package_id, subscription_id, kind, channel, status,"
         " seats, amount_fen, refunded_fen, period_start, period_end, external_reference,"
-        " fulfilment_note, created_at, confirmed_at, paid_at) VALUES"
-        " (%s, %s, %s, 'renewal', 'balance', 'paid', 1, 100, 0, %s, %s, '', '', %s, %s, %s)"
+        " fulfilment_note, created_at, confirmed_at, paid_at, fulfilled_at) VALUES"
+        " (%s, %s, %s, 'renewal', 'balance', 'fulfilled', 1, 100, 0, %s, %s, '', '', %s, %s, %s,"
+        " %s)"
     )
     start, end = sub.current_period_end, sub.current_period_end + dt.timedelta(days=30)
-    params = [sub.account_id, sub.package_id, sub.pk, start, end, t0, t0, t0]
+    params = [sub.account_id, sub.package_id, sub.pk, start, end, t0, t0, t0, t0]
     with connection.cursor() as cur:
         cur.execute(sql, params)
     assert "order_one_renewal_per_period" in _refused(sql, params)

@@ -182,7 +182,11 @@ def test_offline_payment_needs_finance(account, catalog, support_user, finance_u
     order = services.offline_payment_record(
         order=order, bank_reference="ICBC-1", actor=finance_user, now=t0
     )
-    assert (order.status, order.channel, order.external_reference) == ("paid", "offline", "ICBC-1")
+    assert (order.status, order.channel, order.external_reference) == (
+        "fulfilled",
+        "offline",
+        "ICBC-1",
+    )
     assert LedgerEntry.objects.filter(order=order, reference="ICBC-1").count() == 2
 
 

@@ -199,10 +199,11 @@ def test_one_bad_subscription_does_not_block_the_others(catalog, agreement):
     with connection.cursor() as cur:
         cur.execute(
             "INSERT INTO billing_order (account_id, package_id, subscription_id, kind, channel,"
-            " status, seats, amount_fen, refunded_fen, period_start, external_reference,"
-            " fulfilment_note, created_at, confirmed_at) VALUES (%s, %s, %s, 'renewal', '', 'confirmed',"
-            " 1, 100, 0, %s, '', '', %s, %s)",
-            [bad.account_id, bad.package_id, bad.pk, T, T, T],
+            " status, seats, amount_fen, refunded_fen, period_start, period_end,"
+            " external_reference, fulfilment_note, created_at, confirmed_at, paid_at,"
+            " fulfilled_at) VALUES (%s, %s, %s, 'renewal', 'balance', 'fulfilled',"
+            " 1, 100, 0, %s, %s, '', '', %s, %s, %s, %s)",
+            [bad.account_id, bad.package_id, bad.pk, T, T + dt.timedelta(days=30), T, T, T, T],
         )
     out = run(T)
     assert out == "renewed=4 past_due=0 ended=0 failed=1"
