@@ -72,24 +72,24 @@ def test_custom_period_starts_when_staff_fulfil_it(account, catalog, finance_use
 
 def test_database_refuses_a_standard_order_left_paid(account, catalog):
     order = factories.buy(account, catalog["pro-monthly"], now=MAR_1, channel="online")
-    with pytest.raises(IntegrityError, match="order_only_custom_awaits_fulfilment"):
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(
-                "UPDATE billing_order SET status = 'paid', fulfilled_at = NULL,"
-                " period_start = NULL, period_end = NULL WHERE id = %s",
-                [order.pk],
-            )
+    refused = pytest.raises(IntegrityError, match="order_only_custom_awaits_fulfilment")
+    with refused, transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "UPDATE billing_order SET status = 'paid', fulfilled_at = NULL,"
+            " period_start = NULL, period_end = NULL WHERE id = %s",
+            [order.pk],
+        )
 
 
 def test_database_refuses_a_period_before_delivery(account, catalog):
     order = _custom_paid(account, catalog, MAR_1)
-    with pytest.raises(IntegrityError, match="order_period_only_when_fulfilled"):
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(
-                "UPDATE billing_order SET period_start = paid_at,"
-                " period_end = paid_at + interval '90 days' WHERE id = %s",
-                [order.pk],
-            )
+    refused = pytest.raises(IntegrityError, match="order_period_only_when_fulfilled")
+    with refused, transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "UPDATE billing_order SET period_start = paid_at,"
+            " period_end = paid_at + interval '90 days' WHERE id = %s",
+            [order.pk],
+        )
 
 
 @pytest.mark.parametrize(
