@@ -54,6 +54,17 @@ def decide(
     return Outcome.PAST_DUE
 
 
+# P5: nothing is charged before its period ends. A run "as of" an instant may
+# lag behind the clock (a queued task) but never run ahead of it by more than
+# clock skew between machines.
+FUTURE_TOLERANCE = dt.timedelta(minutes=1)
+
+
+def too_far_in_future(*, at: dt.datetime, now: dt.datetime) -> bool:
+    """P5: a run as of ``at`` would charge periods that have not ended yet."""
+    return at > now + FUTURE_TOLERANCE
+
+
 def renewal_amount_fen(
     *, unit_price_fen: int | None, seats: int, custom_price_fen: int | None
 ) -> int | None:

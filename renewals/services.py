@@ -126,12 +126,27 @@ class PriceBook:
 # --- the chunk ---------------------------------------------------------------
 
 
+class FutureInstant(ValueError):
+    """P5: a run as of an instant in the future would charge periods early."""
+
+
+def _refuse_future(at: dt.datetime) -> None:
+    now = timezone.now()
+    if policy.too_far_in_future(at=at, now=now):
+        raise FutureInstant(
+            f"{at.isoformat()} is in the future (now is {now.isoformat()}): nothing is "
+            "charged before its period ends (P5)."
+        )
+
+
 def renew_subscriptions(
     *, subscription_ids: Sequence[int], at: dt.datetime, run_id: int | None = None
 ) -> Counts:
     """Renew, mark past due or end each due subscription among ``ids`` as of
     ``at``. Idempotent: a subscription already handled is no longer due, and a
-    row locked elsewhere is skipped (the next run takes it)."""
+    row locked elsewhere is skipped (the next run takes it). Refuses an ``at``
+    more than a minute ahead of the clock (``FutureInstant``, P5)."""
+    _refuse_future(at)
     try:
         with transaction.atomic():
             counts = _process(subscription_ids, at)
@@ -416,7 +431,9 @@ def renewal_scan(
 
     With ``dispatch`` (the beat path) each chunk is handed to it after the run
     row commits, typically to enqueue a Celery task; without it, the chunks
-    are processed here, synchronously (``run_renewals``)."""
+    are processed here, synchronously (``run_renewals``). Refuses an ``at``
+    more than a minute ahead of the clock (``FutureInstant``, P5)."""
+    _refuse_future(at)
     ids = due_subscription_ids(at=at)
     chunks = chunked(ids, settings.RENEWAL_CHUNK_SIZE)
     with transaction.atomic():

@@ -10,10 +10,15 @@ database refuses a second renewal order for a period.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
+
+from .policy import too_far_in_future
+
+log = logging.getLogger(__name__)
 
 
 def _instant(value: str | None) -> dt.datetime:
@@ -29,12 +34,34 @@ def _dispatch(run_id: int, chunk: list[int], at: dt.datetime) -> None:
     renew_chunk_task.delay(run_id, chunk, at.isoformat())
 
 
+def _run_instant(value: str | None, task: str) -> dt.datetime | None:
+    """The instant a renewal task runs as of, or ``None`` (logged) when it is
+    not an ISO instant with an offset or lies in the future (P5: nothing is
+    charged before its period ends). A refused task does nothing."""
+    try:
+        instant = _instant(value)
+    except ValueError:
+        log.error("%s refused: %r is not an ISO 8601 instant with an offset", task, value)
+        return None
+    if too_far_in_future(at=instant, now=timezone.now()):
+        log.error(
+            "%s refused: %s is in the future; nothing is charged before its period ends (P5)",
+            task,
+            instant.isoformat(),
+        )
+        return None
+    return instant
+
+
 @shared_task(acks_late=True, ignore_result=True)
-def scan_due_renewals_task(at: str | None = None) -> int:
+def scan_due_renewals_task(at: str | None = None) -> int | None:
     from .models import RenewalRun
     from .services import renewal_scan
 
-    run = renewal_scan(at=_instant(at), trigger=RenewalRun.Trigger.BEAT, dispatch=_dispatch)
+    instant = _run_instant(at, "scan_due_renewals_task")
+    if instant is None:
+        return None
+    run = renewal_scan(at=instant, trigger=RenewalRun.Trigger.BEAT, dispatch=_dispatch)
     return run.pk
 
 
@@ -46,10 +73,13 @@ def scan_due_renewals_task(at: str | None = None) -> int:
     retry_backoff=2,
     max_retries=5,
 )
-def renew_chunk_task(self, run_id: int, subscription_ids: list[int], at: str) -> str:
+def renew_chunk_task(self, run_id: int, subscription_ids: list[int], at: str) -> str | None:
     from .services import renew_subscriptions
 
-    counts = renew_subscriptions(subscription_ids=subscription_ids, at=_instant(at), run_id=run_id)
+    instant = _run_instant(at, "renew_chunk_task")
+    if instant is None:
+        return None
+    counts = renew_subscriptions(subscription_ids=subscription_ids, at=instant, run_id=run_id)
     return counts.line()
 
 

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from renewals.models import RenewalRun
-from renewals.services import renewal_scan
+from renewals.services import FutureInstant, renewal_scan
 
 
 def _parse_instant(value: str) -> dt.datetime:
@@ -28,7 +28,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, at=None, **options):
         instant = _parse_instant(at) if at else timezone.now()
-        run = renewal_scan(at=instant, trigger=RenewalRun.Trigger.COMMAND)
+        try:
+            run = renewal_scan(at=instant, trigger=RenewalRun.Trigger.COMMAND)
+        except FutureInstant as exc:
+            raise CommandError(f"--at {at}: {exc}", returncode=2) from exc
         self.stdout.write(
             f"renewed={run.renewed} past_due={run.past_due} ended={run.ended} failed={run.failed}"
         )
