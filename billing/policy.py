@@ -6,9 +6,12 @@ business calendar is Asia/Shanghai (``SHANGHAI``).
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as dt
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Protocol, TypeVar
 
 from core.time import SHANGHAI, local_date
 
@@ -75,6 +78,30 @@ def period_end(start: dt.datetime, months: int, anchor_day: int) -> dt.datetime:
     local = start.astimezone(SHANGHAI)
     end_day = add_months(local.date(), months, anchor_day)
     return dt.datetime.combine(end_day, local.timetz().replace(tzinfo=None), tzinfo=SHANGHAI)
+
+
+class PriceVersionLike(Protocol):
+    effective_from: dt.datetime
+    published_at: dt.datetime
+
+
+V = TypeVar("V", bound=PriceVersionLike)
+
+
+def renewal_price_version(
+    versions: Sequence[V], *, period_end: dt.datetime, deadline: dt.datetime
+) -> V | None:
+    """P4: the price version a period's renewal charges: the one in effect at
+    the period's end, among the versions published by that period's notice
+    deadline (P5). A version published later reaches the following renewal,
+    so a customer always learns a new price while they can still give notice.
+
+    ``versions`` are one package's, sorted by ``effective_from`` ascending."""
+    i = bisect.bisect_right([v.effective_from for v in versions], period_end)
+    for version in reversed(versions[:i]):
+        if version.published_at <= deadline:
+            return version
+    return None
 
 
 def order_amount_fen(*, unit_price_fen: int, seats: int) -> int:

@@ -92,6 +92,14 @@ def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
 # --- prices (P4) -------------------------------------------------------------
 
 
+def period_deadline(sub: Subscription) -> dt.datetime:
+    """The P5 notice deadline of ``sub``'s current period (stored when the
+    period starts and refreshed when staff change the calendar)."""
+    if sub.notice_deadline is not None:
+        return sub.notice_deadline
+    return notice_deadline(billing_policy.local_date(sub.current_period_end)).at
+
+
 class PriceBook:
     """The price versions of a set of packages, loaded in one query; the price
     in effect at an instant is a bisect, not a query."""
@@ -112,9 +120,15 @@ class PriceBook:
         return versions[i - 1] if i else None
 
     def renewal(self, sub: Subscription) -> tuple[int | None, PriceVersion | None]:
-        """P4: (amount, price version) of renewing ``sub`` at its period end;
-        custom packages renew at their agreed price (no version)."""
-        version = None if sub.renewal_price_fen else self.at(sub.package_id, sub.current_period_end)
+        """P4: (amount, price version) of renewing ``sub``'s current period:
+        the price in effect at its end among the versions published by its
+        notice deadline; custom packages renew at their agreed price."""
+        version = None
+        if not sub.renewal_price_fen:
+            _starts, versions = self._by_package.get(sub.package_id, ([], []))
+            version = billing_policy.renewal_price_version(
+                versions, period_end=sub.current_period_end, deadline=period_deadline(sub)
+            )
         amount = policy.renewal_amount_fen(
             unit_price_fen=version.amount_fen if version else None,
             seats=sub.seats,
@@ -217,14 +231,7 @@ def _process(ids: Sequence[int], at: dt.datetime) -> Counts:
     past_due: list[Subscription] = []
     end: list[tuple[Subscription, policy.Outcome]] = []
     for sub in subs:
-        version = (
-            None if sub.renewal_price_fen else prices.at(sub.package_id, sub.current_period_end)
-        )
-        amount = policy.renewal_amount_fen(
-            unit_price_fen=version.amount_fen if version else None,
-            seats=sub.seats,
-            custom_price_fen=sub.renewal_price_fen,
-        )
+        amount, version = prices.renewal(sub)
         outcome = policy.decide(
             at=at,
             period_end=sub.current_period_end,
