@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from django.conf import settings
+from django.db.models import Count, Min
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -29,6 +31,41 @@ def price_in_effect(*, package: Package, at: dt.datetime) -> PriceVersion | None
         PriceVersion.objects.filter(package=package, effective_from__lte=at)
         .order_by("-effective_from")
         .first()
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PriceChangeImpact:
+    """What publishing a price change now would do to auto-renewing
+    subscriptions of the package (P4), for the preview before confirming."""
+
+    renew_at_new_price: int  # their current period's renewal charges the new price
+    first_new_price_renewal: dt.datetime | None  # the earliest of those renewals
+    keep_old_price_one_cycle: int  # their deadline has passed: next renewal at the old price
+
+
+def price_change_impact(
+    *, package: Package, effective_from: dt.datetime, now: dt.datetime
+) -> PriceChangeImpact:
+    """P4: live auto-renewing subscriptions of ``package`` (not at a custom
+    agreed price) whose current period ends at or after ``effective_from``
+    renew at the new price if their notice deadline is still ahead of ``now``;
+    the others keep the old price one more cycle. Two aggregate queries."""
+    affected = Subscription.objects.filter(
+        package=package,
+        status__in=[Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE],
+        auto_renew=True,
+        renewal_price_fen__isnull=True,
+        current_period_end__gte=effective_from,
+    )
+    in_time = affected.filter(notice_deadline__gte=now).aggregate(
+        n=Count("pk"), first=Min("current_period_end")
+    )
+    late = affected.filter(notice_deadline__lt=now).count()
+    return PriceChangeImpact(
+        renew_at_new_price=in_time["n"],
+        first_new_price_renewal=in_time["first"],
+        keep_old_price_one_cycle=late,
     )
 
 

@@ -92,3 +92,29 @@ def test_late_price_change_waits_one_cycle(catalog, agreement, finance_user):
         .values_list("amount_fen", flat=True)
     )
     assert charged == [9_900, 12_900]
+
+
+@pytest.mark.django_db
+def test_price_change_impact_preview(catalog, agreement):
+    """Publishing on Thu 2025-03-13 09:00, effective 03-13 12:00: a subscriber
+    expiring 03-14 (deadline passed) keeps the old price one cycle; two expiring
+    03-20 and 03-25 (deadlines ahead) renew at the new price from 03-20; one
+    with auto-renew off is not counted."""
+    from billing.selectors import price_change_impact
+
+    subs = {}
+    for name, day in [("a", 14), ("b", 20), ("c", 25), ("off", 25)]:
+        bought = sh(2025, 2, day, 10, 0)
+        account = factories.make_account(name, now=bought, balance_fen=10_000)
+        subs[name] = factories.buy(account, catalog["pro-monthly"], now=bought).subscription
+    subs["off"].__class__.objects.filter(pk=subs["off"].pk).update(auto_renew=False)
+    custom_account = factories.make_account("custom", now=sh(2025, 2, 25), balance_fen=0)
+    factories.buy(custom_account, catalog["custom"], now=sh(2025, 2, 25), agreed_amount_fen=50_000)
+    impact = price_change_impact(
+        package=catalog["pro-monthly"],
+        effective_from=sh(2025, 3, 13, 12, 0),
+        now=sh(2025, 3, 13, 9, 0),
+    )
+    assert impact.renew_at_new_price == 2
+    assert impact.first_new_price_renewal == sh(2025, 3, 20, 10, 0)
+    assert impact.keep_old_price_one_cycle == 1
