@@ -108,8 +108,6 @@ def test_price_change_impact_preview(catalog, agreement):
         account = factories.make_account(name, now=bought, balance_fen=10_000)
         subs[name] = factories.buy(account, catalog["pro-monthly"], now=bought).subscription
     subs["off"].__class__.objects.filter(pk=subs["off"].pk).update(auto_renew=False)
-    custom_account = factories.make_account("custom", now=sh(2025, 2, 25), balance_fen=0)
-    factories.buy(custom_account, catalog["custom"], now=sh(2025, 2, 25), agreed_amount_fen=50_000)
     impact = price_change_impact(
         package=catalog["pro-monthly"],
         effective_from=sh(2025, 3, 13, 12, 0),
