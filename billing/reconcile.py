@@ -2,13 +2,15 @@
 
 Each check is one aggregate query that returns only the offending rows, so the
 cost does not grow with a query per account (it runs after the
-100,000-renewal benchmark).
+100,000-renewal benchmark); the renewal-price check streams the renewals once.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Exists,
@@ -22,11 +24,14 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Lag
 
-from .models import Account, LedgerEntry, Order
-from .policy import format_fen
+from workdays.services import notice_deadline
+
+from .models import Account, LedgerEntry, Order, PriceVersion
+from .policy import format_fen, local_date, renewal_price_version
 
 CHARGE_KINDS = (LedgerEntry.Kind.PURCHASE, LedgerEntry.Kind.RENEWAL)
 PAID_STATUSES = (Order.Status.PAID, Order.Status.FULFILLED)
+EXTERNAL = (Order.Channel.ONLINE, Order.Channel.OFFLINE, Order.Channel.OTHER)
 
 
 @dataclass(frozen=True)
@@ -153,9 +158,183 @@ def _order_violations() -> list[str]:
     return out
 
 
+def _entry_account_violations() -> list[str]:
+    """Each entry's account is its order's account."""
+    rows = (
+        LedgerEntry.objects.filter(order__isnull=False)
+        .exclude(account_id=F("order__account_id"))
+        .order_by("pk")
+        .values_list("pk", "account_id", "account__name", "order_id", "order__account_id")
+    )
+    return [
+        f"{_acct(account_id, name)}: ledger entry #{pk} is for order #{order_id}, which "
+        f"belongs to account #{order_account}"
+        for pk, account_id, name, order_id, order_account in rows
+    ]
+
+
+def _refund_violations() -> list[str]:
+    """``Order.refunded_fen`` equals the sum of its refund entries (P1)."""
+    refunds = (
+        LedgerEntry.objects.filter(order=OuterRef("pk"), kind=LedgerEntry.Kind.REFUND)
+        .order_by()
+        .values("order")
+        .annotate(total=Sum("amount_fen"))
+        .values("total")[:1]
+    )
+    rows = (
+        Order.objects.annotate(
+            refund_sum=Coalesce(Subquery(refunds), Value(0), output_field=BigIntegerField())
+        )
+        .exclude(refunded_fen=F("refund_sum"))
+        .order_by("pk")
+        .values_list("pk", "refunded_fen", "refund_sum", "account_id", "account__name")
+    )
+    return [
+        f"order #{pk} of {_acct(account_id, name)}: refunded {format_fen(refunded)} but its "
+        f"refund entries sum to {format_fen(total)}"
+        for pk, refunded, total, account_id, name in rows
+    ]
+
+
+def _external_payment_violations() -> list[str]:
+    """Each order paid online, offline or another way has the top-up that
+    records the money received, for its amount, channel and reference (P3)."""
+    received = LedgerEntry.objects.filter(
+        order=OuterRef("pk"),
+        kind=LedgerEntry.Kind.TOP_UP,
+        amount_fen=OuterRef("amount_fen"),
+        channel=OuterRef("channel"),
+        reference=OuterRef("external_reference"),
+    )
+    rows = (
+        Order.objects.filter(status__in=PAID_STATUSES, channel__in=EXTERNAL)
+        .annotate(has_top_up=Exists(received))
+        .filter(has_top_up=False)
+        .order_by("pk")
+        .values_list("pk", "channel", "amount_fen", "account_id", "account__name")
+    )
+    return [
+        f"order #{pk} of {_acct(account_id, name)}: paid {channel} but no top-up of "
+        f"{format_fen(amount or 0)} records the money received"
+        for pk, channel, amount, account_id, name in rows
+    ]
+
+
+def _renewal_price_violations() -> list[str]:
+    """Each renewal charged what P4 gives: the price in effect at the end of
+    the renewed period among the versions published by its notice deadline,
+    times the seats; a custom package its agreed price. Reads the renewals
+    once (streamed) and the price versions once; deadlines are cached per
+    expiry date."""
+    versions: dict[int, list[PriceVersion]] = defaultdict(list)
+    for version in PriceVersion.objects.order_by("package_id", "effective_from"):
+        versions[version.package_id].append(version)
+    deadlines: dict = {}
+    out = []
+    rows = (
+        Order.objects.filter(kind=Order.Kind.RENEWAL, status__in=PAID_STATUSES)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "package_id",
+            "seats",
+            "amount_fen",
+            "period_start",
+            "subscription__renewal_price_fen",
+            "account_id",
+            "account__name",
+        )
+    )
+    for pk, package_id, seats, amount, start, custom, account_id, name in rows.iterator(2000):
+        if custom is not None:
+            expected = custom
+        else:
+            expiry = local_date(start)  # the renewed period ended where this one starts
+            if expiry not in deadlines:
+                deadlines[expiry] = notice_deadline(expiry).at
+            version = renewal_price_version(
+                versions[package_id], period_end=start, deadline=deadlines[expiry]
+            )
+            expected = version.amount_fen * seats if version else None
+        if amount != expected:
+            out.append(
+                f"order #{pk} (renewal) of {_acct(account_id, name)}: charged "
+                f"{format_fen(amount or 0)} but P4 gives "
+                f"{format_fen(expected) if expected is not None else 'no price'}"
+            )
+    return out
+
+
+def _overlap_violations() -> list[str]:
+    """No two paid periods of one account overlap (each period is paid once;
+    an overlap is what refund exception E2 gives back)."""
+    later = Order.objects.filter(
+        account_id=OuterRef("account_id"),
+        status__in=PAID_STATUSES,
+        pk__gt=OuterRef("pk"),
+        period_start__lt=OuterRef("period_end"),
+        period_end__gt=OuterRef("period_start"),
+    )
+    rows = (
+        Order.objects.filter(status__in=PAID_STATUSES, period_start__isnull=False)
+        .annotate(other=Subquery(later.order_by("pk").values("pk")[:1]))
+        .filter(other__isnull=False)
+        .order_by("pk")
+        .values_list("pk", "other", "account_id", "account__name")
+    )
+    return [
+        f"{_acct(account_id, name)}: the paid periods of orders #{pk} and #{other} overlap "
+        "(P1 E2: the same period paid twice)"
+        for pk, other, account_id, name in rows
+    ]
+
+
+# Tables the database keeps append-only (triggers on UPDATE, DELETE, TRUNCATE).
+APPEND_ONLY_TABLES = ["billing_ledgerentry"]
+_PG_EVENTS = {"UPDATE": 16, "DELETE": 8, "TRUNCATE": 32}  # pg_trigger.tgtype bits
+
+
+def _trigger_violations() -> list[str]:
+    """The append-only triggers exist and are enabled (rule 4)."""
+    out = []
+    with connection.cursor() as cur:
+        for table in APPEND_ONLY_TABLES:
+            if connection.vendor == "postgresql":
+                cur.execute(
+                    "SELECT coalesce(bit_or(t.tgtype::int), 0) FROM pg_trigger t"
+                    " JOIN pg_class c ON c.oid = t.tgrelid"
+                    " WHERE c.relname = %s AND NOT t.tgisinternal AND t.tgenabled <> 'D'"
+                    " AND t.tgtype::int & 2 = 2",  # BEFORE triggers
+                    [table],
+                )
+                bits = cur.fetchone()[0]
+                missing = [name for name, bit in _PG_EVENTS.items() if not bits & bit]
+            else:  # SQLite: no TRUNCATE statement
+                cur.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
+                    [table],
+                )
+                sql = " ".join(row[0].upper() for row in cur.fetchall())
+                missing = [e for e in ("UPDATE", "DELETE") if f"BEFORE {e}" not in sql]
+            if missing:
+                out.append(f"table {table}: no append-only trigger refuses {', '.join(missing)}")
+    return out
+
+
 def ledger_violations() -> list[str]:
     """One human-readable line per problem, naming the account and order."""
-    return [*_balance_violations(), *_chain_violations(), *_order_violations()]
+    return [
+        *_trigger_violations(),
+        *_balance_violations(),
+        *_chain_violations(),
+        *_order_violations(),
+        *_entry_account_violations(),
+        *_refund_violations(),
+        *_external_payment_violations(),
+        *_renewal_price_violations(),
+        *_overlap_violations(),
+    ]
 
 
 def reconcile() -> Summary:

@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 from django.conf import settings
+from django.db.backends.signals import connection_created
 
 from billing.policy import SHANGHAI
 from workdays.services import calendar_cache_clear
@@ -21,6 +22,18 @@ def pytest_configure(config):
         pytest.exit("The tests need Redis: set REDIS_URL=redis://HOST:PORT/DB.", returncode=2)
     # Tests create many users; PBKDF2's real rounds would cost ~0.3 s each.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _allow_test_flush(sender, connection, **kwargs):
+    """Django's test flush empties tables with TRUNCATE; the append-only
+    tables refuse it except in a test database whose session sets this
+    (billing migration 0004). Tests that prove the refusal turn it off."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SET billing.allow_truncate = 'on'")
+
+
+connection_created.connect(_allow_test_flush)
 
 
 @pytest.fixture(autouse=True)

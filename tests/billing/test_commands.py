@@ -1,12 +1,13 @@
 """seed_demo (idempotent, consistent ledger), setup_roles and check_ledger."""
 
+import datetime as dt
 import io
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing import services
@@ -21,6 +22,7 @@ from billing.models import (
     Subscription,
 )
 from billing.reconcile import ledger_violations
+from renewals.services import renewal_scan
 
 from .. import factories
 
@@ -190,3 +192,99 @@ def test_check_ledger_reports_charge_on_unpaid_order(books):
     code, out, _ = _run("check_ledger")
     assert code == 1
     assert f"charges order #{order.pk}, which is confirmed, not paid" in out
+
+
+# --- hardening item 11: what check_ledger also checks ---------------------------------
+
+
+def _violations_after(sql, params=()):
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+    code, out, _ = _run("check_ledger")
+    assert code == 1
+    return out
+
+
+def test_check_ledger_reports_entry_on_another_accounts_order(books):
+    acme, beta, order = books["acme"], books["beta"], books["order"]
+    out = _violations_after(
+        "INSERT INTO billing_ledgerentry (account_id, kind, amount_fen, balance_after_fen,"
+        " order_id, channel, reference, memo, created_at) VALUES (%s, 'refund', 100, 5100, %s,"
+        " '', '', '', now())",
+        [beta.pk, order.pk],
+    )
+    assert (
+        f'account #{beta.pk} "Beta": ledger entry #' in out
+        and f"is for order #{order.pk}, which belongs to account #{acme.pk}" in out
+    )
+
+
+def test_check_ledger_reports_refunded_amount_without_refund_entries(books):
+    order = books["order"]
+    out = _violations_after("UPDATE billing_order SET refunded_fen = 100 WHERE id = %s", [order.pk])
+    assert f"order #{order.pk} of " in out
+    assert "refunded ¥1.00 but its refund entries sum to ¥0.00" in out
+
+
+def test_check_ledger_reports_external_payment_without_its_top_up(books, catalog, t0):
+    beta = books["beta"]
+    order = factories.buy(beta, catalog["pro-monthly"], now=t0, channel="offline")
+    assert _run("check_ledger")[0] == 0
+    out = _violations_after(
+        "UPDATE billing_order SET external_reference = 'OTHER-REF' WHERE id = %s", [order.pk]
+    )
+    assert f"order #{order.pk} of " in out
+    assert "paid offline but no top-up of ¥99.00 records the money received" in out
+
+
+def test_check_ledger_reports_renewal_not_at_the_p4_price(books, catalog, t0):
+    """A price version slipped in behind the services (published before the
+    deadline, in effect at the period end): the renewal no longer matches P4."""
+    sub = books["order"].subscription
+    renewal_scan(at=sub.current_period_end, trigger="command")
+    renewal = Order.objects.get(kind="renewal", subscription=sub)
+    assert _run("check_ledger")[0] == 0
+    out = _violations_after(
+        "INSERT INTO billing_priceversion (package_id, amount_fen, effective_from, published_at)"
+        " VALUES (%s, 12900, %s, %s)",
+        [sub.package_id, t0 + dt.timedelta(days=1), t0 + dt.timedelta(days=1)],
+    )
+    assert f"order #{renewal.pk} (renewal) of " in out
+    assert "charged ¥99.00 but P4 gives ¥129.00" in out
+
+
+def test_check_ledger_reports_overlapping_paid_periods(books, catalog, t0):
+    acme, first = books["acme"], books["order"]
+    second = factories.buy(
+        acme, catalog["pro-annual"], now=t0 + dt.timedelta(days=3), channel="online"
+    )
+    # Bought on top of a live month: three days of that month are paid twice.
+    code, out, _ = _run("check_ledger")
+    assert code == 1
+    assert f"the paid periods of orders #{first.pk} and #{second.pk} overlap" in out
+
+
+def test_check_ledger_reports_a_missing_append_only_trigger(books):
+    out = _violations_after("DROP TRIGGER billing_ledger_no_truncate ON billing_ledgerentry")
+    assert out.strip().splitlines()[0] == (
+        "table billing_ledgerentry: no append-only trigger refuses TRUNCATE"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_ledger_reports_a_disabled_append_only_trigger(books):
+    try:
+        out = _violations_after("ALTER TABLE billing_ledgerentry DISABLE TRIGGER USER")
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("ALTER TABLE billing_ledgerentry ENABLE TRIGGER USER")
+    assert "no append-only trigger refuses UPDATE, DELETE, TRUNCATE" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ledger_refuses_truncate(books):
+    refused = pytest.raises(IntegrityError, match="append-only: TRUNCATE refused")
+    with connection.cursor() as cur, refused, transaction.atomic():
+        cur.execute("SET LOCAL billing.allow_truncate = 'off'")
+        cur.execute("TRUNCATE billing_ledgerentry CASCADE")
+    assert LedgerEntry.objects.count() == 3
