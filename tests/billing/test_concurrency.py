@@ -23,6 +23,7 @@ def money_violations():
     exception E2 exists for); that finding is not what they are about."""
     return [v for v in ledger_violations() if "paid periods" not in v]
 
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
