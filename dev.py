@@ -33,14 +33,26 @@ def say(msg: str) -> None:
     print(f"[dev] {msg}", flush=True)
 
 
+def requirement_files(path: Path) -> list[Path]:
+    """``path`` and every file it pulls in with ``-r`` / ``-c`` (recursively)."""
+    files = [path]
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("-r", "-c", "--requirement", "--constraint"):
+            files += requirement_files(path.parent / parts[1])
+    return files
+
+
 def ensure_venv(requirements: str) -> None:
+    """Install the pinned file (pip-compiled, see README "Dependencies") when its
+    content, or that of a file it includes, changed since the last install."""
     if not PY.exists():
         say(f"creating virtualenv in {VENV}")
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     req = ROOT / requirements
     digest = hashlib.sha256()
-    for name in ("requirements.txt", requirements):
-        digest.update((ROOT / name).read_bytes())
+    for path in requirement_files(req):
+        digest.update(path.read_bytes())
     marker = VENV / f".installed-{req.stem}"
     if marker.exists() and marker.read_text() == digest.hexdigest():
         return
