@@ -85,7 +85,9 @@ def _stop(signum, frame):  # SIGTERM stops the demo like Ctrl-C
 def cmd_run(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _stop)
     ensure_venv("requirements.txt")
-    env = dict(os.environ)
+    # The demo: debug mode, so the demo secret key, console emails and seed_demo's
+    # demo logins are allowed (with DEBUG=false the settings refuse them).
+    env = dict(os.environ, DEBUG="true")
     port = env.get("PORT", "8000")
     manage("migrate", "--noinput", env=env)
     manage("seed_demo", env=env)
@@ -139,7 +141,10 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def cmd_test(argv: list[str]) -> int:
-    env = dict(os.environ)
+    # The tests (and the worker and manage.py processes they start) run in debug
+    # settings, read no .env (ENV_FILE empty), and set DEBUG=false themselves
+    # where they test the production settings.
+    env = dict(os.environ, DEBUG="true", ENV_FILE="")
     env.setdefault("DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
     env.setdefault("REDIS_URL", DEFAULT_TEST_REDIS_URL)
     if not env["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
