@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "notices",
     "renewals",
     "refunds",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -1,57 +1,21 @@
 """Production settings: ``DEBUG`` is false unless set, and then the settings
 refuse the demo defaults and pass Django's deployment checklist.
 
-Each case runs ``manage.py`` in its own process with an environment built
-here (no ``.env``: ``ENV_FILE`` empty), on the test database.
+Each case runs ``manage.py`` in its own process with the environment it
+states (no ``.env``), on the test database.
 """
 
 import json
-import os
-import secrets
-import subprocess
-import sys
-from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import pytest
-from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[1]
-PRODUCTION = {
-    "DEBUG": "false",
-    "ALLOWED_HOSTS": "billing.example.com",
-    "EMAIL_URL": "smtp://u:p@127.0.0.1:2525",
-}
-# Whatever this shell sets for these must not leak into the cases.
-OWN_KEYS = ("DEBUG", "SECRET_KEY", "EMAIL_URL", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS")
+from .processes import PRODUCTION, manage, production, random_key
 
 pytestmark = pytest.mark.django_db
 
 
-def manage(*args: str, **variables: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in OWN_KEYS and not k.startswith("SECURE_")}
-    url = urlparse(env["DATABASE_URL"])
-    env["DATABASE_URL"] = urlunparse(url._replace(path="/" + connection.settings_dict["NAME"]))
-    env["ENV_FILE"] = ""
-    env.update(variables)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def random_key() -> str:
-    return secrets.token_urlsafe(50)
-
-
 def test_deploy_checklist_is_clean_with_production_settings():
-    result = manage(
-        "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION, SECRET_KEY=random_key()
-    )
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **production())
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "System check identified no issues (0 silenced)."
 
@@ -120,10 +84,10 @@ def test_production_serves_https_only_behind_a_tls_proxy():
         "shell",
         "-c",
         PROBE,
-        **PRODUCTION,
-        SECRET_KEY=random_key(),
-        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
-        CSRF_TRUSTED_ORIGINS="https://billing.example.com",
+        **production(
+            SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
+            CSRF_TRUSTED_ORIGINS="https://billing.example.com",
+        ),
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
@@ -138,9 +102,7 @@ def test_production_serves_https_only_behind_a_tls_proxy():
 
 
 def test_a_malformed_proxy_header_is_refused():
-    result = manage(
-        "check", **PRODUCTION, SECRET_KEY=random_key(), SECURE_PROXY_SSL_HEADER="X_FORWARDED"
-    )
+    result = manage("check", **production(SECURE_PROXY_SSL_HEADER="X_FORWARDED"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "django.core.exceptions.ImproperlyConfigured: SECURE_PROXY_SSL_HEADER must be "
