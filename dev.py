@@ -106,21 +106,23 @@ def cmd_run(argv: list[str]) -> int:
         ],
     }
     (ROOT / "var" / "celerybeat.pid").unlink(missing_ok=True)
-    running = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in procs.items()}
-    # Beat's first renewal scan comes after its interval; queue one now so the
-    # demo shows a run (Renewal runs in the admin) straight away.
-    for task in ("scan_due_renewals_task", "send_notifications_task"):
-        subprocess.run(
-            [str(BIN / "celery"), "-A", "config", "call", f"renewals.tasks.{task}"],
-            cwd=ROOT,
-            env=env,
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
-    time.sleep(2)
-    say(f"admin: http://127.0.0.1:{port}/admin/")
-    say("demo logins are printed above by seed_demo; Ctrl-C stops web, worker and beat")
-    try:
+    running: dict[str, subprocess.Popen] = {}
+    try:  # from the first start on: a Ctrl-C or SIGTERM at any point stops them all
+        for name, cmd in procs.items():
+            running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        # Beat's first renewal scan comes after its interval; queue one now so the
+        # demo shows a run (Renewal runs in the admin) straight away.
+        for task in ("scan_due_renewals_task", "send_notifications_task"):
+            subprocess.run(
+                [str(BIN / "celery"), "-A", "config", "call", f"renewals.tasks.{task}"],
+                cwd=ROOT,
+                env=env,
+                check=False,
+                stdout=subprocess.DEVNULL,
+            )
+        time.sleep(2)
+        say(f"admin: http://127.0.0.1:{port}/admin/")
+        say("demo logins are printed above by seed_demo; Ctrl-C stops web, worker and beat")
         while all(p.poll() is None for p in running.values()):
             time.sleep(1)
         for name, p in running.items():
