@@ -33,14 +33,26 @@ def say(msg: str) -> None:
     print(f"[dev] {msg}", flush=True)
 
 
+def requirement_files(path: Path) -> list[Path]:
+    """``path`` and every file it pulls in with ``-r`` / ``-c`` (recursively)."""
+    files = [path]
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("-r", "-c", "--requirement", "--constraint"):
+            files += requirement_files(path.parent / parts[1])
+    return files
+
+
 def ensure_venv(requirements: str) -> None:
+    """Install the pinned file (pip-compiled, see README "Dependencies") when its
+    content, or that of a file it includes, changed since the last install."""
     if not PY.exists():
         say(f"creating virtualenv in {VENV}")
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     req = ROOT / requirements
     digest = hashlib.sha256()
-    for name in ("requirements.txt", requirements):
-        digest.update((ROOT / name).read_bytes())
+    for path in requirement_files(req):
+        digest.update(path.read_bytes())
     marker = VENV / f".installed-{req.stem}"
     if marker.exists() and marker.read_text() == digest.hexdigest():
         return
@@ -73,7 +85,9 @@ def _stop(signum, frame):  # SIGTERM stops the demo like Ctrl-C
 def cmd_run(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _stop)
     ensure_venv("requirements.txt")
-    env = dict(os.environ)
+    # The demo: debug mode, so the demo secret key, console emails and seed_demo's
+    # demo logins are allowed (with DEBUG=false the settings refuse them).
+    env = dict(os.environ, DEBUG="true")
     port = env.get("PORT", "8000")
     manage("migrate", "--noinput", env=env)
     manage("seed_demo", env=env)
@@ -92,21 +106,23 @@ def cmd_run(argv: list[str]) -> int:
         ],
     }
     (ROOT / "var" / "celerybeat.pid").unlink(missing_ok=True)
-    running = {name: subprocess.Popen(cmd, cwd=ROOT, env=env) for name, cmd in procs.items()}
-    # Beat's first renewal scan comes after its interval; queue one now so the
-    # demo shows a run (Renewal runs in the admin) straight away.
-    for task in ("scan_due_renewals_task", "send_notifications_task"):
-        subprocess.run(
-            [str(BIN / "celery"), "-A", "config", "call", f"renewals.tasks.{task}"],
-            cwd=ROOT,
-            env=env,
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
-    time.sleep(2)
-    say(f"admin: http://127.0.0.1:{port}/admin/")
-    say("demo logins are printed above by seed_demo; Ctrl-C stops web, worker and beat")
-    try:
+    running: dict[str, subprocess.Popen] = {}
+    try:  # from the first start on: a Ctrl-C or SIGTERM at any point stops them all
+        for name, cmd in procs.items():
+            running[name] = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        # Beat's first renewal scan comes after its interval; queue one now so the
+        # demo shows a run (Renewal runs in the admin) straight away.
+        for task in ("scan_due_renewals_task", "send_notifications_task"):
+            subprocess.run(
+                [str(BIN / "celery"), "-A", "config", "call", f"renewals.tasks.{task}"],
+                cwd=ROOT,
+                env=env,
+                check=False,
+                stdout=subprocess.DEVNULL,
+            )
+        time.sleep(2)
+        say(f"admin: http://127.0.0.1:{port}/admin/")
+        say("demo logins are printed above by seed_demo; Ctrl-C stops web, worker and beat")
         while all(p.poll() is None for p in running.values()):
             time.sleep(1)
         for name, p in running.items():
@@ -127,7 +143,10 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def cmd_test(argv: list[str]) -> int:
-    env = dict(os.environ)
+    # The tests (and the worker and manage.py processes they start) run in debug
+    # settings, read no .env (ENV_FILE empty), and set DEBUG=false themselves
+    # where they test the production settings.
+    env = dict(os.environ, DEBUG="true", ENV_FILE="")
     env.setdefault("DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
     env.setdefault("REDIS_URL", DEFAULT_TEST_REDIS_URL)
     if not env["DATABASE_URL"].startswith(("postgres://", "postgresql://")):

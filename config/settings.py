@@ -1,24 +1,53 @@
 """Settings, all read from the environment through django-environ.
 
-Defaults run the demo with nothing but Python: SQLite under ``var/`` and a
-filesystem Celery broker. Tests and production set ``DATABASE_URL`` and
-``REDIS_URL``.
+``DEBUG`` is false unless set. With ``DEBUG=true`` (``dev.py run`` and
+``dev.py test`` set it) the defaults run the demo with nothing but Python:
+SQLite under ``var/``, a filesystem Celery broker, a demo secret key and
+emails on the console. With ``DEBUG=false`` (production) the settings refuse
+to start without a real ``SECRET_KEY`` and an ``EMAIL_URL``, and serve only
+over HTTPS. Tests and production set ``DATABASE_URL`` and ``REDIS_URL``.
 """
 
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 VAR_DIR.mkdir(exist_ok=True)
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# A ``.env`` beside manage.py fills in what the environment does not set.
+# ENV_FILE names another file; ENV_FILE= (empty) reads none: ``dev.py test``
+# does that, so no developer's .env changes what the tests see.
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
-SECRET_KEY = env("SECRET_KEY", default="insecure-demo-key-change-me-in-production")
-DEBUG = env.bool("DEBUG", default=True)
+DEBUG = env.bool("DEBUG", default=False)
+DEMO_SECRET_KEY = "insecure-demo-key-change-me-in-production"
+SECRET_KEY = env("SECRET_KEY", default=DEMO_SECRET_KEY if DEBUG else "")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+# Operator-facing startup errors: settings load before translations can, so
+# these stay in English. One line each, saying what to set.
+_missing = []
+if not DEBUG and SECRET_KEY in ("", DEMO_SECRET_KEY):
+    _missing.append(
+        "SECRET_KEY must be set to a long random value "
+        '(python3 -c "import secrets; print(secrets.token_urlsafe(50))"); '
+        "the demo key is refused"
+    )
+if not DEBUG and not env("EMAIL_URL", default=""):
+    _missing.append("EMAIL_URL must say where customer emails go (smtp://user:password@host:587)")
+if _missing:
+    raise ImproperlyConfigured(
+        "DEBUG is false (production): "
+        + "; ".join(_missing)
+        + ". For local development set DEBUG=true."
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -34,6 +63,7 @@ INSTALLED_APPS = [
     "notices",
     "renewals",
     "refunds",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -93,9 +123,31 @@ STATIC_ROOT = VAR_DIR / "static"
 
 LOGIN_URL = "admin:login"
 
+# Production requires EMAIL_URL (refused above without it); the demo prints emails.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@mtlogin.example")
+
+# --- HTTPS (production) -------------------------------------------------------
+# With DEBUG=false: cookies only over HTTPS, plain HTTP redirected to HTTPS, and
+# HSTS (one year by default; SECURE_HSTS_SECONDS lowers it while rolling out).
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_SSL_REDIRECT = not DEBUG
+SECURE_HSTS_SECONDS = 0 if DEBUG else env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+# Behind a TLS-terminating proxy: the header it sets on HTTPS requests, e.g.
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (only if the proxy always
+# sets or strips it), and the origins forms are posted from, e.g.
+# CSRF_TRUSTED_ORIGINS=https://billing.example.com
+_proxy_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_header and len(_proxy_header) != 2:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be HEADER,VALUE, e.g. HTTP_X_FORWARDED_PROTO,https."
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) or None
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Celery -----------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")

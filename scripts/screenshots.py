@@ -3,12 +3,14 @@
 
 Needs a running demo server with seed_demo loaded, e.g.:
 
-    DATABASE_URL=sqlite:////tmp/demo.sqlite3 python manage.py migrate
-    DATABASE_URL=sqlite:////tmp/demo.sqlite3 python manage.py seed_demo
-    DATABASE_URL=sqlite:////tmp/demo.sqlite3 python manage.py runserver 127.0.0.1:8012 --noreload &
-    python scripts/screenshots.py --base http://127.0.0.1:8012
+    export DEBUG=true DATABASE_URL=sqlite:////tmp/demo.sqlite3
+    .venv/bin/python manage.py migrate
+    .venv/bin/python manage.py seed_demo
+    .venv/bin/python manage.py runserver 127.0.0.1:8012 --noreload &
+    .venv/bin/python scripts/screenshots.py --base http://127.0.0.1:8012
 
-and a Chromium (Debian: apt-get install chromium). Playwright drives it.
+and a Chromium (Debian: apt-get install chromium). Playwright (in
+requirements-dev.txt) drives it; it downloads no browser of its own.
 """
 
 from __future__ import annotations

@@ -1,42 +1,21 @@
-"""seed_demo (idempotent, consistent ledger), setup_roles and check_ledger."""
+"""setup_roles and check_ledger (seed_demo: tests/demo)."""
 
 import datetime as dt
 import io
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
 
 from billing import services
-from billing.models import (
-    Acceptance,
-    Account,
-    AgreementVersion,
-    LedgerEntry,
-    Order,
-    Package,
-    PriceVersion,
-    Subscription,
-)
+from billing.models import LedgerEntry, Order, Package
 from billing.reconcile import ledger_violations
 from renewals.services import renewal_scan
 
 from .. import factories
 
 pytestmark = pytest.mark.django_db
-
-
-def _snapshot():
-    models = [Package, PriceVersion, AgreementVersion, Account, Subscription, Order, LedgerEntry]
-    counts = {m.__name__: m.objects.count() for m in [*models, Acceptance]}
-    counts["users"] = get_user_model().objects.count()
-    counts["groups"] = Group.objects.count()
-    counts["balances"] = sorted(Account.objects.values_list("name", "balance_fen"))
-    counts["history"] = Order.history.count() + Subscription.history.count()
-    return counts
 
 
 def _run(*args):
@@ -47,43 +26,6 @@ def _run(*args):
     except SystemExit as exc:
         code = exc.code
     return code, out.getvalue(), err.getvalue()
-
-
-def test_seed_demo_is_idempotent_and_the_ledger_reconciles():
-    code, out, _ = _run("seed_demo")
-    assert code == 0
-    assert "admin / admin-demo" in out and "support / support-demo" in out
-    first = _snapshot()
-    assert first["Account"] == 10
-    assert {p.kind for p in Package.objects.all()} == {"free", "monthly", "annual", "custom"}
-    code, out, _ = _run("seed_demo")
-    assert code == 0 and "nothing to do" in out
-    assert _snapshot() == first
-    code, out, _ = _run("check_ledger")
-    assert code == 0
-    assert out.strip() == f"check_ledger: ok, 10 accounts, {first['LedgerEntry']} entries"
-
-
-def test_seed_demo_states():
-    _run("seed_demo")
-    statuses = set(Order.objects.values_list("status", flat=True))
-    assert statuses == {"draft", "confirmed", "fulfilled", "cancelled"}
-    kinds = set(
-        Subscription.objects.exclude(status="ended").values_list("package__kind", flat=True)
-    )
-    assert kinds == {"free", "monthly", "annual", "custom"}
-    assert Subscription.objects.filter(status="past_due").count() == 1
-    assert Account.objects.filter(language="zh-hans").count() >= 2
-    future = PriceVersion.objects.filter(effective_from__gt=timezone.now())
-    assert future.count() == 1
-    agreement = AgreementVersion.objects.get(version="2024-02-05")
-    assert agreement.text.startswith("Refund Policy")
-    admin = get_user_model().objects.get(username="admin")
-    assert admin.is_superuser and admin.check_password("admin-demo")
-    finance = get_user_model().objects.get(username="finance")
-    assert finance.has_perm("billing.top_up_balance") and not finance.is_superuser
-    support = get_user_model().objects.get(username="support")
-    assert support.is_staff and not support.has_perm("billing.top_up_balance")
 
 
 def test_setup_roles_command():

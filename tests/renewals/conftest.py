@@ -97,10 +97,46 @@ class WorkerProcess:
                 self.proc.wait(timeout=10)
 
 
+def restore_unacknowledged(*, older_than: float) -> int:
+    """Put back on their queue the messages a worker took more than ``older_than``
+    seconds ago and never acknowledged; return how many.
+
+    This is kombu's Redis ack emulation doing what a (re)starting consumer does
+    (``QoS.restore_visible``, the visibility-timeout sweep), called once,
+    explicitly, on a channel of the app's own connection. Left to the worker,
+    that sweep runs once at start (too early if the visibility timeout has not
+    elapsed yet) and then only every ``unacked_restore_interval *
+    unacked_restore_throttle`` seconds (100 s by default): redelivery by timing
+    luck. Call it only while no worker is alive, so nothing else holds or takes
+    the unacknowledged messages.
+    """
+    options = {"visibility_timeout": older_than}
+    with celery_app.connection_for_write(transport_options=options) as conn:
+        channel = conn.default_channel
+        before = channel.client.zcard(channel.unacked_index_key)
+        # interval=1: no throttle, this call scans; num=None: all of them.
+        channel.qos.restore_visible(num=None, interval=1)
+        return before - channel.client.zcard(channel.unacked_index_key)
+
+
+def queued_messages(queue: str = "celery") -> int:
+    with celery_app.connection_for_write() as conn:
+        return conn.default_channel.queue_declare(queue, passive=True).message_count
+
+
+def _forget_broker_state() -> None:
+    """Empty the queue and forget deliveries left unacknowledged by workers
+    killed in earlier runs, so no stale task runs against this test's database."""
+    celery_app.control.purge()
+    with celery_app.connection_for_write() as conn:
+        channel = conn.default_channel
+        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
+
+
 @pytest.fixture
 def worker_factory():
-    """Start real worker processes; purge the queue first so nothing stale runs."""
-    celery_app.control.purge()
+    """Start real worker processes on a clean broker: nothing stale runs."""
+    _forget_broker_state()
     started: list[WorkerProcess] = []
 
     def start(**kwargs) -> WorkerProcess:
@@ -111,4 +147,4 @@ def worker_factory():
     yield start
     for w in started:
         w.stop()
-    celery_app.control.purge()
+    _forget_broker_state()

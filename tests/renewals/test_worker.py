@@ -18,7 +18,7 @@ from renewals.models import RenewalRun
 from renewals.seeding import seed_due_subscriptions
 from renewals.tasks import renew_chunk_task, scan_due_renewals_task
 
-from .conftest import ROOT, _worker_env, wait_for
+from .conftest import ROOT, _worker_env, queued_messages, restore_unacknowledged, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 
@@ -120,8 +120,20 @@ def test_worker_killed_mid_chunk_then_restarted(catalog, agreement, worker_facto
     assert not Order.objects.filter(kind="renewal").exists()
     assert RenewalRun.objects.get(pk=run.pk).renewed == 0
 
-    # A new worker gets the unacknowledged task back (acks_late) and renews each once.
-    worker_factory(concurrency=1, CELERY_VISIBILITY_TIMEOUT="1")
+    # The task was never acknowledged (acks_late), so it is still in the broker's
+    # unacknowledged set. With no worker alive, restore it once its (1 s)
+    # visibility timeout has passed: the sweep a restarting consumer runs, done
+    # here so redelivery does not depend on when the new worker's own sweep fires.
+    restored = wait_for(
+        lambda: restore_unacknowledged(older_than=1.0),
+        timeout=30,
+        what="the killed worker's unacknowledged chunk to be restored",
+    )
+    assert restored == 1
+    assert queued_messages() == 1
+    # A new worker (default one-hour visibility timeout: its own sweep restores
+    # nothing) takes the restored chunk and renews each subscription once.
+    worker_factory(concurrency=1)
     done = wait_for(
         lambda: RenewalRun.objects.filter(pk=run.pk, finished_at__isnull=False).first(),
         what="the redelivered chunk",

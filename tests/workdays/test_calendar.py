@@ -138,7 +138,10 @@ def test_recheck_interval_bounds_queries(django_assert_num_queries):
 
 
 def _w001():
-    return [m for m in run_checks(tags=["workdays"]) if m.id == "workdays.W001"]
+    # A database check (as on `migrate` or `check --database default`).
+    return [
+        m for m in run_checks(tags=["workdays"], databases=["default"]) if m.id == "workdays.W001"
+    ]
 
 
 def test_no_warning_before_november():
@@ -153,6 +156,16 @@ def test_warning_from_1_november_until_next_year_is_official(calendar_staff):
         assert len(warnings) == 1 and "2027 is not official" in warnings[0].msg
         services.calendar_year_enter(year=2027, days=SCHEDULE_2027, actor=calendar_staff)
         assert _w001() == []
+
+
+def test_warning_is_a_database_check_not_a_configuration_one():
+    """`check` / `check --deploy` judge the configuration; `migrate` and
+    `check --database default` run this data check (see workdays/checks.py)."""
+    with time_machine.travel(dt.datetime(2026, 11, 1, 0, 5, tzinfo=SHANGHAI), tick=False):
+        assert len(_w001()) == 1
+        assert [
+            m for m in run_checks(include_deployment_checks=True) if m.id == "workdays.W001"
+        ] == []
 
 
 def test_warning_for_provisional_deadline_in_next_90_days(account, catalog):
@@ -184,7 +197,7 @@ def test_check_is_silent_without_tables(django_db_blocker):
         with connection.cursor() as cur:
             cur.execute("ALTER TABLE workdays_calendarrevision RENAME TO tmp_revision")
         try:
-            assert calendar_schedule_check() == []
+            assert calendar_schedule_check(databases=["default"]) == []
         finally:
             with connection.cursor() as cur:
                 cur.execute("ALTER TABLE tmp_revision RENAME TO workdays_calendarrevision")

@@ -4,27 +4,33 @@ Catalog rows are created once by their code; customer accounts are keyed by
 their owner's username and built only THROUGH ``billing.services`` (at past
 instants), so balances, ledgers, orders and history are what production would
 show. Works on SQLite (the demo) and PostgreSQL.
+
+Its logins have published passwords, so it refuses to run when ``DEBUG`` is
+false (production) unless given ``--allow-production``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing import policy, services
 from billing.models import Account, AgreementVersion, Order, Package, PriceVersion
 from billing.roles import setup_roles
+from notices.services import calendar_year_load_from_library
+from renewals.services import renew_subscriptions
 from workdays.models import CalendarYear
-from workdays.services import calendar_year_load_from_library
 
-AGREEMENT_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "refund_agreement.txt"
+# The agreement's text, word for word (docs/policy.md explains the rules).
+AGREEMENT_FILE = settings.BASE_DIR / "docs" / "refund_agreement.txt"
 AGREEMENT_VERSION = "2024-02-05"
 AGREEMENT_FROM = dt.datetime(2024, 2, 5, tzinfo=policy.SHANGHAI)
 PRICES_FROM = dt.datetime(2024, 1, 1, tzinfo=policy.SHANGHAI)
@@ -118,12 +124,12 @@ class Demo:
             now=at,
         )
 
-    def buy(self, account, code, *, at, seats=1, channel="balance", reference="", note=""):
+    def buy(self, account, code, *, at, seats=1, channel="balance", reference=""):
         order = self.confirm(self.place(account, code, at=at, seats=seats), at=at)
-        order = services.order_pay(
+        # P3: a standard package is delivered (fulfilled) in the payment itself.
+        return services.order_pay(
             order=order, channel=channel, reference=reference, actor=account.owner, now=at
         )
-        return services.order_fulfil(order=order, actor=self.finance, note=note, now=at)
 
     # --- the accounts ------------------------------------------------------
 
@@ -183,10 +189,6 @@ class Demo:
         acct = self.open("pine", "Pine Consulting", at=start - dt.timedelta(days=5))
         self.top_up(acct, 9_900, at=start, reference="ALIPAY-20260002")
         self.buy(acct, "pro-monthly", at=start)
-        try:
-            from renewals.services import renew_subscriptions
-        except ImportError:  # the renewal engine will mark it past due on its next run
-            return
         live = acct.subscriptions.exclude(status="ended").get()
         renew_subscriptions(subscription_ids=[live.pk], at=self.now)
 
@@ -221,10 +223,9 @@ class Demo:
         at = self.ago(days=200)
         acct = self.open("yangtze", "长江伙伴 Yangtze Partners", language="zh-hans", at=at)
         order = self.confirm(self.place(acct, "pro-annual", seats=3, at=at), at=at)
-        order = services.offline_payment_record(
+        services.offline_payment_record(
             order=order, bank_reference="CMB-20260510-7781", actor=self.finance, now=at
         )
-        services.order_fulfil(order=order, actor=self.finance, now=at)
         self.top_up(
             acct,
             100_000,
@@ -236,9 +237,28 @@ class Demo:
 
 
 class Command(BaseCommand):
-    help = "Load the demo catalog, agreement, customer accounts and staff users (idempotent)."
+    help = (
+        "Load the demo catalog, agreement, customer accounts and staff users (idempotent). "
+        "Refused when DEBUG is false unless --allow-production is given."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Run even though DEBUG is false (a staging or demo server, never production).",
+        )
 
     def handle(self, *args, **options):
+        if not settings.DEBUG and not options["allow_production"]:
+            raise CommandError(
+                _(
+                    "seed_demo refused: DEBUG is false (production), and the demo creates "
+                    "logins whose passwords are published. Run it with DEBUG=true, or add "
+                    "--allow-production if this database really is a demo or staging one."
+                ),
+                returncode=2,
+            )
         now = timezone.now().replace(second=0, microsecond=0)
         self.created: list[str] = []
         with transaction.atomic():
@@ -285,9 +305,14 @@ class Command(BaseCommand):
                 self.created.append(f"package {code}")
             if price and not package.prices.exists():
                 # The opening price list (a price change must be in the future, so the
-                # first version is a catalog row, as in the tests' factories).
+                # first version is a catalog row, as in the tests' factories), published
+                # when it took effect: P4 lets a renewal charge only versions published
+                # before the renewed period's notice deadline.
                 PriceVersion.objects.create(
-                    package=package, amount_fen=price, effective_from=PRICES_FROM, published_at=now
+                    package=package,
+                    amount_fen=price,
+                    effective_from=PRICES_FROM,
+                    published_at=PRICES_FROM,
                 )
         code, fen = FUTURE_PRICE
         package = Package.objects.get(code=code)
@@ -340,6 +365,6 @@ class Command(BaseCommand):
         if skipped:
             write(f"roles: skipped permissions not installed yet: {', '.join(skipped)}")
         write("Demo logins (admin at /admin/):")
-        for username, password, group, _ in STAFF:
+        for username, password, group, _superuser in STAFF:
             write(f"  {username} / {password}   ({group})")
         write(f"  customers: lin, acme, harbor, ... / {CUSTOMER_PASSWORD}")
