@@ -24,6 +24,7 @@ from workdays.services import notice_deadline
 
 from . import policy
 from .models import (
+    CANCEL_REASON_MAX_LENGTH,
     Acceptance,
     Account,
     AccountMember,
@@ -527,6 +528,14 @@ def order_cancel(
     """P1: an order that was never paid is cancelled, not refunded. A paid
     order is not refundable after confirmation (clause 1)."""
     now = _now(now)
+    reason = (reason or "").strip()
+    if len(reason) > CANCEL_REASON_MAX_LENGTH:
+        raise ValidationError(
+            {
+                "reason": f"The reason is {len(reason)} characters long; at most "
+                f"{CANCEL_REASON_MAX_LENGTH} are allowed."
+            }
+        )
     locked = _lock_order(order.pk)
     if locked.status in (Order.Status.PAID, Order.Status.FULFILLED):
         raise ValidationError(
@@ -535,6 +544,8 @@ def order_cancel(
         )
     _transition(locked, Order.Status.CANCELLED)
     locked.cancelled_at = now
+    locked.cancel_reason = reason
+    # The history reason is cut to its column; the full reason is on the row.
     _audit(
         locked, actor=actor, reason=f"P1 cancelled unpaid order{': ' + reason if reason else ''}"
     )

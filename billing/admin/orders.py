@@ -59,7 +59,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             {"fields": ["amount", "price_version_display", "agreed_amount", "refunded"]},
         ),
         ("Payment", {"fields": ["channel", "external_reference", "period"]}),
-        ("Status timeline", {"fields": ["timeline", "fulfilment_note"]}),
+        ("Status timeline", {"fields": ["timeline", "fulfilment_note", "cancel_reason"]}),
     ]
     readonly_fields = [
         "account",
@@ -77,6 +77,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
         "period",
         "timeline",
         "fulfilment_note",
+        "cancel_reason",
     ]
     inlines = [OrderLedgerInline]
     actions = ["record_offline_payment_action", "fulfil_action", "cancel_action"]
