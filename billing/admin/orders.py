@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from billing import services
 from billing.forms import CancelForm, FulfilForm, OfflinePaymentForm
 from billing.models import LedgerEntry, Order
+from core.admin_mixins import PermittedLinksMixin
 
 from .base import (
     DASH,
@@ -286,7 +287,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
     """The ledger is append-only: view only, for everyone."""
 
     list_display = [
