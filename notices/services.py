@@ -438,11 +438,18 @@ def calendar_year_enter(
 
 @transaction.atomic
 def calendar_year_load_from_library(
-    *, year: int, actor: Any, now: dt.datetime | None = None
+    *,
+    year: int,
+    actor: Any,
+    overwrite_staff_schedule: bool = False,
+    now: dt.datetime | None = None,
 ) -> CalendarYear:
-    """Load a year from the library; notices are re-judged."""
+    """Load a year from the library; notices are re-judged. A staff-entered
+    schedule is replaced only with ``overwrite_staff_schedule=True``."""
     now = _now(now)
-    row = calendar.calendar_year_load_from_library(year=year, actor=actor, now=now)
+    row = calendar.calendar_year_load_from_library(
+        year=year, actor=actor, overwrite_staff_schedule=overwrite_staff_schedule, now=now
+    )
     calendar_rejudge(years=[row.year], actor=actor, now=now)
     return row
 
