@@ -29,7 +29,12 @@ from workdays.models import CalendarYear
 from workdays.services import DayEntry, notice_deadline
 
 from . import policy
-from .models import REFERENCE_MAX_LENGTH, NonRenewalNotice
+from .models import (
+    REFERENCE_MAX_LENGTH,
+    WITHDRAW_PERMISSION,
+    WITHDRAWAL_REASON_MAX_LENGTH,
+    NonRenewalNotice,
+)
 
 STAFF_CHANNELS = (
     NonRenewalNotice.Channel.EMAIL,
@@ -301,16 +306,36 @@ def notice_withdraw(
     notice: NonRenewalNotice,
     account: Account,
     actor: Any,
+    reason: str = "",
     now: dt.datetime | None = None,
 ) -> NonRenewalNotice:
     """P5: withdraw a notice before it takes effect (for an on-time notice, the
     expiry it is about; for a late one, the end of the renewed period). Auto-
-    renewal then resumes. The row stays, with ``withdrawn_at``. Withdrawing a
+    renewal then resumes. The row stays, with ``withdrawn_at``, who withdrew it
+    and ``withdrawal_reason``; the history row names the reason too (cut to
+    its column). Staff withdraw on the customer's request and must give the
+    reason and hold ``notices.withdraw_nonrenewalnotice``; a customer
+    withdrawing on the account pages may leave it empty. Withdrawing a
     withdrawn notice returns it unchanged."""
     now = _now(now)
+    reason = (reason or "").strip()
     if notice.account_id != account.pk:
         raise ValidationError("This notice belongs to another account.")
     _check_actor(account=account, actor=actor)
+    if _is_staff(actor):
+        if not actor.has_perm(WITHDRAW_PERMISSION):
+            raise ValidationError("You may not withdraw notices (support or admin staff only).")
+        if not reason:
+            raise ValidationError(
+                {"reason": "Say why the notice is withdrawn (e.g. the customer's email asking so)."}
+            )
+    if len(reason) > WITHDRAWAL_REASON_MAX_LENGTH:
+        raise ValidationError(
+            {
+                "reason": f"The reason is {len(reason)} characters long; at most "
+                f"{WITHDRAWAL_REASON_MAX_LENGTH} are allowed."
+            }
+        )
     Subscription.objects.select_for_update().get(pk=notice.subscription_id)
     locked = NonRenewalNotice.objects.select_for_update().get(pk=notice.pk)
     if locked.withdrawn_at is not None:
@@ -322,7 +347,9 @@ def notice_withdraw(
         )
     locked.withdrawn_at = now
     locked.withdrawn_by = user_or_none(actor)
-    _audit(locked, actor=actor, reason="P5 notice withdrawn: auto-renewal resumes")
+    locked.withdrawal_reason = reason
+    history = "P5 notice withdrawn, auto-renewal resumes"
+    _audit(locked, actor=actor, reason=f"{history}: {reason}" if reason else history)
     locked.save()
     return locked
 

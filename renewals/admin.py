@@ -7,6 +7,7 @@ from billing.models import Account
 from billing.policy import format_fen
 from core.admin_mixins import PermittedLinksMixin
 
+from . import admin_beat  # noqa: F401  (the beat schedule's admin, with permissions)
 from .models import Notification, RenewalRun
 from .services import balance_top_up_and_renew
 

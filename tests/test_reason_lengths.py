@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
@@ -24,10 +25,11 @@ from . import factories
 pytestmark = pytest.mark.django_db
 
 # Not ASCII: a Chinese reason is as long in characters as in the column.
-LONG = "取消原因" * 100
+LONG = "取消原因" * 1000
 
 
 def text(n: int) -> str:
+    assert len(LONG) >= n
     return LONG[:n]
 
 
@@ -154,3 +156,42 @@ def test_recorded_notice_reference_at_its_maximum(client, catalog, agreement):
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert NonRenewalNotice.objects.get().reference == text(REFERENCE_MAX_LENGTH)
+
+
+@time_machine.travel(dt.datetime(2025, 3, 5, 10, 0, tzinfo=SHANGHAI), tick=False)
+def test_withdrawal_reason_at_its_maximum(client, catalog, agreement):
+    from notices import services as notice_services
+    from notices.admin import WithdrawNoticeForm
+    from notices.models import WITHDRAWAL_REASON_MAX_LENGTH
+
+    assert WithdrawNoticeForm.base_fields["reason"].max_length == WITHDRAWAL_REASON_MAX_LENGTH
+    account = factories.make_account("Cust", now=dt.datetime(2025, 2, 10, tzinfo=SHANGHAI))
+    sub = factories.buy(
+        account,
+        catalog["pro-monthly"],
+        now=dt.datetime(2025, 2, 14, 10, 0, tzinfo=SHANGHAI),
+        channel=Order.Channel.ONLINE,
+    ).subscription
+    notice = notice_services.notice_give(
+        account=account,
+        subscription=sub,
+        channel="account_page",
+        actor=account.owner,
+        now=dt.datetime(2025, 3, 1, tzinfo=SHANGHAI),
+    ).notice
+    url = reverse("admin:notices_nonrenewalnotice_withdraw", args=[notice.pk])
+    client.force_login(factories.make_staff("sup_w_len", group="support"))
+    # One over the limit: a form error, nothing written.
+    response = client.post(url, {"reason": text(WITHDRAWAL_REASON_MAX_LENGTH + 1), "confirm": "on"})
+    assert response.status_code == 200
+    notice.refresh_from_db()
+    assert (notice.withdrawn_at, notice.history.count()) == (None, 1)
+    # At the limit it works: the full reason on the row, the history reason cut.
+    reason = text(WITHDRAWAL_REASON_MAX_LENGTH)
+    response = client.post(url, {"reason": reason, "confirm": "on"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    notice.refresh_from_db()
+    assert notice.withdrawn_at is not None and notice.withdrawal_reason == reason
+    history = notice.history.first().history_change_reason
+    assert len(history) == 100 and history.startswith("P5 notice withdrawn")
+    assert history.endswith(ELLIPSIS)
