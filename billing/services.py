@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
@@ -532,8 +533,10 @@ def order_cancel(
     if len(reason) > CANCEL_REASON_MAX_LENGTH:
         raise ValidationError(
             {
-                "reason": f"The reason is {len(reason)} characters long; at most "
-                f"{CANCEL_REASON_MAX_LENGTH} are allowed."
+                "reason": _(
+                    "The reason is %(length)s characters long; at most %(limit)s are allowed."
+                )
+                % {"length": len(reason), "limit": CANCEL_REASON_MAX_LENGTH}
             }
         )
     locked = _lock_order(order.pk)

@@ -67,7 +67,7 @@ def notice_state(obj: Subscription) -> str:
     return format_html('{} <a href="{}">Record a notice</a>', state.text, url)
 
 
-@admin.display(description="Non-renewal notice")
+@admin.display(description=gettext_lazy("Non-renewal notice"))
 def notice_state_text(obj: Subscription) -> str:
     """The notice state without the "Record a notice" link (staff who may not
     record notices)."""

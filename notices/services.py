@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.models import Account, AccountMember, Subscription
 from billing.policy import SHANGHAI, local_date
@@ -324,16 +325,22 @@ def notice_withdraw(
     _check_actor(account=account, actor=actor)
     if _is_staff(actor):
         if not actor.has_perm(WITHDRAW_PERMISSION):
-            raise ValidationError("You may not withdraw notices (support or admin staff only).")
+            raise ValidationError(_("You may not withdraw notices (support or admin staff only)."))
         if not reason:
             raise ValidationError(
-                {"reason": "Say why the notice is withdrawn (e.g. the customer's email asking so)."}
+                {
+                    "reason": _(
+                        "Say why the notice is withdrawn (e.g. the customer's email asking so)."
+                    )
+                }
             )
     if len(reason) > WITHDRAWAL_REASON_MAX_LENGTH:
         raise ValidationError(
             {
-                "reason": f"The reason is {len(reason)} characters long; at most "
-                f"{WITHDRAWAL_REASON_MAX_LENGTH} are allowed."
+                "reason": _(
+                    "The reason is %(length)s characters long; at most %(limit)s are allowed."
+                )
+                % {"length": len(reason), "limit": WITHDRAWAL_REASON_MAX_LENGTH}
             }
         )
     Subscription.objects.select_for_update().get(pk=notice.subscription_id)

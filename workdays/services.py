@@ -37,6 +37,7 @@ import chinese_calendar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
@@ -235,9 +236,12 @@ def _source_of(row: CalendarYear) -> str:
 def _require_days(year: int, count: int) -> None:
     if count == 0:
         raise ValidationError(
-            f"An official schedule for {year} needs its days off and make-up working days: "
-            "enter them, or load the year from the library. (A year with no days would count "
-            "every Monday-Friday as a working day, holidays included.)"
+            _(
+                "An official schedule for %(year)s needs its days off and make-up working "
+                "days: enter them, or load the year from the library. (A year with no days "
+                "would count every Monday-Friday as a working day, holidays included.)"
+            )
+            % {"year": year}
         )
 
 
@@ -312,8 +316,11 @@ def calendar_year_load_from_library(
     replacing = row.source == CalendarYear.Source.STAFF and row.days.exists()
     if replacing and not overwrite_staff_schedule:
         raise ValidationError(
-            f"{year} has a schedule entered by staff ({row.days.count()} days); loading the "
-            "library would replace it. Confirm to overwrite the staff-entered schedule.",
+            _(
+                "%(year)s has a schedule entered by staff (%(days)s days); loading the library "
+                "would replace it. Confirm to overwrite the staff-entered schedule."
+            )
+            % {"year": year, "days": row.days.count()},
             code="staff_schedule",
         )
     if replacing:
