@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -258,7 +259,8 @@ class NonRenewalNoticeAdmin(HistoryAdmin):
     # --- withdraw: one notice at a time, with a reason and a confirmation ---------
 
     def billing_tools(self, request, obj):
-        if obj.withdrawn_at is None and self.has_withdraw_permission(request):
+        live = obj.withdrawn_at is None and timezone.now() < obj.effective_end
+        if live and self.has_withdraw_permission(request):
             return [(self.object_url(obj, "withdraw"), _("Withdraw…"))]
         return []
 
@@ -270,6 +272,14 @@ class NonRenewalNoticeAdmin(HistoryAdmin):
         notice = self.get_object(request, object_id)
         if notice is None:
             return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+        if notice.withdrawn_at is not None:
+            self.message_user(
+                request,
+                _("Notice #%(pk)s was already withdrawn on %(when)s.")
+                % {"pk": notice.pk, "when": fmt(notice.withdrawn_at)},
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(self.object_url(notice))
 
         def call(data):
             done = services.notice_withdraw(

@@ -148,9 +148,13 @@ def test_support_withdraws_with_a_reason_and_a_confirmation(client, notice):
     last = notice.history.first()
     assert last.history_user == support
     assert last.history_change_reason == f"P5 notice withdrawn, auto-renewal resumes: {reason}"
-    # A withdrawn notice offers no button any more.
+    # A withdrawn notice offers no button any more, and its page says so.
     page = client.get(reverse("admin:notices_nonrenewalnotice_change", args=[notice.pk]))
     assert withdraw_url(notice) not in page.content.decode()
+    resp = client.post(withdraw_url(notice), {"reason": "again", "confirm": "on"}, follow=True)
+    assert "was already withdrawn" in resp.content.decode()
+    notice.refresh_from_db()
+    assert notice.withdrawal_reason == reason
 
 
 def test_withdraw_needs_the_permission(client, notice):
