@@ -13,7 +13,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from . import policy
-from .models import Order
+from .models import CANCEL_REASON_MAX_LENGTH, Order
 
 # A top-up arrives from outside the balance (billing.services.EXTERNAL_CHANNELS).
 TOP_UP_CHANNELS = [
@@ -102,10 +102,13 @@ class FulfilForm(forms.Form):
     note = forms.CharField(
         label="What was provided",
         required=False,
+        max_length=2000,
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
         help_text="Required for a custom service (P3).",
     )
 
 
 class CancelForm(forms.Form):
-    reason = forms.CharField(label="Reason", max_length=200, required=False)
+    reason = forms.CharField(
+        label="Reason", max_length=CANCEL_REASON_MAX_LENGTH, required=False, strip=True
+    )

@@ -7,7 +7,9 @@
 - ``finance`` sees everything billing and holds the three money permissions
   plus ``change_order``, which in this admin means "may fulfil or cancel an
   order through the services" (order fields themselves are never edited).
-- ``admin`` is superuser-like staff: every permission.
+- ``admin`` is superuser-like staff: every permission, except adding,
+  changing or deleting users, groups and permissions (a member could make
+  themselves superuser); only superusers manage users. Admins may view them.
 
 Permissions are named ``app_label.codename``; those whose app or model does not
 exist yet are skipped and reported, so the roles can be applied at any stage.
@@ -39,10 +41,11 @@ MONEY_PERMISSIONS = [
 
 SUPPORT = [
     *BILLING_VIEW,
-    # P5 notices recorded by support (emails, chats, calls).
+    # P5 notices recorded by support (emails, chats, calls), and withdrawn on
+    # the customer's request (with a reason); notices are never edited.
     "notices.view_nonrenewalnotice",
     "notices.add_nonrenewalnotice",
-    "notices.change_nonrenewalnotice",
+    "notices.withdraw_nonrenewalnotice",
     # P6 complaints.
     "complaints.view_complaint",
     "complaints.add_complaint",
@@ -69,10 +72,18 @@ FINANCE = [
     "workdays.view_calendarday",
 ]
 
+# Whoever may edit users, groups or permissions can make themselves a
+# superuser: only superusers hold these (the admin role may look).
+USER_ADMIN_PERMISSIONS = [
+    f"auth.{action}_{model}"
+    for model in ("user", "group", "permission")
+    for action in ("add", "change", "delete")
+]
+
 ROLES: dict[str, list[str] | None] = {
     "support": SUPPORT,
     "finance": FINANCE,
-    "admin": None,  # every permission
+    "admin": None,  # every permission except USER_ADMIN_PERMISSIONS
 }
 
 
@@ -99,7 +110,12 @@ def setup_roles() -> dict[str, list[str]]:
     for name, perms in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
         if perms is None:
-            wanted = list(Permission.objects.all())
+            excluded = {tuple(p.split(".", 1)) for p in USER_ADMIN_PERMISSIONS}
+            wanted = [
+                p
+                for p in Permission.objects.select_related("content_type")
+                if (p.content_type.app_label, p.codename) not in excluded
+            ]
             missing[name] = []
         else:
             wanted, missing[name] = _resolve(perms)

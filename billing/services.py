@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
@@ -24,6 +25,7 @@ from workdays.services import notice_deadline
 
 from . import policy
 from .models import (
+    CANCEL_REASON_MAX_LENGTH,
     Acceptance,
     Account,
     AccountMember,
@@ -571,6 +573,16 @@ def order_cancel(
     """P1: an order that was never paid is cancelled, not refunded. A paid
     order is not refundable after confirmation (clause 1)."""
     now = _now(now)
+    reason = (reason or "").strip()
+    if len(reason) > CANCEL_REASON_MAX_LENGTH:
+        raise ValidationError(
+            {
+                "reason": _(
+                    "The reason is %(length)s characters long; at most %(limit)s are allowed."
+                )
+                % {"length": len(reason), "limit": CANCEL_REASON_MAX_LENGTH}
+            }
+        )
     locked = _lock_order(order.pk)
     if locked.status in (Order.Status.PAID, Order.Status.FULFILLED):
         raise ValidationError(
@@ -579,6 +591,8 @@ def order_cancel(
         )
     _transition(locked, Order.Status.CANCELLED)
     locked.cancelled_at = now
+    locked.cancel_reason = reason
+    # The history reason is cut to its column; the full reason is on the row.
     _audit(
         locked, actor=actor, reason=f"P1 cancelled unpaid order{': ' + reason if reason else ''}"
     )

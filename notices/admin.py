@@ -1,6 +1,7 @@
 """Notice admin for support staff (P5): record a notice received by email,
 chat or phone, with a preview of the judgement before saving; filters; a
-withdraw action. Thin: the rules are in ``notices.services``.
+"Withdraw…" page per notice (reason and confirmation). Thin: the rules are in
+``notices.services``.
 
 It also registers the subscription admin with the notice state and the
 notices inline (billing sits below notices, so it cannot add them itself).
@@ -15,17 +16,26 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing.admin import SubscriptionAdmin
+from billing.admin.base import HistoryAdmin
 from billing.models import Subscription
+from core.admin_mixins import PermittedLinksMixin
 
 from . import (
     admin_calendar,  # noqa: F401  (registers the calendar admin)
     services,
 )
-from .models import NonRenewalNotice
+from .models import (
+    REFERENCE_MAX_LENGTH,
+    WITHDRAW_PERMISSION,
+    WITHDRAWAL_REASON_MAX_LENGTH,
+    NonRenewalNotice,
+)
 from .policy import fmt
 from .selectors import notice_state_for
 
@@ -58,7 +68,14 @@ def notice_state(obj: Subscription) -> str:
     return format_html('{} <a href="{}">Record a notice</a>', state.text, url)
 
 
-class NonRenewalNoticeInline(admin.TabularInline):
+@admin.display(description=gettext_lazy("Non-renewal notice"))
+def notice_state_text(obj: Subscription) -> str:
+    """The notice state without the "Record a notice" link (staff who may not
+    record notices)."""
+    return notice_state_for(obj).text
+
+
+class NonRenewalNoticeInline(PermittedLinksMixin, admin.TabularInline):
     """Read-only notices on a subscription page."""
 
     model = NonRenewalNotice
@@ -122,12 +139,34 @@ class RecordNoticeForm(forms.Form):
     )
     reference = forms.CharField(
         required=True,
+        max_length=REFERENCE_MAX_LENGTH,
         help_text="Email message id, chat transcript number or call log number.",
     )
 
 
+class WithdrawNoticeForm(forms.Form):
+    reason = forms.CharField(
+        label=gettext_lazy("Reason"),
+        max_length=WITHDRAWAL_REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=gettext_lazy(
+            "Why the notice is withdrawn, e.g. the customer's email or chat asking so, with "
+            "its reference. Kept on the notice and in its history."
+        ),
+        error_messages={"required": gettext_lazy("Say why the notice is withdrawn.")},
+    )
+    confirm = forms.BooleanField(
+        label=gettext_lazy("I confirm: auto-renewal resumes"),
+        help_text=gettext_lazy(
+            "The subscription renews at expiry again and the next cycle's fee is deducted "
+            "from the balance (P5)."
+        ),
+        error_messages={"required": gettext_lazy("Tick the box to confirm the withdrawal.")},
+    )
+
+
 @admin.register(NonRenewalNotice)
-class NonRenewalNoticeAdmin(SimpleHistoryAdmin):
+class NonRenewalNoticeAdmin(HistoryAdmin):
     list_display = (
         "pk",
         "account",
@@ -153,18 +192,22 @@ class NonRenewalNoticeAdmin(SimpleHistoryAdmin):
     search_fields = ("account__name", "reference")
     list_select_related = ("account", "recorded_by")
     date_hierarchy = "received_at"
-    actions = ["withdraw"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+    actions = ["withdraw_action"]
+    # Notices change only through the services (record, withdraw, re-judge).
+    readonly_fields = [f.name for f in NonRenewalNotice._meta.fields]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_withdraw_permission(self, request) -> bool:
+        return request.user.has_perm(WITHDRAW_PERMISSION)
+
     def get_urls(self):
         record = self.admin_site.admin_view(self.record_view)
+        withdraw = self.admin_site.admin_view(self.withdraw_view)
         return [
             path("record/", record, name="notices_nonrenewalnotice_record"),
+            path("<path:object_id>/withdraw/", withdraw, name="notices_nonrenewalnotice_withdraw"),
             *super().get_urls(),
         ]
 
@@ -213,15 +256,57 @@ class NonRenewalNoticeAdmin(SimpleHistoryAdmin):
         }
         return TemplateResponse(request, "notices/admin/record_notice.html", context)
 
-    @admin.action(description="Withdraw selected notices (auto-renewal resumes)")
-    def withdraw(self, request, queryset) -> None:
-        for notice in queryset.select_related("account"):
-            try:
-                services.notice_withdraw(notice=notice, account=notice.account, actor=request.user)
-            except ValidationError as exc:
-                self.message_user(request, f"#{notice.pk}: {'; '.join(exc.messages)}", "error")
-            else:
-                self.message_user(request, f"#{notice.pk}: withdrawn.", messages.SUCCESS)
+    # --- withdraw: one notice at a time, with a reason and a confirmation ---------
+
+    def billing_tools(self, request, obj):
+        live = obj.withdrawn_at is None and timezone.now() < obj.effective_end
+        if live and self.has_withdraw_permission(request):
+            return [(self.object_url(obj, "withdraw"), _("Withdraw…"))]
+        return []
+
+    @admin.action(description=gettext_lazy("Withdraw notice…"), permissions=["withdraw"])
+    def withdraw_action(self, request, queryset):
+        return self.redirect_one(request, queryset, "withdraw", "notice")
+
+    def withdraw_view(self, request, object_id):
+        notice = self.get_object(request, object_id)
+        if notice is None:
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+        if notice.withdrawn_at is not None:
+            self.message_user(
+                request,
+                _("Notice #%(pk)s was already withdrawn on %(when)s.")
+                % {"pk": notice.pk, "when": fmt(notice.withdrawn_at)},
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(self.object_url(notice))
+
+        def call(data):
+            done = services.notice_withdraw(
+                notice=notice, account=notice.account, actor=request.user, reason=data["reason"]
+            )
+            return _("Notice #%(pk)s withdrawn: auto-renewal resumes.") % {"pk": done.pk}
+
+        state = _("on time") if notice.on_time else _("late")
+        return self.service_form_page(
+            request,
+            obj=notice,
+            form_class=WithdrawNoticeForm,
+            permission=WITHDRAW_PERMISSION,
+            title=_("Withdraw non-renewal notice"),
+            call=call,
+            submit_label=_("Withdraw notice"),
+            summary=[
+                (_("Account"), notice.account.name),
+                (_("Expiry date"), notice.expiry_date.isoformat()),
+                (_("Judged"), state),
+                (_("Ends the subscription at"), fmt(notice.effective_end)),
+            ],
+            intro=_(
+                "Withdraw this notice at the customer's request (P5). It must be before it "
+                "takes effect; the subscription then renews automatically again."
+            ),
+        )
 
 
 def _form_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -251,6 +336,21 @@ class SubscriptionWithNoticesAdmin(SubscriptionAdmin):
     ]
     readonly_fields = _after_auto_renew(SubscriptionAdmin.readonly_fields)
     inlines = [*SubscriptionAdmin.inlines, NonRenewalNoticeInline]
+
+    # The "Record a notice" link only for staff who may record one.
+    def _notice_column(self, request, fields):
+        if request.user.has_perm("notices.add_nonrenewalnotice"):
+            return list(fields)
+        return [notice_state_text if f is notice_state else f for f in fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._notice_column(request, super().get_readonly_fields(request, obj))
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (name, {**opts, "fields": self._notice_column(request, opts["fields"])})
+            for name, opts in super().get_fieldsets(request, obj)
+        ]
 
 
 admin.site.unregister(Subscription)

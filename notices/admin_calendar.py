@@ -1,22 +1,58 @@
 """Calendar admin (the ``workdays`` models): thin, every change goes through
 ``notices.services``, which applies it to the calendar and re-judges the
 notices of that year in the same transaction (P5). It lives here because the
-calendar app sits below notices."""
+calendar app sits below notices.
+
+Loading a year from the library over a schedule staff entered asks first: an
+intermediate page lists the staff days that would be replaced and how the
+library differs; only a POST from that page, for the years it listed and the
+calendar revision it showed, overwrites them.
+"""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import Count
-from simple_history.admin import SimpleHistoryAdmin
+from django.forms.models import BaseInlineFormSet
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from workdays.models import CalendarDay, CalendarYear
+from core.admin_mixins import NoRevertHistoryAdmin, PermittedLinksMixin
+from workdays.models import CalendarDay, CalendarRevision, CalendarYear
+from workdays.selectors import library_replacement
 
 from . import services
 
+CONFIRM_FIELD = "overwrite_staff_schedule"
 
-class CalendarDayInline(admin.TabularInline):
+
+class CalendarDayFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors) or self.instance.status != CalendarYear.Status.OFFICIAL:
+            return
+        kept = [
+            form
+            for form in self.forms
+            if form.cleaned_data.get("date") and not form.cleaned_data.get("DELETE")
+        ]
+        if not kept:
+            raise ValidationError(
+                _(
+                    "An official year needs its days off and make-up working days: the entered "
+                    "schedule replaces the library for the whole year (P5). Add them here, or "
+                    "use the action that loads the year from the chinese-calendar library."
+                )
+            )
+
+
+class CalendarDayInline(PermittedLinksMixin, admin.TabularInline):
     model = CalendarDay
+    formset = CalendarDayFormSet
     fields = ("date", "kind", "name")
     extra = 0
 
@@ -25,8 +61,12 @@ def _errors(exc: ValidationError) -> str:
     return "; ".join(exc.messages)
 
 
+def _revision() -> str:
+    return str(CalendarRevision.objects.values_list("token", flat=True).first() or "")
+
+
 @admin.register(CalendarYear)
-class CalendarYearAdmin(SimpleHistoryAdmin):
+class CalendarYearAdmin(NoRevertHistoryAdmin):
     list_display = ("year", "status", "source", "day_count", "notice_reference", "confirmed_at")
     list_filter = ("status", "source")
     fields = ("year", "status", "notice_reference", "source", "confirmed_at", "confirmed_by")
@@ -49,19 +89,63 @@ class CalendarYearAdmin(SimpleHistoryAdmin):
         super().save_related(request, form, formsets, change)
         services.calendar_year_saved(calendar_year=form.instance, actor=request.user)
 
-    @admin.action(description="Load from the chinese-calendar library (marks official)")
-    def load_from_library(self, request, queryset) -> None:
-        for row in queryset.order_by("year"):
+    @admin.action(
+        description=gettext_lazy("Load from the chinese-calendar library (marks official)…"),
+        permissions=["change"],
+    )
+    def load_from_library(self, request, queryset):
+        rows = list(queryset.order_by("year"))
+        replacing = [r for r in (library_replacement(row.year) for row in rows) if r]
+        token = _revision()
+        confirmed_years: set[int] = set()
+        if request.POST.get(CONFIRM_FIELD) == "yes":
+            if request.POST.get("calendar_revision") != token:
+                self.message_user(
+                    request,
+                    _("The calendar changed since the confirmation page was shown; check again."),
+                    messages.WARNING,
+                )
+            else:
+                confirmed_years = {int(y) for y in request.POST.getlist("year") if y.isdigit()}
+        pending = [r for r in replacing if r.year not in confirmed_years]
+        if pending:
+            return self._confirm_overwrite(request, rows, pending, token)
+        for row in rows:
             try:
-                services.calendar_year_load_from_library(year=row.year, actor=request.user)
+                services.calendar_year_load_from_library(
+                    year=row.year,
+                    actor=request.user,
+                    overwrite_staff_schedule=row.year in confirmed_years,
+                )
             except ValidationError as exc:
                 self.message_user(request, _errors(exc), messages.ERROR)
             else:
                 self.message_user(
-                    request, f"{row.year}: loaded from the library, official.", messages.SUCCESS
+                    request,
+                    _("%(year)s: loaded from the library, official.") % {"year": row.year},
+                    messages.SUCCESS,
                 )
+        return None
 
-    @admin.action(description="Mark official (State Council schedule confirmed)")
+    def _confirm_overwrite(self, request, rows, pending, token):
+        """The intermediate page: what the library would replace, per year."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Replace a staff-entered schedule?"),
+            "opts": self.model._meta,
+            "replacing": pending,
+            "selected": [row.pk for row in rows],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "calendar_revision": token,
+            "confirm_field": CONFIRM_FIELD,
+            "media": self.media + forms.Media(),
+        }
+        return TemplateResponse(request, "notices/admin/calendar_load_confirm.html", context)
+
+    @admin.action(
+        description=gettext_lazy("Mark official (State Council schedule confirmed)"),
+        permissions=["change"],
+    )
     def mark_official(self, request, queryset) -> None:
         for row in queryset.order_by("year"):
             try:
@@ -69,4 +153,6 @@ class CalendarYearAdmin(SimpleHistoryAdmin):
             except ValidationError as exc:
                 self.message_user(request, _errors(exc), messages.ERROR)
             else:
-                self.message_user(request, f"{row.year}: official.", messages.SUCCESS)
+                self.message_user(
+                    request, _("%(year)s: official.") % {"year": row.year}, messages.SUCCESS
+                )

@@ -6,6 +6,8 @@ from simple_history.models import HistoricalRecords
 from billing.models import Account, Subscription
 
 REFERENCE_MAX_LENGTH = 100
+WITHDRAWAL_REASON_MAX_LENGTH = 500
+WITHDRAW_PERMISSION = "notices.withdraw_nonrenewalnotice"
 
 
 class NonRenewalNotice(models.Model):
@@ -60,11 +62,22 @@ class NonRenewalNotice(models.Model):
     withdrawn_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    withdrawal_reason = models.CharField(
+        max_length=WITHDRAWAL_REASON_MAX_LENGTH,
+        blank=True,
+        default="",
+        help_text="Why the notice was withdrawn, as staff recorded it (in full).",
+    )
 
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["-received_at", "-pk"]
+        permissions = [
+            # Support withdraws a notice on the customer's request (P5),
+            # without any other right to change notices.
+            ("withdraw_nonrenewalnotice", "Can withdraw a non-renewal notice for the customer"),
+        ]
         constraints = [
             # A second notice for the same period is the same notice.
             models.UniqueConstraint(

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.models import Account, AccountMember, Subscription
 from billing.policy import SHANGHAI, local_date
@@ -29,7 +30,12 @@ from workdays.models import CalendarYear
 from workdays.services import DayEntry, notice_deadline
 
 from . import policy
-from .models import REFERENCE_MAX_LENGTH, NonRenewalNotice
+from .models import (
+    REFERENCE_MAX_LENGTH,
+    WITHDRAW_PERMISSION,
+    WITHDRAWAL_REASON_MAX_LENGTH,
+    NonRenewalNotice,
+)
 
 STAFF_CHANNELS = (
     NonRenewalNotice.Channel.EMAIL,
@@ -301,16 +307,42 @@ def notice_withdraw(
     notice: NonRenewalNotice,
     account: Account,
     actor: Any,
+    reason: str = "",
     now: dt.datetime | None = None,
 ) -> NonRenewalNotice:
     """P5: withdraw a notice before it takes effect (for an on-time notice, the
     expiry it is about; for a late one, the end of the renewed period). Auto-
-    renewal then resumes. The row stays, with ``withdrawn_at``. Withdrawing a
+    renewal then resumes. The row stays, with ``withdrawn_at``, who withdrew it
+    and ``withdrawal_reason``; the history row names the reason too (cut to
+    its column). Staff withdraw on the customer's request and must give the
+    reason and hold ``notices.withdraw_nonrenewalnotice``; a customer
+    withdrawing on the account pages may leave it empty. Withdrawing a
     withdrawn notice returns it unchanged."""
     now = _now(now)
+    reason = (reason or "").strip()
     if notice.account_id != account.pk:
         raise ValidationError("This notice belongs to another account.")
     _check_actor(account=account, actor=actor)
+    if _is_staff(actor):
+        if not actor.has_perm(WITHDRAW_PERMISSION):
+            raise ValidationError(_("You may not withdraw notices (support or admin staff only)."))
+        if not reason:
+            raise ValidationError(
+                {
+                    "reason": _(
+                        "Say why the notice is withdrawn (e.g. the customer's email asking so)."
+                    )
+                }
+            )
+    if len(reason) > WITHDRAWAL_REASON_MAX_LENGTH:
+        raise ValidationError(
+            {
+                "reason": _(
+                    "The reason is %(length)s characters long; at most %(limit)s are allowed."
+                )
+                % {"length": len(reason), "limit": WITHDRAWAL_REASON_MAX_LENGTH}
+            }
+        )
     Subscription.objects.select_for_update().get(pk=notice.subscription_id)
     locked = NonRenewalNotice.objects.select_for_update().get(pk=notice.pk)
     if locked.withdrawn_at is not None:
@@ -322,7 +354,9 @@ def notice_withdraw(
         )
     locked.withdrawn_at = now
     locked.withdrawn_by = user_or_none(actor)
-    _audit(locked, actor=actor, reason="P5 notice withdrawn: auto-renewal resumes")
+    locked.withdrawal_reason = reason
+    history = "P5 notice withdrawn, auto-renewal resumes"
+    _audit(locked, actor=actor, reason=f"{history}: {reason}" if reason else history)
     locked.save()
     return locked
 
@@ -438,11 +472,18 @@ def calendar_year_enter(
 
 @transaction.atomic
 def calendar_year_load_from_library(
-    *, year: int, actor: Any, now: dt.datetime | None = None
+    *,
+    year: int,
+    actor: Any,
+    overwrite_staff_schedule: bool = False,
+    now: dt.datetime | None = None,
 ) -> CalendarYear:
-    """Load a year from the library; notices are re-judged."""
+    """Load a year from the library; notices are re-judged. A staff-entered
+    schedule is replaced only with ``overwrite_staff_schedule=True``."""
     now = _now(now)
-    row = calendar.calendar_year_load_from_library(year=year, actor=actor, now=now)
+    row = calendar.calendar_year_load_from_library(
+        year=year, actor=actor, overwrite_staff_schedule=overwrite_staff_schedule, now=now
+    )
     calendar_rejudge(years=[row.year], actor=actor, now=now)
     return row
 

@@ -5,12 +5,14 @@ from billing.admin import AccountAdmin
 from billing.admin.base import ViewOnlyMixin
 from billing.models import Account
 from billing.policy import format_fen
+from core.admin_mixins import PermittedLinksMixin
 
+from . import admin_beat  # noqa: F401  (the beat schedule's admin, with permissions)
 from .models import Notification, RenewalRun
 from .services import balance_top_up_and_renew
 
 
-class ReadOnlyAdmin(ViewOnlyMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(PermittedLinksMixin, ViewOnlyMixin, admin.ModelAdmin):
     """Written only by the engine; staff look, nobody edits."""
 
 

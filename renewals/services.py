@@ -304,6 +304,7 @@ def _write_renewals(
                 "paid_at": at,
                 "fulfilled_at": at,
                 "cancelled_at": None,
+                "cancel_reason": "",
             }
         )
     # The unique (subscription, period_start) constraint refuses a second

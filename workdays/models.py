@@ -1,18 +1,23 @@
 """The PRC working-day calendar (P5 "Working days"), editable by staff.
 
-Where the answer for a date comes from, first match wins:
+Where the answer for a date comes from:
 
-1. a ``CalendarDay`` override entered (or loaded) by staff for that date;
-2. the ``chinese-calendar`` library, for the years it carries (2004-2026 in
-   the pinned version): its data is the State Council schedule, so it counts
-   as official data for computing;
-3. Monday to Friday.
+1. A year with an **official** ``CalendarYear`` row answers from that row's
+   days only: its listed days off are off, its listed make-up working days
+   (调休) are working, every other day is Monday to Friday. The row is the
+   whole State Council schedule of the year, entered by staff (source
+   ``staff``) or copied from the library (source ``library``); it replaces the
+   library for that year, it does not patch it (POLICY "Working days").
+2. A year with a **provisional** row (a draft being entered, or staff doubt the
+   data) answers from the days it has, then the ``chinese-calendar`` library for
+   the years it carries, then Monday to Friday; its deadlines are provisional.
+3. A year without a row: the library (2004-2026 in the pinned version: the
+   State Council schedules, so official data), then Monday to Friday.
 
-A year is *official* when its ``CalendarYear`` row says so (staff entered or
-confirmed the State Council schedule), or, without a row, when the library
-knows it. Anything else is provisional, and a deadline whose count reaches into
-it is marked provisional. A ``CalendarYear`` row marked provisional makes a
-library year provisional too (staff doubt the data).
+A year is *official* when its row says so, or, without a row, when the
+library knows it. Anything else is provisional, and a deadline whose count
+reaches into it is marked provisional. An official row always has days (the
+services refuse one without): a real schedule always has days off.
 """
 
 from __future__ import annotations

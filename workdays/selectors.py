@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from django.utils import timezone
 
 from core.time import local_date
 
-from .services import year_is_official
+from .models import CalendarDay, CalendarYear
+from .services import library_days, staff_schedule_replaced_by_library, year_is_official
 
 WARN_FROM_MONTH = 11  # from 1 November on, next year's schedule must be official
 
@@ -36,3 +38,40 @@ def calendar_warnings(*, now: dt.datetime | None = None) -> list[str]:
             "counted Monday-Friday and marked provisional (P5)."
         )
     return messages
+
+
+@dataclass(frozen=True)
+class LibraryReplacement:
+    """What loading ``year`` from the library would do to the schedule staff
+    entered (the admin shows it before anyone confirms the overwrite)."""
+
+    year: int
+    notice_reference: str
+    confirmed_by: str
+    staff_days: list[CalendarDay]
+    # (date, staff kind or "", library kind or "") for each date they disagree on;
+    # "" means an ordinary day (Monday-Friday working, weekend off).
+    differences: list[tuple[dt.date, str, str]]
+
+
+def library_replacement(year: int) -> LibraryReplacement | None:
+    """``None`` when loading ``year`` from the library replaces no staff
+    schedule (no row, a library row, or a row without days)."""
+    days = staff_schedule_replaced_by_library(year)
+    if not days:
+        return None
+    row = CalendarYear.objects.select_related("confirmed_by").get(year=year)
+    staff = {d.date: d.kind for d in days}
+    library = {e.date: str(e.kind) for e in library_days(year)}
+    differences = [
+        (date, staff.get(date, ""), library.get(date, ""))
+        for date in sorted(staff.keys() | library.keys())
+        if staff.get(date) != library.get(date)
+    ]
+    return LibraryReplacement(
+        year=year,
+        notice_reference=row.notice_reference,
+        confirmed_by=str(row.confirmed_by or ""),
+        staff_days=days,
+        differences=differences,
+    )

@@ -11,12 +11,16 @@ the process that made the edit sees it at once. Judging a notice asks for a
 ``fresh`` answer (the token is always re-read).
 
 Which source answers for a date, and when a year counts as official, is
-described in ``workdays.models``. In short: staff days win, then the
+described in ``workdays.models``. In short: a year with an official row is
+that row's days, every other day Monday-Friday (the staff entry replaces the
+library for the whole year); a provisional row's days patch the
 ``chinese-calendar`` library (its years 2004-2026 are the State Council
 schedules, so official data), then Monday-Friday; a year without a row is
-official iff the library knows it, a year with a row is what its status says.
-2027 has no data anywhere until staff enter it: deadlines whose count reaches
-into it are provisional.
+official iff the library knows it. 2027 has no data anywhere until staff enter
+it: deadlines whose count reaches into it are provisional.
+
+Loading a year from the library never replaces a schedule staff entered
+unless the caller says so (``overwrite_staff_schedule=True``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import is_naive as timezone_naive
+from django.utils.translation import gettext as _
 
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
@@ -109,6 +114,10 @@ def _year_official(snap: _Snapshot, year: int) -> bool:
 def _working(snap: _Snapshot, day: dt.date) -> bool:
     if day in snap.overrides:
         return snap.overrides[day]
+    if snap.official.get(day.year, False):
+        # An official row is the whole schedule of its year: a day it does
+        # not list is an ordinary day, whatever the library says (P5).
+        return day.weekday() < 5
     if day.year in LIBRARY_YEARS:
         return chinese_calendar.is_workday(day)
     return day.weekday() < 5
@@ -216,6 +225,52 @@ def _validate_days(year: int, days: Iterable[DayEntry | tuple]) -> list[DayEntry
     return out
 
 
+def library_days(year: int) -> list[DayEntry]:
+    """The ``chinese-calendar`` library's schedule for ``year`` (empty for a
+    year it does not know), sorted by date."""
+    entries = [
+        DayEntry(d, CalendarDay.Kind.OFF, str(name))
+        for d, name in chinese_calendar.holidays.items()
+        if d.year == year
+    ] + [
+        DayEntry(d, CalendarDay.Kind.WORK, str(name))
+        for d, name in chinese_calendar.workdays.items()
+        if d.year == year
+    ]
+    return sorted(entries, key=lambda e: e.date)
+
+
+def _source_of(row: CalendarYear) -> str:
+    """``library`` when the row's days are exactly the library's (names aside),
+    else ``staff``."""
+    if row.year in LIBRARY_YEARS:
+        mine = set(row.days.values_list("date", "kind"))
+        if mine == {(e.date, str(e.kind)) for e in library_days(row.year)}:
+            return CalendarYear.Source.LIBRARY
+    return CalendarYear.Source.STAFF
+
+
+def _require_days(year: int, count: int) -> None:
+    if count == 0:
+        raise ValidationError(
+            _(
+                "An official schedule for %(year)s needs its days off and make-up working "
+                "days: enter them, or load the year from the library. (A year with no days "
+                "would count every Monday-Friday as a working day, holidays included.)"
+            )
+            % {"year": year}
+        )
+
+
+def staff_schedule_replaced_by_library(year: int) -> list[CalendarDay]:
+    """The staff-entered days that loading ``year`` from the library would
+    replace (empty when the year has no staff-entered schedule)."""
+    row = CalendarYear.objects.filter(year=year).first()
+    if row is None or row.source != CalendarYear.Source.STAFF:
+        return []
+    return list(row.days.order_by("date"))
+
+
 def _mark_official(row: CalendarYear, *, actor: Any, now: dt.datetime) -> None:
     row.status = CalendarYear.Status.OFFICIAL
     row.confirmed_at = now
@@ -237,6 +292,7 @@ def calendar_year_enter(
     now = _now(now)
     year = _check_year(year)
     entries = _validate_days(year, days)
+    _require_days(year, len(entries))
     if len(notice_reference) > 200:
         raise ValidationError({"notice_reference": "At most 200 characters."})
     reason = f"P5 calendar {year}: State Council schedule entered"
@@ -253,11 +309,17 @@ def calendar_year_enter(
 
 @transaction.atomic
 def calendar_year_load_from_library(
-    *, year: int, actor: Any, now: dt.datetime | None = None
+    *,
+    year: int,
+    actor: Any,
+    overwrite_staff_schedule: bool = False,
+    now: dt.datetime | None = None,
 ) -> CalendarYear:
     """Copy the ``chinese-calendar`` library's schedule for ``year`` into the
     staff calendar and mark it official. Refuses a year the library does not
-    know."""
+    know, and a year whose schedule staff entered unless
+    ``overwrite_staff_schedule`` is true (the admin asks first, listing the
+    days that would be replaced)."""
     now = _now(now)
     year = _check_year(year)
     if year not in LIBRARY_YEARS:
@@ -266,22 +328,27 @@ def calendar_year_load_from_library(
             f"{LIBRARY_YEARS.start}-{LIBRARY_YEARS.stop - 1}); enter the State Council "
             "schedule by hand."
         )
-    entries = [
-        DayEntry(d, CalendarDay.Kind.OFF, str(name))
-        for d, name in chinese_calendar.holidays.items()
-        if d.year == year
-    ] + [
-        DayEntry(d, CalendarDay.Kind.WORK, str(name))
-        for d, name in chinese_calendar.workdays.items()
-        if d.year == year
-    ]
-    entries.sort(key=lambda e: e.date)
-    reason = f"P5 calendar {year}: loaded from the chinese-calendar library"
+    entries = library_days(year)
     row = _lock_year(year)
+    replacing = row.source == CalendarYear.Source.STAFF and row.days.exists()
+    if replacing and not overwrite_staff_schedule:
+        raise ValidationError(
+            _(
+                "%(year)s has a schedule entered by staff (%(days)s days); loading the library "
+                "would replace it. Confirm to overwrite the staff-entered schedule."
+            )
+            % {"year": year, "days": row.days.count()},
+            code="staff_schedule",
+        )
+    if replacing:
+        reason = f"P5 calendar {year}: staff schedule replaced by the library (confirmed)"
+    else:
+        reason = f"P5 calendar {year}: loaded from the chinese-calendar library"
     _replace_days(row, entries, actor=actor, reason=reason)
     _mark_official(row, actor=actor, now=now)
     row.source = CalendarYear.Source.LIBRARY
-    row.notice_reference = row.notice_reference or "chinese-calendar library"
+    if replacing or not row.notice_reference:
+        row.notice_reference = "chinese-calendar library"
     _audit(row, actor=actor, reason=reason)
     row.save()
     calendar_changed(now=now)
@@ -293,20 +360,30 @@ def calendar_year_saved(
     *, calendar_year: CalendarYear, actor: Any, now: dt.datetime | None = None
 ) -> CalendarYear:
     """After staff edited a year (and its days) in the admin: stamp who
-    confirmed an official year and propagate the change (P5)."""
+    confirmed an official year, record whether its days are still the
+    library's (source), and propagate the change (P5). An official year
+    needs days."""
     now = _now(now)
     row = CalendarYear.objects.select_for_update().get(pk=calendar_year.pk)
     stray = [d.date for d in row.days.all() if d.date.year != row.year]
     if stray:
         raise ValidationError(f"{stray[0]} is not in {row.year}.")
+    if row.is_official:
+        _require_days(row.year, row.days.count())
+    reason = ""
     if row.is_official and row.confirmed_at is None:
         _mark_official(row, actor=actor, now=now)
-        _audit(row, actor=actor, reason=f"P5 calendar {row.year}: confirmed official")
-        row.save()
+        reason = f"P5 calendar {row.year}: confirmed official"
     elif not row.is_official and row.confirmed_at is not None:
         row.confirmed_at = None
         row.confirmed_by = None
-        _audit(row, actor=actor, reason=f"P5 calendar {row.year}: marked provisional")
+        reason = f"P5 calendar {row.year}: marked provisional"
+    source = _source_of(row)
+    if source != row.source:
+        row.source = source
+        reason = reason or f"P5 calendar {row.year}: days edited by staff"
+    if reason:
+        _audit(row, actor=actor, reason=reason)
         row.save()
     calendar_changed(now=now)
     return row
@@ -316,20 +393,27 @@ def calendar_year_saved(
 def calendar_year_mark_official(
     *, year: int, actor: Any, now: dt.datetime | None = None
 ) -> CalendarYear:
-    """Staff confirm that the year's days (staff overrides, then the library,
-    then Mon-Fri) are the State Council schedule."""
+    """Staff confirm that the year's schedule is the State Council's: the days
+    entered, or, for a library year with none, the library's (copied, so the
+    year keeps its holidays once it answers from its own days)."""
     now = _now(now)
     year = _check_year(year)
     row = _lock_year(year)
     if row.is_official:
         return row
-    if year not in LIBRARY_YEARS and not row.days.exists():
-        raise ValidationError(
-            f"{year} has no days entered and the library does not know it: enter the State "
-            "Council schedule (days off and make-up working days) first."
-        )
+    reason = f"P5 calendar {year}: confirmed official"
+    if not row.days.exists():
+        if year not in LIBRARY_YEARS:
+            raise ValidationError(
+                f"{year} has no days entered and the library does not know it: enter the "
+                "State Council schedule (days off and make-up working days) first."
+            )
+        reason = f"P5 calendar {year}: library schedule confirmed official"
+        _replace_days(row, library_days(year), actor=actor, reason=reason)
+        row.notice_reference = row.notice_reference or "chinese-calendar library"
     _mark_official(row, actor=actor, now=now)
-    _audit(row, actor=actor, reason=f"P5 calendar {year}: confirmed official")
+    row.source = _source_of(row)
+    _audit(row, actor=actor, reason=reason)
     row.save()
     calendar_changed(now=now)
     return row

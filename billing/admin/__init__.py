@@ -6,6 +6,7 @@ from .agreements import AcceptanceAdmin, AgreementVersionAdmin
 from .catalog import PackageAdmin, PriceVersionAdmin
 from .orders import LedgerEntryAdmin, OrderAdmin
 from .subscriptions import SubscriptionAdmin
+from .users import RoleAwareUserAdmin
 
 __all__ = [
     "AcceptanceAdmin",
@@ -16,5 +17,6 @@ __all__ = [
     "OrderAdmin",
     "PackageAdmin",
     "PriceVersionAdmin",
+    "RoleAwareUserAdmin",
     "SubscriptionAdmin",
 ]

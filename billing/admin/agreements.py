@@ -18,7 +18,8 @@ class AgreementVersionAdmin(HistoryAdmin):
     fields = ["version", "title", "effective_from", "text"]
 
     def get_readonly_fields(self, request, obj=None):
-        return self.fields if obj else []
+        fixed = self.fields if obj else []
+        return [*super().get_readonly_fields(request, obj), *fixed]
 
     def has_delete_permission(self, request, obj=None):
         return False

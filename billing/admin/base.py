@@ -18,10 +18,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing import policy
 from billing.forms import add_service_error
+from core.admin_mixins import NoRevertHistoryAdmin, PermittedLinksMixin
 
 DASH = "—"
 
@@ -68,19 +68,12 @@ def order_link(order_id: int | None) -> str:
     return format_html('<a href="{}">Order #{}</a>', url, order_id)
 
 
-class HistoryAdmin(SimpleHistoryAdmin):
-    """History is for reading. Reverting to an old version would write stale
-    money and status fields past the services, so it is refused."""
+class HistoryAdmin(NoRevertHistoryAdmin):
+    """History is for reading (``NoRevertHistoryAdmin``): reverting to an old
+    version would write stale money and status fields past the services, so
+    it is refused. Read-only relations link only where the user may go."""
 
     change_form_template = "admin/billing/change_form.html"
-
-    def revert_disabled(self, request, obj=None):
-        return True
-
-    def history_form_view(self, request, object_id, version_id, extra_context=None):
-        if request.method == "POST":
-            raise PermissionDenied("Reverting history is disabled; use the billing actions.")
-        return super().history_form_view(request, object_id, version_id, extra_context)
 
     def billing_tools(self, request: HttpRequest, obj: Any) -> list[tuple[str, str]]:
         """(url, label) buttons for the change page's object tools."""
@@ -201,7 +194,7 @@ class LedgerColumnsMixin:
         return yuan(obj.balance_after_fen)
 
 
-class ReadOnlyInline(ViewOnlyMixin, admin.TabularInline):
+class ReadOnlyInline(PermittedLinksMixin, ViewOnlyMixin, admin.TabularInline):
     extra = 0
     max_num = 0
     can_delete = False

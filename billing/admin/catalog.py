@@ -54,7 +54,8 @@ class PackageAdmin(HistoryAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The kind and period decide how a package is billed; they are fixed once created.
-        return ["code", "kind", "period_months"] if obj else []
+        fixed = ["code", "kind", "period_months"] if obj else []
+        return [*super().get_readonly_fields(request, obj), *fixed]
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -7,6 +7,7 @@ from django.utils.html import format_html, format_html_join
 from billing import services
 from billing.forms import CancelForm, FulfilForm, OfflinePaymentForm
 from billing.models import LedgerEntry, Order
+from core.admin_mixins import PermittedLinksMixin
 
 from .base import (
     DASH,
@@ -59,7 +60,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             {"fields": ["amount", "price_version_display", "agreed_amount", "refunded"]},
         ),
         ("Payment", {"fields": ["channel", "external_reference", "period"]}),
-        ("Status timeline", {"fields": ["timeline", "fulfilment_note"]}),
+        ("Status timeline", {"fields": ["timeline", "fulfilment_note", "cancel_reason"]}),
     ]
     readonly_fields = [
         "account",
@@ -77,6 +78,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
         "period",
         "timeline",
         "fulfilment_note",
+        "cancel_reason",
     ]
     inlines = [OrderLedgerInline]
     actions = ["record_offline_payment_action", "fulfil_action", "cancel_action"]
@@ -285,7 +287,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
     """The ledger is append-only: view only, for everyone."""
 
     list_display = [

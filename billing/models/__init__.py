@@ -2,10 +2,11 @@ from .accounts import Account, AccountMember
 from .agreements import Acceptance, AgreementVersion
 from .catalog import Package, PriceVersion
 from .ledger import LedgerEntry
-from .orders import Order
+from .orders import CANCEL_REASON_MAX_LENGTH, Order
 from .subscriptions import Subscription
 
 __all__ = [
+    "CANCEL_REASON_MAX_LENGTH",
     "Acceptance",
     "Account",
     "AccountMember",

@@ -7,6 +7,8 @@ from .accounts import Account
 from .catalog import Package, PriceVersion
 from .subscriptions import Subscription
 
+CANCEL_REASON_MAX_LENGTH = 200
+
 
 class Order(models.Model):
     """One purchase: draft -> confirmed -> paid -> fulfilled, or cancelled.
@@ -66,6 +68,13 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(
+        max_length=CANCEL_REASON_MAX_LENGTH,
+        blank=True,
+        default="",
+        db_default="",  # rows inserted by raw SQL (the renewal engine) get '' too
+        help_text="Why staff cancelled the unpaid order (P1), in full.",
+    )
 
     history = HistoricalRecords()
 

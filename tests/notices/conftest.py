@@ -17,7 +17,7 @@ def notice_support(db):
             codename__in=[
                 "add_nonrenewalnotice",
                 "view_nonrenewalnotice",
-                "change_nonrenewalnotice",
+                "withdraw_nonrenewalnotice",
             ],
         )
     )

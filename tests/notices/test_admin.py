@@ -4,9 +4,12 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from billing.models import Order
 from billing.policy import SHANGHAI as SH
+from notices import services
 from notices.admin import NonRenewalNoticeInline, expiry_date, notice_deadline_display, notice_state
 from notices.models import NonRenewalNotice
 
@@ -87,7 +90,7 @@ def test_form_shows_service_errors(client, notice_support, subscription, clock):
     body = client.post(
         RECORD, form_data(subscription, reference="x" * 101, _confirm="1")
     ).content.decode()
-    assert "at most 100 are allowed" in body
+    assert "at most 100 characters" in body
     assert NonRenewalNotice.objects.count() == 0
 
 
@@ -99,10 +102,77 @@ def test_changelist_filters_and_withdraw_action(client, notice_support, subscrip
     for query in ("on_time__exact=0", "channel__exact=email", "withdrawn=no", "withdrawn=yes"):
         assert client.get(f"{url}?{query}").status_code == 200
     assert str(notice.pk) in client.get(f"{url}?on_time__exact=0").content.decode()
-    resp = client.post(url, {"action": "withdraw", "_selected_action": [notice.pk]}, follow=True)
-    assert "withdrawn." in resp.content.decode()
+    # The action only leads to the notice's withdraw page: nothing is withdrawn yet.
+    resp = client.post(url, {"action": "withdraw_action", "_selected_action": [notice.pk]})
+    assert resp.status_code == 302 and resp["Location"] == withdraw_url(notice)
     notice.refresh_from_db()
-    assert notice.withdrawn_at is not None
+    assert notice.withdrawn_at is None
+
+
+def withdraw_url(notice):
+    return reverse("admin:notices_nonrenewalnotice_withdraw", args=[notice.pk])
+
+
+@pytest.fixture
+def notice(subscription, clock):
+    account = subscription.account
+    return services.notice_give(
+        account=account, subscription=subscription, channel="account_page", actor=account.owner
+    ).notice
+
+
+def test_support_withdraws_with_a_reason_and_a_confirmation(client, notice):
+    """P5: the real support role may withdraw; the page needs a reason and the
+    confirmation; the reason is kept on the notice and in its history."""
+    support = factories.make_staff("support_w", group="support")
+    client.force_login(support)
+    page = client.get(reverse("admin:notices_nonrenewalnotice_change", args=[notice.pk]))
+    assert withdraw_url(notice) in page.content.decode()  # the "Withdraw…" button
+    body = client.get(withdraw_url(notice)).content.decode()
+    assert 'name="reason"' in body and 'name="confirm"' in body
+    for data, error in [
+        ({"confirm": "on"}, "Say why the notice is withdrawn."),
+        ({"reason": "customer emailed"}, "Tick the box to confirm"),
+        ({"reason": "   ", "confirm": "on"}, "Say why the notice is withdrawn."),
+    ]:
+        resp = client.post(withdraw_url(notice), data)
+        assert resp.status_code == 200 and error in resp.content.decode()
+    notice.refresh_from_db()
+    assert (notice.withdrawn_at, notice.history.count()) == (None, 1)
+    reason = "Customer emailed <x@mail.example>: keep renewing"
+    resp = client.post(withdraw_url(notice), {"reason": reason, "confirm": "on"}, follow=True)
+    assert "withdrawn: auto-renewal resumes" in resp.content.decode()
+    notice.refresh_from_db()
+    assert notice.withdrawn_at is not None and notice.withdrawn_by == support
+    assert notice.withdrawal_reason == reason
+    last = notice.history.first()
+    assert last.history_user == support
+    assert last.history_change_reason == f"P5 notice withdrawn, auto-renewal resumes: {reason}"
+    # A withdrawn notice offers no button any more, and its page says so.
+    page = client.get(reverse("admin:notices_nonrenewalnotice_change", args=[notice.pk]))
+    assert withdraw_url(notice) not in page.content.decode()
+    resp = client.post(withdraw_url(notice), {"reason": "again", "confirm": "on"}, follow=True)
+    assert "was already withdrawn" in resp.content.decode()
+    notice.refresh_from_db()
+    assert notice.withdrawal_reason == reason
+
+
+def test_withdraw_needs_the_permission(client, notice):
+    finance = factories.make_staff("finance_w", group="finance")  # may view notices only
+    client.force_login(finance)
+    assert client.get(withdraw_url(notice)).status_code == 403
+    assert client.post(withdraw_url(notice), {"reason": "x", "confirm": "on"}).status_code == 403
+    resp = client.post(
+        "/admin/notices/nonrenewalnotice/",
+        {"action": "withdraw_action", "_selected_action": [notice.pk]},
+    )
+    assert resp.status_code in (200, 302) and resp.get("Location") != withdraw_url(notice)
+    with pytest.raises(ValidationError, match="may not withdraw"):
+        services.notice_withdraw(
+            notice=notice, account=notice.account, actor=finance, reason="because"
+        )
+    notice.refresh_from_db()
+    assert notice.withdrawn_at is None and notice.history.count() == 1
 
 
 def test_staff_without_permission_cannot_record(client, subscription, clock):

@@ -418,6 +418,31 @@ def test_withdraw_refused_from_expiry_on_and_for_other_accounts(sub, catalog):
     assert n.withdrawn_at is None
 
 
+def test_staff_withdraw_needs_a_reason_and_the_permission(sub, notice_support):
+    account, subscription = sub
+    n = notice_give(
+        account=account,
+        subscription=subscription,
+        channel="account_page",
+        actor=account.owner,
+        now=dt.datetime(2025, 3, 5, tzinfo=SH),
+    ).notice
+    at = dt.datetime(2025, 3, 6, tzinfo=SH)
+    with pytest.raises(ValidationError, match="Say why"):
+        notice_withdraw(notice=n, account=account, actor=notice_support, reason="  ", now=at)
+    with pytest.raises(ValidationError, match="at most 500"):
+        notice_withdraw(notice=n, account=account, actor=notice_support, reason="x" * 501, now=at)
+    n.refresh_from_db()
+    assert n.withdrawn_at is None and n.history.count() == 1
+    w = notice_withdraw(
+        notice=n, account=account, actor=notice_support, reason="email #42 from the owner", now=at
+    )
+    assert (w.withdrawn_by, w.withdrawal_reason) == (notice_support, "email #42 from the owner")
+    assert w.history.first().history_change_reason == (
+        "P5 notice withdrawn, auto-renewal resumes: email #42 from the owner"
+    )
+
+
 # --- what the renewal engine reads ------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from django.test import override_settings
 from billing.models import Order
 from billing.policy import SHANGHAI
 from billing.selectors import calendar_warnings as billing_calendar_warnings
+from notices import services as notice_services
 from workdays import services
 from workdays.models import CalendarDay, CalendarRevision, CalendarYear
 from workdays.selectors import calendar_warnings
@@ -68,6 +69,107 @@ def test_staff_entry_wins_over_library(calendar_staff):
     CalendarDay.objects.create(calendar_year=row, date=D(2026, 2, 13), kind=OFF, name="test")
     services.calendar_year_saved(calendar_year=row, actor=calendar_staff)
     assert notice_deadline(D(2026, 2, 20)) == (end_of(D(2026, 2, 12)), False)
+
+
+# A hypothetical 2026 schedule staff entered: the library's, except a shorter
+# National Day holiday (1-3 Oct) with no make-up working days.
+STAFF_2026 = [e for e in services.library_days(2026) if e.name != "National Day"] + [
+    DayEntry(D(2026, 10, 1), OFF, "National Day"),
+    DayEntry(D(2026, 10, 2), OFF, "National Day"),
+    DayEntry(D(2026, 10, 3), OFF, "National Day"),
+]
+
+
+def test_staff_schedule_replaces_the_library_for_the_whole_year(calendar_staff):
+    """POLICY "Working days": a staff-entered year is the whole schedule, not
+    patches over the library. Days the library has off (4-7 Oct) or working
+    (Sun 20 Sep, Sat 10 Oct) but the staff schedule does not list are ordinary
+    Monday-Friday days."""
+    library = {e: notice_deadline(e) for e in (D(2026, 9, 22), D(2026, 10, 9), D(2026, 10, 12))}
+    assert library == {
+        D(2026, 9, 22): (end_of(D(2026, 9, 20)), False),
+        D(2026, 10, 9): (end_of(D(2026, 9, 30)), False),
+        D(2026, 10, 12): (end_of(D(2026, 10, 9)), False),
+    }
+    row = services.calendar_year_enter(year=2026, days=STAFF_2026, actor=calendar_staff)
+    assert (row.source, row.status) == ("staff", "official")
+    assert notice_deadline(D(2026, 9, 22)) == (end_of(D(2026, 9, 18)), False)
+    assert notice_deadline(D(2026, 10, 9)) == (end_of(D(2026, 10, 7)), False)
+    assert notice_deadline(D(2026, 10, 12)) == (end_of(D(2026, 10, 8)), False)
+    # What the two schedules share gives the same answer (Spring Festival).
+    assert notice_deadline(D(2026, 2, 25)) == (end_of(D(2026, 2, 14)), False)
+    assert not services.is_working_day(D(2026, 10, 3))
+    assert services.is_working_day(D(2026, 10, 5)) and not services.is_working_day(D(2026, 10, 10))
+
+
+def test_loading_the_library_over_a_staff_year_needs_confirmation(calendar_staff):
+    services.calendar_year_enter(year=2026, days=STAFF_2026, actor=calendar_staff)
+    history = CalendarYear.history.count() + CalendarDay.history.count()
+    for load in (
+        services.calendar_year_load_from_library,
+        notice_services.calendar_year_load_from_library,
+    ):
+        with pytest.raises(ValidationError, match="entered by staff") as exc:
+            load(year=2026, actor=calendar_staff)
+        assert exc.value.code == "staff_schedule"
+    row = CalendarYear.objects.get(year=2026)
+    assert row.source == "staff" and row.days.count() == len(STAFF_2026)
+    assert CalendarYear.history.count() + CalendarDay.history.count() == history
+    assert notice_deadline(D(2026, 10, 9)) == (end_of(D(2026, 10, 7)), False)
+    # With the confirmation (the notices wrapper, which also re-judges): replaced.
+    row = notice_services.calendar_year_load_from_library(
+        year=2026, actor=calendar_staff, overwrite_staff_schedule=True
+    )
+    assert (row.source, row.status) == ("library", "official")
+    assert notice_deadline(D(2026, 10, 9)) == (end_of(D(2026, 9, 30)), False)
+    assert {(d.date, d.kind) for d in row.days.all()} == {
+        (e.date, e.kind) for e in services.library_days(2026)
+    }
+    last = row.history.first()
+    assert last.history_user == calendar_staff
+    assert last.history_change_reason == (
+        "P5 calendar 2026: staff schedule replaced by the library (confirmed)"
+    )
+    # A library year loads again without asking.
+    services.calendar_year_load_from_library(year=2026, actor=calendar_staff)
+
+
+def test_provisional_row_patches_the_library(calendar_staff):
+    """A provisional row is a draft (or doubt): its days patch the library and
+    the deadlines are provisional."""
+    row = CalendarYear.objects.create(year=2026)
+    CalendarDay.objects.create(calendar_year=row, date=D(2026, 10, 8), kind=OFF)
+    services.calendar_year_saved(calendar_year=row, actor=calendar_staff)
+    assert notice_deadline(D(2026, 10, 9)) == (end_of(D(2026, 9, 29)), True)
+    assert notice_deadline(D(2026, 10, 12)) == (end_of(D(2026, 10, 9)), True)
+
+
+def test_an_official_year_needs_days(calendar_staff):
+    with pytest.raises(ValidationError, match="needs its days off"):
+        services.calendar_year_enter(year=2027, days=[], actor=calendar_staff)
+    row = CalendarYear.objects.create(year=2026, status="official")
+    with pytest.raises(ValidationError, match="needs its days off"):
+        services.calendar_year_saved(calendar_year=row, actor=calendar_staff)
+    # Confirming a library year without days copies the library's days, so the
+    # year keeps its holidays once it answers from its own days.
+    row.status = "provisional"
+    row.save()
+    row = services.calendar_year_mark_official(year=2026, actor=calendar_staff)
+    assert (row.status, row.source, row.days.count()) == ("official", "library", 39)
+    assert notice_deadline(D(2026, 10, 9)) == (end_of(D(2026, 9, 30)), False)
+
+
+def test_staff_edits_make_a_library_year_a_staff_year(calendar_staff):
+    row = services.calendar_year_load_from_library(year=2026, actor=calendar_staff)
+    day = row.days.get(date=D(2026, 10, 10))
+    day.delete()  # as the admin inline would
+    services.calendar_year_saved(calendar_year=row, actor=calendar_staff)
+    row.refresh_from_db()
+    assert row.source == "staff"
+    assert row.history.first().history_change_reason == "P5 calendar 2026: days edited by staff"
+    assert notice_deadline(D(2026, 10, 12)) == (end_of(D(2026, 10, 8)), False)
+    with pytest.raises(ValidationError, match="entered by staff"):
+        services.calendar_year_load_from_library(year=2026, actor=calendar_staff)
 
 
 def test_load_from_library(calendar_staff):
@@ -182,7 +284,9 @@ def test_warning_for_provisional_deadline_in_next_90_days(account, catalog):
         assert billing_calendar_warnings() == []  # the deadline is more than 90 days away
     with time_machine.travel(dt.datetime(2026, 10, 15, tzinfo=SHANGHAI), tick=False):
         assert len(billing_calendar_warnings()) == 1
-        warnings = [m for m in run_checks(tags=["billing"]) if m.id == "billing.W001"]
+        warnings = [
+            m for m in run_checks(tags=["billing"], databases=["default"]) if m.id == "billing.W001"
+        ]
         assert len(warnings) == 1
         assert "expiry 2027-01-05, deadline 2027-01-01" in warnings[0].msg
 
@@ -232,6 +336,69 @@ def test_admin_load_action_and_refusal(client, calendar_staff):
     y27.refresh_from_db()
     assert (y26.status, y27.status) == ("official", "provisional")
     assert client.get(url).status_code == 200
+
+
+def test_admin_load_over_a_staff_year_asks_first(client, calendar_staff):
+    """Item: loading the library never overwrites a staff-entered year without
+    an explicit confirmation; the intermediate page lists what is replaced."""
+    client.force_login(calendar_staff)
+    row = services.calendar_year_enter(year=2026, days=STAFF_2026, actor=calendar_staff)
+    y25 = CalendarYear.objects.create(year=2025)
+    url = "/admin/workdays/calendaryear/"
+    action = {"action": "load_from_library", "_selected_action": [row.pk, y25.pk]}
+    resp = client.post(url, action)
+    body = resp.content.decode()
+    assert resp.status_code == 200 and "calendar-load-confirm" in body
+    assert f"2026: {len(STAFF_2026)} staff-entered days would be replaced" in body
+    assert body.count('class="staff-day"') == len(STAFF_2026)
+    # Where the library differs: 4-8 Oct, Sat 3 Oct, Sun 20 Sep, Sat 10 Oct, ...
+    assert "2026-10-05 Mon" in body and "2026-09-20 Sun" in body
+    assert "replace-2025" not in body  # 2025 has no staff schedule
+    # Nothing was written, 2025 neither.
+    row.refresh_from_db()
+    y25.refresh_from_db()
+    assert (row.source, row.days.count(), y25.status) == ("staff", len(STAFF_2026), "provisional")
+    confirm = {
+        **action,
+        "year": ["2026"],
+        "overwrite_staff_schedule": "yes",
+        "calendar_revision": resp.context["calendar_revision"],
+    }
+    # A confirmation from a page that is out of date is asked again.
+    services.calendar_year_enter(year=2026, days=STAFF_2026[:-1], actor=calendar_staff)
+    resp = client.post(url, confirm)
+    assert f"2026: {len(STAFF_2026) - 1} staff-entered days" in resp.content.decode()
+    assert "The calendar changed" in resp.content.decode()
+    row.refresh_from_db()
+    assert row.source == "staff"
+    # The confirmed POST from the current page overwrites.
+    confirm["calendar_revision"] = resp.context["calendar_revision"]
+    resp = client.post(url, confirm, follow=True)
+    body = resp.content.decode()
+    assert "2026: loaded from the library, official." in body
+    assert "2025: loaded from the library, official." in body
+    row.refresh_from_db()
+    assert (row.source, row.status) == ("library", "official")
+    assert row.history.first().history_change_reason.endswith("replaced by the library (confirmed)")
+    assert notice_deadline(D(2026, 10, 9)) == (end_of(D(2026, 9, 30)), False)
+
+
+def test_admin_refuses_an_official_year_without_days(client, calendar_staff):
+    client.force_login(calendar_staff)
+    data = {
+        "year": "2027",
+        "status": "official",
+        "notice_reference": "test",
+        "days-TOTAL_FORMS": "0",
+        "days-INITIAL_FORMS": "0",
+        "days-MIN_NUM_FORMS": "0",
+        "days-MAX_NUM_FORMS": "1000",
+    }
+    resp = client.post("/admin/workdays/calendaryear/add/", data)
+    assert resp.status_code == 200 and "An official year needs its days off" in (
+        resp.content.decode()
+    )
+    assert not CalendarYear.objects.exists()
 
 
 def test_admin_edit_with_day_inline_invalidates_cache(client, calendar_staff):
