@@ -22,6 +22,18 @@ from .models import Notification
 log = logging.getLogger(__name__)
 
 
+# Kinds whose message states an amount (the price that is or will be deducted).
+AMOUNT_KINDS = frozenset(
+    {
+        Notification.Kind.REMINDER,
+        Notification.Kind.LAST_REMINDER,
+        Notification.Kind.PRICE_CHANGE,
+        Notification.Kind.RECEIPT,
+        Notification.Kind.PAST_DUE,
+    }
+)
+
+
 def _fmt_instant(instant: dt.datetime) -> str:
     return instant.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S (Beijing time)")
 
@@ -38,6 +50,9 @@ def notification_for(
     grace_end: dt.datetime | None = None,
 ) -> Notification:
     """An unsaved notification about ``subscription`` (account and package loaded)."""
+    if amount_fen is None and kind in AMOUNT_KINDS:
+        # The message would print "-" where the customer needs a figure.
+        raise ValueError(f"a {kind} notification needs amount_fen")
     account = subscription.account
     package = subscription.package
     lang = account.language
@@ -58,6 +73,8 @@ def notification_for(
     }
     if amount_fen is not None:
         ctx["covers_bool"] = account.balance_fen >= amount_fen
+        # How much more than the current balance the renewal needs (P5 fair-use).
+        ctx["shortfall"] = format_fen(max(amount_fen - account.balance_fen, 0))
     subject, body = messages.render(kind, lang, **ctx)
     return Notification(
         account=account,
