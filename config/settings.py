@@ -8,6 +8,7 @@ filesystem Celery broker. Tests and production set ``DATABASE_URL`` and
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -132,9 +133,12 @@ RENEWAL_GRACE_DAYS = env.int("RENEWAL_GRACE_DAYS", default=3)
 # How often beat looks for due subscriptions, and how many ids go in one task.
 RENEWAL_SCAN_MINUTES = env.int("RENEWAL_SCAN_MINUTES", default=5)
 RENEWAL_CHUNK_SIZE = env.int("RENEWAL_CHUNK_SIZE", default=500)
-# P5 fair-use reminders, counted back from the notice deadline.
+# P5 fair-use: the first reminder, counted back from the notice deadline. Whatever
+# the value, it goes at least 5 days before the renewal (renewals.policy); the
+# last reminder goes on the working day before the deadline.
 REMINDER_DAYS_BEFORE_DEADLINE = env.int("REMINDER_DAYS_BEFORE_DEADLINE", default=7)
-REMINDER_WORKING_DAYS_BEFORE_DEADLINE = env.int("REMINDER_WORKING_DAYS_BEFORE_DEADLINE", default=1)
+if REMINDER_DAYS_BEFORE_DEADLINE < 0:
+    raise ImproperlyConfigured("REMINDER_DAYS_BEFORE_DEADLINE must be 0 or more (days).")
 
 LOGGING = {
     "version": 1,

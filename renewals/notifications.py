@@ -10,6 +10,7 @@ import logging
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Subscription
@@ -89,12 +90,28 @@ def notification_for(
     )
 
 
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
+
+
 def last_reminder_at(deadline: dt.datetime) -> dt.datetime:
     """Start (00:00 Shanghai) of the working day before the deadline's day."""
     day = local_date(deadline) - dt.timedelta(days=1)
     while not is_working_day(day):
         day -= dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
+
+
+def last_reminder_deadlines_before(*, at: dt.datetime) -> dt.datetime:
+    """``last_reminder_at(d) <= at`` exactly when the deadline ``d`` is before the
+    returned instant: a deadline is the end of a working day, and the working
+    day before it has begun by ``at`` iff no working day lies strictly between
+    ``at``'s date and the deadline's, i.e. the deadline is on or before the
+    next working day after ``at``'s date."""
+    day = local_date(at) + dt.timedelta(days=1)
+    while not is_working_day(day):
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=SHANGHAI)
 
 
 def queue_reminders(*, at: dt.datetime) -> int:
@@ -108,14 +125,21 @@ def queue_reminders(*, at: dt.datetime) -> int:
     from . import policy
     from .services import PriceBook
 
-    horizon = at + dt.timedelta(days=settings.REMINDER_DAYS_BEFORE_DEADLINE + 1)
+    days_before = settings.REMINDER_DAYS_BEFORE_DEADLINE
+    # The window is exactly the subscriptions a reminder may be due for at
+    # ``at``: the first reminder by the setting (the deadline's date at most
+    # ``days_before`` days after ``at``'s), or by the P5 5-day guarantee (the
+    # renewal close enough, whatever the setting), or the last reminder (the
+    # working day before the deadline has begun).
+    due = (
+        Q(notice_deadline__lt=_start_of_day(local_date(at) + dt.timedelta(days=days_before + 1)))
+        | Q(current_period_end__lt=policy.first_reminder_renewals_before(at=at))
+        | Q(notice_deadline__lt=last_reminder_deadlines_before(at=at))
+    )
     subs = list(
-        Subscription.objects.select_related("account", "package").filter(
-            status=Subscription.Status.ACTIVE,
-            auto_renew=True,
-            notice_deadline__gt=at,
-            notice_deadline__lte=horizon,
-        )
+        Subscription.objects.select_related("account", "package")
+        .filter(status=Subscription.Status.ACTIVE, auto_renew=True, notice_deadline__gt=at)
+        .filter(due)
     )
     if not subs:
         return 0
@@ -139,7 +163,7 @@ def queue_reminders(*, at: dt.datetime) -> int:
         first = policy.first_reminder_at(
             deadline=sub.notice_deadline,
             renewal_at=sub.current_period_end,
-            days_before=settings.REMINDER_DAYS_BEFORE_DEADLINE,
+            days_before=days_before,
         )
         if at >= first:
             rows.append(notification_for(Notification.Kind.REMINDER, amount_fen=amount, **common))
