@@ -97,6 +97,23 @@ LOGIN_URL = "admin:login"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@mtlogin.example")
+# Email delivery (renewals.notifications). Seconds an SMTP connect or reply may
+# take (Django's own setting; its default, None, waits forever on a hung server).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# Messages claimed at once; one SMTP connection per batch.
+EMAIL_BATCH_SIZE = env.int("EMAIL_BATCH_SIZE", default=200)
+# A message left "sending" this long (its sender died or hung) is claimed again,
+# and resent with the same Message-ID. A sender starts no message later than
+# 6 * EMAIL_TIMEOUT before its claim runs out, so two never send one at once.
+EMAIL_RECLAIM_SECONDS = env.int("EMAIL_RECLAIM_SECONDS", default=600)
+# Attempts before a message is marked failed (retries wait 1, 2, 4 ... minutes).
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=5)
+# How long one delivery task sends before it hands over to a fresh task.
+EMAIL_DRAIN_SECONDS = env.int("EMAIL_DRAIN_SECONDS", default=600)
+if EMAIL_TIMEOUT < 1 or EMAIL_RECLAIM_SECONDS < 10 * EMAIL_TIMEOUT:
+    raise ImproperlyConfigured(
+        "EMAIL_RECLAIM_SECONDS must be at least 10 * EMAIL_TIMEOUT (and EMAIL_TIMEOUT >= 1)."
+    )
 
 # --- Celery -----------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")

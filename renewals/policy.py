@@ -108,3 +108,34 @@ def first_reminder_at(
     day = deadline.astimezone(SHANGHAI).date() - dt.timedelta(days=days_before)
     by_setting = dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
     return min(by_setting, first_reminder_latest(renewal_at=renewal_at))
+
+
+# --- email delivery ------------------------------------------------------------
+
+# Claim order (lower first): what the customer must act on before a deadline
+# (reminders, a price change, a failed renewal) before an ending notice, and
+# those before receipts.
+NOTIFICATION_PRIORITY = {
+    "reminder": 0,
+    "last_reminder": 0,
+    "price_change": 0,
+    "past_due": 0,
+    "ended": 1,
+    "receipt": 2,
+}
+RETRY_FIRST_WAIT = dt.timedelta(minutes=1)
+RETRY_MAX_WAIT = dt.timedelta(hours=1)
+
+
+def notification_priority(kind: str) -> int:
+    return NOTIFICATION_PRIORITY.get(kind, max(NOTIFICATION_PRIORITY.values()))
+
+
+def retry_wait(*, attempts: int, permanent: bool, max_attempts: int) -> dt.timedelta | None:
+    """After a failed attempt (``attempts`` made so far): how long to wait
+    before the next one (1, 2, 4 ... minutes, at most an hour), or ``None`` to
+    give up: the server refused the message for good (a 5xx reply), or
+    ``max_attempts`` have been made."""
+    if permanent or attempts >= max_attempts:
+        return None
+    return min(RETRY_FIRST_WAIT * 2 ** max(attempts - 1, 0), RETRY_MAX_WAIT)

@@ -170,15 +170,19 @@ def test_task_twice_sends_each_once(paid_sub):
     assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
 
 
-def test_failed_delivery_is_recorded_and_retried(paid_sub, settings):
+def test_failed_delivery_is_recorded_and_retried_after_a_backoff(paid_sub, settings):
     queue_reminders(at=DEADLINE - dt.timedelta(days=7))
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 1
-    assert deliver_pending() == 0
+    t = dt.datetime(2025, 3, 26, 9, 0, tzinfo=SHANGHAI)
+    assert deliver_pending(now=t) == 0
     note = Notification.objects.get()
     assert (note.status, note.attempts) == ("pending", 1)
     assert note.last_error
+    assert note.available_at == t + dt.timedelta(minutes=1)  # the first retry waits a minute
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    assert deliver_pending() == 1
+    assert deliver_pending(now=t + dt.timedelta(seconds=59)) == 0
+    assert deliver_pending(now=t + dt.timedelta(minutes=1)) == 1
     note.refresh_from_db()
-    assert note.status == "sent" and note.sent_at is not None
+    assert note.status == "sent" and note.sent_at is not None and note.attempts == 2
+    assert mail.outbox[0].extra_headers["Message-ID"] == note.message_id

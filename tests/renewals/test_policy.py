@@ -101,3 +101,27 @@ def test_selection_window_matches_the_guarantee(renewal_at):
     for at in (latest - dt.timedelta(microseconds=1), latest, latest + dt.timedelta(hours=23)):
         selected = renewal_at < policy.first_reminder_renewals_before(at=at)
         assert selected == (latest <= at), at
+
+
+def test_notification_priority_reminders_and_past_due_before_receipts():
+    p = policy.notification_priority
+    assert p("reminder") == p("last_reminder") == p("price_change") == p("past_due")
+    assert p("past_due") < p("ended") < p("receipt")
+
+
+@pytest.mark.parametrize(
+    ("attempts", "permanent", "expected"),
+    [
+        (1, False, dt.timedelta(minutes=1)),
+        (2, False, dt.timedelta(minutes=2)),
+        (4, False, dt.timedelta(minutes=8)),
+        (5, False, None),  # max attempts made
+        (1, True, None),  # a 5xx refusal is final
+    ],
+)
+def test_retry_wait(attempts, permanent, expected):
+    assert policy.retry_wait(attempts=attempts, permanent=permanent, max_attempts=5) == expected
+
+
+def test_retry_wait_is_capped_at_an_hour():
+    assert policy.retry_wait(attempts=20, permanent=False, max_attempts=99) == dt.timedelta(hours=1)
