@@ -330,12 +330,14 @@ def _mark(note: Notification, **fields) -> bool:
     return bool(done)
 
 
-def _failure(note: Notification, exc: BaseException, *, now: dt.datetime) -> str:
+def _failure(
+    note: Notification, exc: BaseException, *, now: dt.datetime, permanent: bool = False
+) -> str:
     """Record a failed attempt: retried after a backoff, or failed for good."""
     error = scrub(f"{type(exc).__name__}: {exc}")[:1000]
     wait = policy.retry_wait(
         attempts=note.attempts,
-        permanent=_permanent(exc),
+        permanent=permanent or _permanent(exc),
         max_attempts=settings.EMAIL_MAX_ATTEMPTS,
     )
     if wait is None:
@@ -432,6 +434,11 @@ def deliver_batch(*, limit: int | None = None, now: dt.datetime | None = None) -
                 headers={"Message-ID": note.message_id},
                 connection=connection,
             )
+            if not message.recipients():
+                error = ValueError("the account has no email address")
+                outcome = _failure(note, error, now=clock(), permanent=True)
+                setattr(result, outcome, getattr(result, outcome) + 1)
+                continue
             try:
                 message.send()
             except Exception as exc:  # noqa: BLE001 - recorded on the row, retried later

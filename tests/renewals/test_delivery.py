@@ -362,3 +362,13 @@ def test_temporary_refusal_is_retried_with_backoff_then_fails(catalog, agreement
     assert deliver_batch(now=t).failed == 1
     note.refresh_from_db()
     assert (note.status, note.attempts) == ("failed", 3)
+
+
+@pytest.mark.django_db
+def test_message_without_an_address_fails_at_once(catalog, agreement, smtp):
+    notes = queue(catalog, 2)
+    Notification.objects.filter(pk=notes[0].pk).update(to_email="")
+    result = deliver_batch(now=NOW)
+    assert (result.sent, result.failed) == (1, 1)
+    assert Notification.objects.get(pk=notes[0].pk).status == "failed"
+    assert smtp.message_ids() == [notes[1].message_id]
