@@ -127,6 +127,23 @@ LOGIN_URL = "admin:login"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@mtlogin.example")
+# Email delivery (renewals.notifications). Seconds an SMTP connect or reply may
+# take (Django's own setting; its default, None, waits forever on a hung server).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# Messages claimed at once; one SMTP connection per batch.
+EMAIL_BATCH_SIZE = env.int("EMAIL_BATCH_SIZE", default=200)
+# A message left "sending" this long (its sender died or hung) is claimed again,
+# and resent with the same Message-ID. A sender starts no message later than
+# 6 * EMAIL_TIMEOUT before its claim runs out, so two never send one at once.
+EMAIL_RECLAIM_SECONDS = env.int("EMAIL_RECLAIM_SECONDS", default=600)
+# Attempts before a message is marked failed (retries wait 1, 2, 4 ... minutes).
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=5)
+# How long one delivery task sends before it hands over to a fresh task.
+EMAIL_DRAIN_SECONDS = env.int("EMAIL_DRAIN_SECONDS", default=600)
+if EMAIL_TIMEOUT < 1 or EMAIL_RECLAIM_SECONDS < 10 * EMAIL_TIMEOUT:
+    raise ImproperlyConfigured(
+        "EMAIL_RECLAIM_SECONDS must be at least 10 * EMAIL_TIMEOUT (and EMAIL_TIMEOUT >= 1)."
+    )
 
 # --- HTTPS (production) -------------------------------------------------------
 # With DEBUG=false: cookies only over HTTPS, plain HTTP redirected to HTTPS, and
@@ -187,9 +204,12 @@ RENEWAL_GRACE_DAYS = env.int("RENEWAL_GRACE_DAYS", default=3)
 # How often beat looks for due subscriptions, and how many ids go in one task.
 RENEWAL_SCAN_MINUTES = env.int("RENEWAL_SCAN_MINUTES", default=5)
 RENEWAL_CHUNK_SIZE = env.int("RENEWAL_CHUNK_SIZE", default=500)
-# P5 fair-use reminders, counted back from the notice deadline.
+# P5 fair-use: the first reminder, counted back from the notice deadline. Whatever
+# the value, it goes at least 5 days before the renewal (renewals.policy); the
+# last reminder goes on the working day before the deadline.
 REMINDER_DAYS_BEFORE_DEADLINE = env.int("REMINDER_DAYS_BEFORE_DEADLINE", default=7)
-REMINDER_WORKING_DAYS_BEFORE_DEADLINE = env.int("REMINDER_WORKING_DAYS_BEFORE_DEADLINE", default=1)
+if REMINDER_DAYS_BEFORE_DEADLINE < 0:
+    raise ImproperlyConfigured("REMINDER_DAYS_BEFORE_DEADLINE must be 0 or more (days).")
 
 LOGGING = {
     "version": 1,

@@ -74,13 +74,13 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
         "en": (
             "Your {package} could not be renewed",
             "Dear {account},\n\nYour balance ({balance}) does not cover the renewal of {package} "
-            "({amount}); nothing was deducted. Top up by {grace_end} and it renews with no gap; "
-            "otherwise your account moves to the free package.\n",
+            "({amount}); nothing was deducted. Top up at least {shortfall} by {grace_end} and it "
+            "renews with no gap; otherwise your account moves to the free package.\n",
         ),
         "zh-hans": (
             "您的{package}未能续订",
             "{account}，您好：\n\n账户余额（{balance}）不足以支付{package}的续订费用（{amount}），未扣除任何费用。"
-            "请在{grace_end}前充值，即可无间断续订；否则账户将转为免费版。\n",
+            "请在{grace_end}前至少充值{shortfall}，即可无间断续订；否则账户将转为免费版。\n",
         ),
     },
     "ended": {
@@ -97,8 +97,11 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 COVERS = {
-    "en": ("it covers the renewal", "it does NOT cover the renewal; please top up"),
-    "zh-hans": ("足够支付续订", "不足以支付续订，请及时充值"),
+    "en": (
+        "it covers the renewal",
+        "it does NOT cover the renewal; please top up at least {shortfall}",
+    ),
+    "zh-hans": ("足够支付续订", "不足以支付续订，请至少充值{shortfall}"),
 }
 PROVISIONAL = {
     "en": " (provisional: the holiday schedule for that year is not published yet)",
@@ -111,6 +114,6 @@ def render(kind: str, language: str, **ctx: Any) -> tuple[str, str]:
     subject, body = TEMPLATES[kind][lang]
     ctx.setdefault("how", HOW_TO_NOTIFY[lang])
     if "covers_bool" in ctx:
-        ctx["covers"] = COVERS[lang][0 if ctx.pop("covers_bool") else 1]
+        ctx["covers"] = COVERS[lang][0 if ctx.pop("covers_bool") else 1].format(**ctx)
     ctx["provisional"] = PROVISIONAL[lang] if ctx.get("provisional") else ""
     return subject.format(**ctx), body.format(**ctx)

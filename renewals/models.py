@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import Account, Subscription
 
@@ -38,7 +39,14 @@ class RenewalRun(models.Model):
 class Notification(models.Model):
     """A message to a customer (P4, P5 fair-use), written in the same
     transaction as the event it reports and delivered afterwards. The database
-    allows one per (subscription, kind, period), so none is sent twice."""
+    allows one per (subscription, kind, period), so none is queued twice.
+
+    Delivery (``renewals.notifications``): a sender claims a batch in a short
+    transaction (``sending``, ``claimed_at``, ``attempts`` + 1, and
+    ``available_at`` moved to the end of its lease), sends outside any
+    transaction and marks each row as it goes. A row still ``sending`` when its
+    lease ends (the sender died or hung) is claimable again, and goes out with
+    the same ``message_id``, so a receiver can tell a resend."""
 
     class Kind(models.TextChoices):
         REMINDER = "reminder", "Renewal reminder (before the deadline)"
@@ -50,6 +58,7 @@ class Notification(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SENDING = "sending", _("Sending")
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
@@ -64,6 +73,22 @@ class Notification(models.Model):
     subject = models.CharField(max_length=200)
     body = models.TextField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    priority = models.PositiveSmallIntegerField(
+        default=2,
+        help_text=_("0 goes first: reminders and past-due notices before receipts."),
+    )
+    available_at = models.DateTimeField(
+        help_text=_(
+            "Not claimed before this instant: creation, the next retry, or (while "
+            "sending) the end of the sender's lease."
+        ),
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(
+        max_length=255,
+        unique=True,
+        help_text=_("The Message-ID header, the same on every attempt."),
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField()
@@ -79,12 +104,21 @@ class Notification(models.Model):
                 condition=~Q(status="sent") | Q(sent_at__isnull=False),
                 name="notification_sent_has_time",
             ),
+            models.CheckConstraint(
+                condition=~Q(status="sending") | Q(claimed_at__isnull=False),
+                name="notification_sending_is_claimed",
+            ),
         ]
         indexes = [
+            # The claim query: claimable rows in priority order (see
+            # renewals.notifications.claimable).
             models.Index(
-                fields=["created_at"], condition=Q(status="pending"), name="notification_pending"
+                fields=["priority", "available_at", "id"],
+                condition=Q(status__in=["pending", "sending"]),
+                name="notification_claim",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} to {self.to_email} ({self.status})"
+        # No address here: this string ends up in logs.
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"

@@ -1,25 +1,45 @@
 """Customer notifications (P4, P5 fair-use): written as rows in the same
-transaction as the event (an outbox), delivered by ``deliver_pending``; the
-unique (subscription, kind, period) constraint makes each one once."""
+transaction as the event (an outbox), delivered by ``deliver_batch`` (see
+"delivery" below); the unique (subscription, kind, period) constraint makes
+each one once."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import re
+import smtplib
+import time
+import uuid
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from billing.models import Subscription
 from billing.policy import SHANGHAI, format_fen, local_date
 from workdays.services import is_working_day
 
-from . import messages
+from . import messages, policy
 from .models import Notification
 
 log = logging.getLogger(__name__)
+
+
+# Kinds whose message states an amount (the price that is or will be deducted).
+AMOUNT_KINDS = frozenset(
+    {
+        Notification.Kind.REMINDER,
+        Notification.Kind.LAST_REMINDER,
+        Notification.Kind.PRICE_CHANGE,
+        Notification.Kind.RECEIPT,
+        Notification.Kind.PAST_DUE,
+    }
+)
 
 
 def _fmt_instant(instant: dt.datetime) -> str:
@@ -38,6 +58,9 @@ def notification_for(
     grace_end: dt.datetime | None = None,
 ) -> Notification:
     """An unsaved notification about ``subscription`` (account and package loaded)."""
+    if amount_fen is None and kind in AMOUNT_KINDS:
+        # The message would print "-" where the customer needs a figure.
+        raise ValueError(f"a {kind} notification needs amount_fen")
     account = subscription.account
     package = subscription.package
     lang = account.language
@@ -58,6 +81,8 @@ def notification_for(
     }
     if amount_fen is not None:
         ctx["covers_bool"] = account.balance_fen >= amount_fen
+        # How much more than the current balance the renewal needs (P5 fair-use).
+        ctx["shortfall"] = format_fen(max(amount_fen - account.balance_fen, 0))
     subject, body = messages.render(kind, lang, **ctx)
     return Notification(
         account=account,
@@ -69,7 +94,14 @@ def notification_for(
         subject=subject,
         body=body,
         created_at=at,
+        available_at=at,
+        priority=policy.notification_priority(kind),
+        message_id=new_message_id(),
     )
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
 
 
 def last_reminder_at(deadline: dt.datetime) -> dt.datetime:
@@ -80,6 +112,18 @@ def last_reminder_at(deadline: dt.datetime) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
 
 
+def last_reminder_deadlines_before(*, at: dt.datetime) -> dt.datetime:
+    """``last_reminder_at(d) <= at`` exactly when the deadline ``d`` is before the
+    returned instant: a deadline is the end of a working day, and the working
+    day before it has begun by ``at`` iff no working day lies strictly between
+    ``at``'s date and the deadline's, i.e. the deadline is on or before the
+    next working day after ``at``'s date."""
+    day = local_date(at) + dt.timedelta(days=1)
+    while not is_working_day(day):
+        day += dt.timedelta(days=1)
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=SHANGHAI)
+
+
 def queue_reminders(*, at: dt.datetime) -> int:
     """Create the reminders due at ``at`` for subscriptions that will renew:
     the first reminder (expiry, deadline, amount, whether the balance covers
@@ -88,17 +132,23 @@ def queue_reminders(*, at: dt.datetime) -> int:
     (P4). Returns how many new rows were written; running it again writes none."""
     from notices.selectors import subscriptions_ending_at
 
-    from . import policy
     from .services import PriceBook
 
-    horizon = at + dt.timedelta(days=settings.REMINDER_DAYS_BEFORE_DEADLINE + 1)
+    days_before = settings.REMINDER_DAYS_BEFORE_DEADLINE
+    # The window is exactly the subscriptions a reminder may be due for at
+    # ``at``: the first reminder by the setting (the deadline's date at most
+    # ``days_before`` days after ``at``'s), or by the P5 5-day guarantee (the
+    # renewal close enough, whatever the setting), or the last reminder (the
+    # working day before the deadline has begun).
+    due = (
+        Q(notice_deadline__lt=_start_of_day(local_date(at) + dt.timedelta(days=days_before + 1)))
+        | Q(current_period_end__lt=policy.first_reminder_renewals_before(at=at))
+        | Q(notice_deadline__lt=last_reminder_deadlines_before(at=at))
+    )
     subs = list(
-        Subscription.objects.select_related("account", "package").filter(
-            status=Subscription.Status.ACTIVE,
-            auto_renew=True,
-            notice_deadline__gt=at,
-            notice_deadline__lte=horizon,
-        )
+        Subscription.objects.select_related("account", "package")
+        .filter(status=Subscription.Status.ACTIVE, auto_renew=True, notice_deadline__gt=at)
+        .filter(due)
     )
     if not subs:
         return 0
@@ -122,7 +172,7 @@ def queue_reminders(*, at: dt.datetime) -> int:
         first = policy.first_reminder_at(
             deadline=sub.notice_deadline,
             renewal_at=sub.current_period_end,
-            days_before=settings.REMINDER_DAYS_BEFORE_DEADLINE,
+            days_before=days_before,
         )
         if at >= first:
             rows.append(notification_for(Notification.Kind.REMINDER, amount_fen=amount, **common))
@@ -155,39 +205,289 @@ def queue_reminders(*, at: dt.datetime) -> int:
     return len(new)
 
 
-def deliver_pending(*, limit: int = 500, now: dt.datetime | None = None) -> int:
-    """Send pending notifications through Django's email backend. Rows are
-    claimed with SKIP LOCKED, so two senders never send the same one; a row is
-    marked sent in the transaction that sent it."""
-    now = now or timezone.now()
-    sent = 0
-    with transaction.atomic():
-        batch = list(
-            Notification.objects.select_for_update(skip_locked=True)
-            .filter(status=Notification.Status.PENDING)
-            .order_by("created_at", "pk")[:limit]
+# --- delivery ------------------------------------------------------------------
+#
+# Hardening issue, item 17. Never inside a database transaction while talking
+# to the SMTP server: a hung server then holds a worker for at most a few
+# EMAIL_TIMEOUTs and never a lock or a transaction.
+#
+#   1. claim: one short transaction locks up to EMAIL_BATCH_SIZE claimable rows
+#      (SELECT ... FOR UPDATE SKIP LOCKED, priority order, on the partial index
+#      ``notification_claim``), marks them ``sending`` with a lease
+#      (``available_at`` = now + EMAIL_RECLAIM_SECONDS), counts the attempt, commits;
+#   2. send: one SMTP connection per batch, EMAIL_TIMEOUT on every socket
+#      operation, each message with its stored Message-ID;
+#   3. mark: each message on its own (an autocommit UPDATE fenced on
+#      ``status='sending'`` and the attempt number): sent, retried later with
+#      backoff, or failed after EMAIL_MAX_ATTEMPTS or a permanent refusal.
+#
+# A sender that dies leaves its unsent rows ``sending``; when the lease ends
+# they are claimable again and go out with the same Message-ID. Only a message
+# the server accepted just before the crash (before it was marked) can go
+# twice, and then with the same Message-ID, which receivers use to drop it.
+# Logs name notification ids, never addresses.
+
+CLAIMABLE = (Notification.Status.PENDING, Notification.Status.SENDING)
+# A sender starts no message later than this many EMAIL_TIMEOUTs before its
+# lease ends (connect, EHLO, MAIL, RCPT, DATA and the final reply fit in it),
+# so a message is never being sent when another sender may claim it again.
+LEASE_MARGIN_TIMEOUTS = 6
+
+_ADDRESS = re.compile(r"[^\s<>()\[\]{}'\",;:]+@[^\s<>()\[\]{}'\",;:]+")
+
+
+def new_message_id() -> str:
+    """A Message-ID for a new notification, stored on the row and sent on
+    every attempt."""
+    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def scrub(text: str) -> str:
+    """``text`` with every email address replaced: SMTP replies and errors
+    often quote the recipient, and addresses stay out of logs."""
+    return _ADDRESS.sub("<address>", text)
+
+
+@dataclasses.dataclass
+class Delivery:
+    """What a delivery run did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    released: int = 0  # claimed, not attempted, handed back at once
+    lost: int = 0  # claimed again by another sender before this one marked it
+    batches: int = 0
+    more: bool = False  # stopped with claimable messages left (time budget)
+    unreachable: bool = False  # the SMTP server could not be reached
+
+    def __iadd__(self, other: Delivery) -> Delivery:
+        for field in ("sent", "retried", "failed", "released", "lost", "batches"):
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+        return self
+
+    def line(self) -> str:
+        return (
+            f"sent={self.sent} retried={self.retried} failed={self.failed} "
+            f"released={self.released} batches={self.batches}"
         )
-        if not batch:
-            return 0
-        connection = get_connection()
+
+
+def claimable(*, now: dt.datetime) -> QuerySet[Notification]:
+    """Rows a sender may claim at ``now``, in delivery order (the index
+    ``notification_claim`` serves this filter and order)."""
+    return Notification.objects.filter(status__in=CLAIMABLE, available_at__lte=now).order_by(
+        "priority", "available_at", "pk"
+    )
+
+
+def notifications_claim(*, limit: int, now: dt.datetime) -> list[Notification]:
+    """Claim up to ``limit`` messages in one short transaction, committed
+    before this returns: ``sending``, claimed at ``now``, the attempt counted,
+    and claimable again only when the lease (EMAIL_RECLAIM_SECONDS) ends."""
+    lease_end = now + dt.timedelta(seconds=settings.EMAIL_RECLAIM_SECONDS)
+    # durable: refuses to run inside a caller's transaction, where the claim
+    # would not commit and the sending would hold that transaction open.
+    with transaction.atomic(durable=True):
+        ids = list(
+            claimable(now=now)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return []
+        Notification.objects.filter(pk__in=ids).update(
+            status=Notification.Status.SENDING,
+            claimed_at=now,
+            available_at=lease_end,
+            attempts=F("attempts") + 1,
+        )
+        # A message whose senders kept dying (left "sending" every time) is
+        # not tried again past EMAIL_MAX_ATTEMPTS.
+        Notification.objects.filter(pk__in=ids, attempts__gt=settings.EMAIL_MAX_ATTEMPTS).update(
+            status=Notification.Status.FAILED,
+            last_error="Gave up: its sender never reported back (EMAIL_MAX_ATTEMPTS reached).",
+        )
+        rows = list(
+            Notification.objects.filter(pk__in=ids, status=Notification.Status.SENDING).only(
+                "pk", "to_email", "subject", "body", "message_id", "attempts", "available_at"
+            )
+        )
+    order = {pk: i for i, pk in enumerate(ids)}
+    rows.sort(key=lambda n: order[n.pk])
+    return rows
+
+
+def _mark(note: Notification, **fields) -> bool:
+    """One message's outcome, in its own autocommit UPDATE. Fenced: it changes
+    the row only if this sender's claim still holds."""
+    done = Notification.objects.filter(
+        pk=note.pk, status=Notification.Status.SENDING, attempts=note.attempts
+    ).update(**fields)
+    if not done:
+        log.warning("notification %s was claimed again before it was marked", note.pk)
+    return bool(done)
+
+
+def _failure(
+    note: Notification, exc: BaseException, *, now: dt.datetime, permanent: bool = False
+) -> str:
+    """Record a failed attempt: retried after a backoff, or failed for good."""
+    error = scrub(f"{type(exc).__name__}: {exc}")[:1000]
+    wait = policy.retry_wait(
+        attempts=note.attempts,
+        permanent=permanent or _permanent(exc),
+        max_attempts=settings.EMAIL_MAX_ATTEMPTS,
+    )
+    if wait is None:
+        fields = {"status": Notification.Status.FAILED, "last_error": error}
+        outcome = "failed"
+    else:
+        fields = {
+            "status": Notification.Status.PENDING,
+            "available_at": now + wait,
+            "last_error": error,
+        }
+        outcome = "retried"
+    log.warning(
+        "notification %s not sent (attempt %s, %s): %s", note.pk, note.attempts, outcome, error
+    )
+    return outcome if _mark(note, **fields) else "lost"
+
+
+def _release(notes: Sequence[Notification], *, now: dt.datetime) -> int:
+    """Hand back claimed messages that were not attempted: claimable at once,
+    the attempt not counted."""
+    released = 0
+    for note in notes:
+        released += Notification.objects.filter(
+            pk=note.pk, status=Notification.Status.SENDING, attempts=note.attempts
+        ).update(status=Notification.Status.PENDING, available_at=now, attempts=F("attempts") - 1)
+    return released
+
+
+def _permanent(exc: BaseException) -> bool:
+    """The server refused this message for good (a 5xx reply)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _msg in exc.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 500 <= exc.smtp_code < 600
+    return False
+
+
+def _connection_broken(exc: BaseException) -> bool:
+    """After this error the SMTP connection cannot carry the next message:
+    no reply (timeout, reset, disconnect) or a 421 "closing" reply. A refusal
+    of one message (recipient, sender, data) leaves it usable."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return False
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code == 421
+    return isinstance(exc, OSError)  # socket errors, timeouts, SMTPServerDisconnected
+
+
+def _drop(connection) -> None:
+    """Close the SMTP connection without a QUIT, which a hung server would
+    make wait another EMAIL_TIMEOUT."""
+    smtp = getattr(connection, "connection", None)
+    if isinstance(smtp, smtplib.SMTP):
+        smtp.close()
+        connection.connection = None
+    else:
+        connection.close()
+
+
+def deliver_batch(*, limit: int | None = None, now: dt.datetime | None = None) -> Delivery:
+    """Claim one batch and send it, outside any transaction. ``now`` fixes the
+    clock (tests); by default each step reads the real one."""
+    clock = (lambda: now) if now is not None else timezone.now
+    result = Delivery()
+    batch = notifications_claim(limit=limit or settings.EMAIL_BATCH_SIZE, now=clock())
+    if not batch:
+        return result
+    result.batches = 1
+    lease_end = batch[0].available_at
+    stop_at = lease_end - dt.timedelta(seconds=LEASE_MARGIN_TIMEOUTS * settings.EMAIL_TIMEOUT)
+    connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+    try:
+        connection.open()
+    except Exception as exc:  # noqa: BLE001 - every message of the batch is retried later
+        result.unreachable = True
+        at = clock()
         for note in batch:
-            note.attempts += 1
+            outcome = _failure(note, exc, now=at)
+            setattr(result, outcome, getattr(result, outcome) + 1)
+        return result
+    try:
+        for i, note in enumerate(batch):
+            if clock() >= stop_at:
+                # Out of lease time: another sender may claim these soon.
+                result.released += _release(batch[i:], now=clock())
+                break
+            message = EmailMessage(
+                subject=note.subject,
+                body=note.body,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                to=[note.to_email],
+                headers={"Message-ID": note.message_id},
+                connection=connection,
+            )
+            if not message.recipients():
+                error = ValueError("the account has no email address")
+                outcome = _failure(note, error, now=clock(), permanent=True)
+                setattr(result, outcome, getattr(result, outcome) + 1)
+                continue
             try:
-                EmailMessage(
-                    subject=note.subject,
-                    body=note.body,
-                    from_email=settings.DEFAULT_FROM_EMAIL,
-                    to=[note.to_email],
-                    connection=connection,
-                ).send()
+                message.send()
             except Exception as exc:  # noqa: BLE001 - recorded on the row, retried later
-                note.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-                if note.attempts >= 5:
-                    note.status = Notification.Status.FAILED
-                log.warning("notification %s not sent: %s", note.pk, exc)
+                outcome = _failure(note, exc, now=clock())
+                setattr(result, outcome, getattr(result, outcome) + 1)
+                if _connection_broken(exc):
+                    _drop(connection)
+                    result.released += _release(batch[i + 1 :], now=clock())
+                    break
+                continue
+            if _mark(note, status=Notification.Status.SENT, sent_at=clock(), last_error=""):
+                result.sent += 1
+                log.debug("notification %s sent", note.pk)
             else:
-                note.status = Notification.Status.SENT
-                note.sent_at = now
-                sent += 1
-        Notification.objects.bulk_update(batch, ["status", "attempts", "last_error", "sent_at"])
-    return sent
+                result.lost += 1
+    finally:
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - every message is marked already
+            _drop(connection)
+    return result
+
+
+def deliver_until_empty(
+    *,
+    seconds: float | None = None,
+    limit: int | None = None,
+    now: dt.datetime | None = None,
+) -> Delivery:
+    """Deliver batch after batch until nothing is claimable, the SMTP server
+    cannot be reached, or ``seconds`` have passed (then ``more`` is set: the
+    queue may not be empty)."""
+    started = time.monotonic()
+    total = Delivery()
+    while True:
+        result = deliver_batch(limit=limit, now=now)
+        total += result
+        if not result.batches:
+            return total
+        if result.unreachable:
+            # Down or hung: one timeout per run, not one per batch; the next
+            # run (beat) tries again.
+            total.unreachable = True
+            return total
+        if seconds is not None and time.monotonic() - started >= seconds:
+            total.more = True
+            return total
+
+
+def deliver_pending(*, limit: int | None = None, now: dt.datetime | None = None) -> int:
+    """Send what is claimable now; returns how many were sent."""
+    return deliver_until_empty(limit=limit, now=now).sent

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
+from billing.policy import SHANGHAI
+
 
 class Outcome(StrEnum):
     NOT_DUE = "not_due"
@@ -77,9 +79,74 @@ def renewal_amount_fen(
     return unit_price_fen * seats
 
 
+# P5 fair-use: the first reminder goes out at least 5 days before the renewal
+# (PRC Measures for the Supervision and Administration of Online Transactions,
+# art. 18), whatever REMINDER_DAYS_BEFORE_DEADLINE says.
+FIRST_REMINDER_MIN_LEAD_DAYS = 5
+# It is queued one more day ahead, at 00:00 Beijing time, so the reminder
+# queue's interval and email retries can never push it inside the 5 days.
+FIRST_REMINDER_SLACK_DAYS = 1
+
+
+def first_reminder_latest(*, renewal_at: dt.datetime) -> dt.datetime:
+    """P5 fair-use: the latest instant the first reminder may be queued: 00:00
+    Beijing time six days before the expiry date, so at least six full days
+    before the renewal instant (which is on the expiry date)."""
+    expiry = renewal_at.astimezone(SHANGHAI).date()
+    day = expiry - dt.timedelta(days=FIRST_REMINDER_MIN_LEAD_DAYS + FIRST_REMINDER_SLACK_DAYS)
+    return dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
+
+
+def first_reminder_renewals_before(*, at: dt.datetime) -> dt.datetime:
+    """The selection window the guarantee needs: ``first_reminder_latest(r) <= at``
+    exactly when the renewal ``r`` is before the returned instant (00:00 Beijing
+    time, seven days after ``at``'s date)."""
+    today = at.astimezone(SHANGHAI).date()
+    day = today + dt.timedelta(days=FIRST_REMINDER_MIN_LEAD_DAYS + FIRST_REMINDER_SLACK_DAYS + 1)
+    return dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
+
+
 def first_reminder_at(
     *, deadline: dt.datetime, renewal_at: dt.datetime, days_before: int
 ) -> dt.datetime:
-    """P5 fair-use: the first reminder goes ``days_before`` days before the
-    notice deadline, and never later than 5 days before the renewal."""
-    return min(deadline - dt.timedelta(days=days_before), renewal_at - dt.timedelta(days=5))
+    """P5 fair-use: the first reminder goes at 00:00 Beijing time ``days_before``
+    days before the notice deadline's date (the setting; 0 means the morning of
+    the deadline day, still before it), and never later than
+    ``first_reminder_latest`` (at least 5 days before the renewal), whatever
+    the setting."""
+    if days_before < 0:
+        raise ValueError("days_before must be 0 or more")
+    day = deadline.astimezone(SHANGHAI).date() - dt.timedelta(days=days_before)
+    by_setting = dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
+    return min(by_setting, first_reminder_latest(renewal_at=renewal_at))
+
+
+# --- email delivery ------------------------------------------------------------
+
+# Claim order (lower first): what the customer must act on before a deadline
+# (reminders, a price change, a failed renewal) before an ending notice, and
+# those before receipts.
+NOTIFICATION_PRIORITY = {
+    "reminder": 0,
+    "last_reminder": 0,
+    "price_change": 0,
+    "past_due": 0,
+    "ended": 1,
+    "receipt": 2,
+}
+RETRY_FIRST_WAIT = dt.timedelta(minutes=1)
+RETRY_MAX_WAIT = dt.timedelta(hours=1)
+
+
+def notification_priority(kind: str) -> int:
+    return NOTIFICATION_PRIORITY.get(kind, max(NOTIFICATION_PRIORITY.values()))
+
+
+def retry_wait(*, attempts: int, permanent: bool, max_attempts: int) -> dt.timedelta | None:
+    """After a failed attempt (``attempts`` made so far): how long to wait
+    before the next one (1, 2, 4 ... minutes, at most an hour), or ``None`` to
+    give up: the server refused the message for good (a 5xx reply), or
+    ``max_attempts`` have been made."""
+    if permanent or attempts >= max_attempts:
+        return None
+    return min(RETRY_FIRST_WAIT * 2 ** max(attempts - 1, 0), RETRY_MAX_WAIT)

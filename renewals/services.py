@@ -228,7 +228,7 @@ def _process(ids: Sequence[int], at: dt.datetime) -> Counts:
     ending = subscriptions_ending_at(pairs=[(s.pk, s.current_period_end) for s in subs])
 
     renew: list[tuple[Subscription, int, PriceVersion | None]] = []
-    past_due: list[Subscription] = []
+    past_due: list[tuple[Subscription, int]] = []
     end: list[tuple[Subscription, policy.Outcome]] = []
     for sub in subs:
         amount, version = prices.renewal(sub)
@@ -244,7 +244,7 @@ def _process(ids: Sequence[int], at: dt.datetime) -> Counts:
         if outcome is policy.Outcome.RENEW:
             renew.append((sub, amount, version))
         elif outcome is policy.Outcome.PAST_DUE:
-            past_due.append(sub)
+            past_due.append((sub, amount))
         elif outcome in policy.ENDING:
             end.append((sub, outcome))
         elif outcome is policy.Outcome.NO_PRICE:
@@ -374,10 +374,11 @@ def _write_renewals(
 
 
 def _write_past_due(
-    subs: list[Subscription], at: dt.datetime, notifications: list[Notification]
+    past_due: list[tuple[Subscription, int]], at: dt.datetime, notifications: list[Notification]
 ) -> None:
-    """P5 fair-use: nothing deducted; past due and retried during the grace period."""
-    newly = [s for s in subs if s.status != Subscription.Status.PAST_DUE]
+    """P5 fair-use: nothing deducted; past due and retried during the grace period.
+    The notice says the renewal price and how much is missing from the balance."""
+    newly = [s for s, _amount in past_due if s.status != Subscription.Status.PAST_DUE]
     for sub in newly:
         sub.status = Subscription.Status.PAST_DUE
         sub.past_due_since = at
@@ -390,13 +391,14 @@ def _write_past_due(
             reason="P5 past due: balance too low",
             history_type="~",
         )
-    for sub in subs:
+    for sub, amount in past_due:
         notifications.append(
             notification_for(
                 Notification.Kind.PAST_DUE,
                 subscription=sub,
                 period_end=sub.current_period_end,
                 at=at,
+                amount_fen=amount,
                 grace_end=sub.current_period_end + grace(),
             )
         )

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
@@ -84,8 +85,28 @@ def renew_chunk_task(self, run_id: int, subscription_ids: list[int], at: str) ->
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def send_notifications_task(at: str | None = None) -> int:
-    from .notifications import deliver_pending, queue_reminders
+def send_notifications_task(at: str | None = None) -> str:
+    """Beat: queue the reminders due now, then deliver what is claimable."""
+    from .notifications import queue_reminders
 
     queue_reminders(at=_instant(at))
-    return deliver_pending()
+    return _deliver()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_notifications_task() -> str:
+    """One sender: delivers batches until nothing is claimable. Any number can
+    run at once (claims use SKIP LOCKED); a killed one's messages are claimed
+    again when their lease ends."""
+    return _deliver()
+
+
+def _deliver() -> str:
+    from .notifications import deliver_until_empty
+
+    result = deliver_until_empty(seconds=settings.EMAIL_DRAIN_SECONDS)
+    if result.more:
+        # Time budget spent (kept well under the broker's visibility timeout):
+        # a fresh task carries on.
+        deliver_notifications_task.delay()
+    return result.line()

@@ -151,6 +151,38 @@ def test_insufficient_balance_past_due_then_top_up_renews_without_gap(poor_sub):
     assert run(top_up_at) == "renewed=0 past_due=0 ended=0 failed=0"
 
 
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", ["(¥99.00)", "balance (¥30.00)", "Top up at least ¥69.00 by 2025-04-06"]),
+        ("zh-hans", ["续订费用（¥99.00）", "余额（¥30.00）", "至少充值¥69.00"]),
+    ],
+)
+def test_past_due_notice_states_price_and_amount_to_top_up(catalog, agreement, language, expected):
+    """P5 fair-use: the past-due email says what the renewal costs and how much
+    more than the balance is needed (it used to print "(-)")."""
+    t_buy = dt.datetime(2025, 3, 3, 10, 0, tzinfo=SHANGHAI)
+    account = factories.make_account("Short", now=t_buy, balance_fen=9_900 + 3_000)
+    Account.objects.filter(pk=account.pk).update(language=language)
+    sub = factories.buy(account, catalog["pro-monthly"], now=t_buy).subscription
+    assert run(T) == "renewed=0 past_due=1 ended=0 failed=0"
+    note = Notification.objects.get(subscription=sub, kind="past_due")
+    for text in expected:
+        assert text in note.body
+    assert "(-)" not in note.body and "（-）" not in note.body
+
+
+def test_reminder_says_how_much_to_top_up_when_balance_is_short(catalog, agreement):
+    from renewals.notifications import queue_reminders
+
+    t_buy = dt.datetime(2025, 3, 3, 10, 0, tzinfo=SHANGHAI)
+    account = factories.make_account("Short", now=t_buy, balance_fen=9_900 + 1_000)
+    factories.buy(account, catalog["pro-monthly"], now=t_buy)
+    queue_reminders(at=T - dt.timedelta(days=8))
+    note = Notification.objects.get(kind="reminder")
+    assert "does NOT cover the renewal; please top up at least ¥89.00" in note.body
+
+
 def test_grace_over_falls_back_to_free(poor_sub, settings):
     settings.RENEWAL_GRACE_DAYS = 3
     run(T)

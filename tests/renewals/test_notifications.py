@@ -7,10 +7,12 @@ import time_machine
 from django.core import mail
 
 from billing import services
-from billing.models import Account
-from billing.policy import SHANGHAI
+from billing.models import Account, Subscription
+from billing.policy import SHANGHAI, local_date
+from renewals import policy
 from renewals.models import Notification
 from renewals.notifications import deliver_pending, last_reminder_at, queue_reminders
+from renewals.seeding import seed_due_subscriptions
 from renewals.tasks import send_notifications_task
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +30,7 @@ def test_deadline_is_the_one_stored(paid_sub):
 
 
 def test_reminders_sent_once_each(paid_sub):
-    first_at = DEADLINE - dt.timedelta(days=7)
+    first_at = dt.datetime(2025, 3, 25, 0, 0, tzinfo=SHANGHAI)  # 7 days before the deadline's day
     assert queue_reminders(at=first_at - dt.timedelta(seconds=1)) == 0
     assert queue_reminders(at=first_at) == 1
     assert queue_reminders(at=first_at) == 0  # running twice sends once
@@ -57,10 +59,69 @@ def test_reminders_sent_once_each(paid_sub):
 
 
 def test_first_reminder_at_least_five_days_before_renewal(paid_sub):
-    first = Notification.objects.none()
     queue_reminders(at=DEADLINE - dt.timedelta(days=7))
     first = Notification.objects.get(subscription=paid_sub, kind="reminder")
     assert paid_sub.current_period_end - first.created_at >= dt.timedelta(days=5)
+
+
+# Renewals right after long holidays, and one whose deadline is close to it.
+HOLIDAY_RENEWALS = [
+    # Thu after National Day 2025: deadline Mon 29 Sep.
+    (dt.datetime(2025, 10, 9, 0, 0, tzinfo=SHANGHAI), dt.date(2025, 9, 29)),
+    # Mon 13 Oct 2025: deadline Fri 10 Oct (Sat 11 Oct was a working day).
+    (dt.datetime(2025, 10, 13, 10, 0, tzinfo=SHANGHAI), dt.date(2025, 10, 10)),
+    # Wed after the Spring Festival 2025 (28 Jan - 4 Feb off): deadline Sun 26 Jan (working).
+    (dt.datetime(2025, 2, 5, 9, 0, tzinfo=SHANGHAI), dt.date(2025, 1, 26)),
+    # Wed 12 Mar 2025 just after midnight: deadline Mon 10 Mar, 1.x days before.
+    (dt.datetime(2025, 3, 12, 0, 0, 1, tzinfo=SHANGHAI), dt.date(2025, 3, 10)),
+]
+
+
+def _seed_one(catalog, renewal_at):
+    [sid] = seed_due_subscriptions(
+        count=1, package=catalog["pro-monthly"], period_end=renewal_at, balance_fen=50_000
+    )
+    return Subscription.objects.get(pk=sid)
+
+
+@pytest.mark.parametrize("days_before", [0, 1, 7, 30])
+@pytest.mark.parametrize(("renewal_at", "deadline_day"), HOLIDAY_RENEWALS)
+def test_queue_selects_first_reminder_when_due_whatever_the_setting(
+    catalog, agreement, settings, renewal_at, deadline_day, days_before
+):
+    """P5 fair-use: the selection window follows the 5-day guarantee, not the
+    setting: a subscription is picked up the moment its first reminder is due."""
+    settings.REMINDER_DAYS_BEFORE_DEADLINE = days_before
+    sub = _seed_one(catalog, renewal_at)
+    assert local_date(sub.notice_deadline) == deadline_day
+    first = policy.first_reminder_at(
+        deadline=sub.notice_deadline, renewal_at=renewal_at, days_before=days_before
+    )
+    queue_reminders(at=first - dt.timedelta(microseconds=1))
+    assert not Notification.objects.filter(subscription=sub, kind="reminder").exists()
+    queue_reminders(at=first)
+    note = Notification.objects.get(subscription=sub, kind="reminder")
+    assert renewal_at - note.created_at >= dt.timedelta(days=5)
+
+
+@pytest.mark.parametrize("days_before", [0, 1, 7, 30])
+def test_queue_run_hourly_sends_first_reminder_5_days_ahead(
+    catalog, agreement, settings, days_before
+):
+    """The reminder queue run every hour (beat: every 15 minutes) over the two
+    weeks before a renewal whose deadline is only 1.x days before it: the first
+    reminder comes at least 5 days ahead, and the last one on the working day
+    before the deadline (Fri 7 Mar: the deadline is the end of Mon 10 Mar)."""
+    settings.REMINDER_DAYS_BEFORE_DEADLINE = days_before
+    renewal_at = dt.datetime(2025, 3, 12, 0, 0, 1, tzinfo=SHANGHAI)
+    sub = _seed_one(catalog, renewal_at)
+    at = dt.datetime(2025, 2, 26, 0, 0, tzinfo=SHANGHAI)
+    while at < renewal_at:
+        queue_reminders(at=at)
+        at += dt.timedelta(hours=1)
+    notes = dict(Notification.objects.filter(subscription=sub).values_list("kind", "created_at"))
+    assert renewal_at - notes["reminder"] >= dt.timedelta(days=5)
+    assert notes["last_reminder"] == dt.datetime(2025, 3, 7, 0, 0, tzinfo=SHANGHAI)
 
 
 def test_reminder_says_when_balance_does_not_cover(catalog, agreement):
@@ -109,15 +170,19 @@ def test_task_twice_sends_each_once(paid_sub):
     assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
 
 
-def test_failed_delivery_is_recorded_and_retried(paid_sub, settings):
+def test_failed_delivery_is_recorded_and_retried_after_a_backoff(paid_sub, settings):
     queue_reminders(at=DEADLINE - dt.timedelta(days=7))
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 1
-    assert deliver_pending() == 0
+    t = dt.datetime(2025, 3, 26, 9, 0, tzinfo=SHANGHAI)
+    assert deliver_pending(now=t) == 0
     note = Notification.objects.get()
     assert (note.status, note.attempts) == ("pending", 1)
     assert note.last_error
+    assert note.available_at == t + dt.timedelta(minutes=1)  # the first retry waits a minute
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    assert deliver_pending() == 1
+    assert deliver_pending(now=t + dt.timedelta(seconds=59)) == 0
+    assert deliver_pending(now=t + dt.timedelta(minutes=1)) == 1
     note.refresh_from_db()
-    assert note.status == "sent" and note.sent_at is not None
+    assert note.status == "sent" and note.sent_at is not None and note.attempts == 2
+    assert mail.outbox[0].extra_headers["Message-ID"] == note.message_id

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from renewals.management.commands.run_renewals import _parse_instant
-from renewals.notifications import deliver_pending, queue_reminders
+from renewals.notifications import deliver_until_empty, queue_reminders
 
 
 class Command(BaseCommand):
@@ -14,5 +14,5 @@ class Command(BaseCommand):
     def handle(self, *args, at=None, **options):
         instant = _parse_instant(at) if at else timezone.now()
         queued = queue_reminders(at=instant)
-        sent = deliver_pending()
-        self.stdout.write(f"queued={queued} sent={sent}")
+        result = deliver_until_empty()
+        self.stdout.write(f"queued={queued} {result.line()}")
