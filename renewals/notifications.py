@@ -158,14 +158,9 @@ def queue_reminders(*, at: dt.datetime) -> int:
     for sub in subs:
         if sub.pk in ending:
             continue
-        version = (
-            None if sub.renewal_price_fen else prices.at(sub.package_id, sub.current_period_end)
-        )
-        amount = policy.renewal_amount_fen(
-            unit_price_fen=version.amount_fen if version else None,
-            seats=sub.seats,
-            custom_price_fen=sub.renewal_price_fen,
-        )
+        # P4: what the renewal will charge (the versions published by this
+        # period's deadline); a later change is announced for the next period.
+        amount, version = prices.renewal(sub)
         if amount is None:
             continue
         common = {"subscription": sub, "period_end": sub.current_period_end, "at": at}
