@@ -15,10 +15,10 @@ from django.core.exceptions import ValidationError
 from . import policy
 from .models import Order
 
-# A top-up arrives from outside the balance (billing.services.EXTERNAL_CHANNELS).
+# What staff record: money received offline or another way. Online money is
+# recorded only from the payment provider's verified confirmation (item 8).
 TOP_UP_CHANNELS = [
     (Order.Channel.OFFLINE.value, Order.Channel.OFFLINE.label),
-    (Order.Channel.ONLINE.value, Order.Channel.ONLINE.label),
     (Order.Channel.OTHER.value, Order.Channel.OTHER.label),
 ]
 

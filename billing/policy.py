@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import hashlib
+import hmac
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from core.time import SHANGHAI, local_date
@@ -78,3 +80,21 @@ def order_amount_fen(*, unit_price_fen: int, seats: int) -> int:
     if unit_price_fen < 0:
         raise ValueError("price must not be negative")
     return unit_price_fen * seats
+
+
+# --- payment-provider confirmations (item 8) ------------------------------------------
+
+
+def provider_signature(
+    *, secret: str, provider: str, target: str, reference: str, amount_fen: int
+) -> str:
+    """The HMAC-SHA256 (hex) a payment provider signs its confirmation with:
+    over the provider, the target (``account:<id>`` or ``order:<id>``), its
+    reference and the amount in fen, one per line, with the shared secret."""
+    message = f"{provider}\n{target}\n{reference}\n{amount_fen}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signature_matches(expected: str, given: str) -> bool:
+    """Constant-time comparison of two signatures."""
+    return hmac.compare_digest(expected.encode(), (given or "").encode())

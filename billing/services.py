@@ -10,19 +10,22 @@ raised before anything is written (the transaction rolls back otherwise).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
 from core.audit import user_or_none
 from workdays.services import notice_deadline
 
-from . import policy
+from . import authz, policy
+from .authz import ActorRefused, authorize
 from .models import (
     Acceptance,
     Account,
@@ -33,6 +36,12 @@ from .models import (
     Package,
     PriceVersion,
     Subscription,
+)
+from .payments import (
+    PaymentConfirmation,
+    online_needs_confirmation,
+    target_of_account,
+    target_of_order,
 )
 from .selectors import agreement_in_force, free_package, has_accepted, price_in_effect
 
@@ -49,15 +58,6 @@ def _require_fen(value: Any, *, field: str = "amount") -> int:
     if value <= 0:
         raise ValidationError({field: f"The {field} must be greater than zero."})
     return value
-
-
-def _require_money_permission(actor: Any, perm: str, what: str) -> None:
-    """Rule 7: staff move money only with the finance permission (support
-    cannot). ``None`` is the system (beat, a payment provider's callback)."""
-    if actor is None:
-        return
-    if getattr(actor, "is_staff", False) and not actor.has_perm(perm):
-        raise ValidationError(f"Only finance staff may {what}.")
 
 
 def lock_account(account_id: int) -> Account:
@@ -173,8 +173,13 @@ def agreement_accept(
     now = _now(now)
     if method not in Acceptance.Method.values:
         raise ValidationError({"method": f"Unknown acceptance method {method!r}."})
-    if not AccountMember.objects.filter(account=account, user=user).exists():
-        raise ValidationError(f"{user} is not a member of {account}.")
+    # Item 8: the customer accepts (owner or admin); staff never accept for them.
+    authorize(
+        actor=user,
+        account=account,
+        action=_("accept the agreement for this account"),
+        staff_perm=None,
+    )
     version = version or agreement_in_force(at=now)
     if version is None:
         raise ValidationError("No agreement version is in force yet.")
@@ -205,21 +210,51 @@ def balance_top_up(
     channel: str = Order.Channel.ONLINE,
     reference: str = "",
     memo: str = "",
+    confirmation: PaymentConfirmation | None = None,
     now: dt.datetime | None = None,
 ) -> LedgerEntry:
-    """Add prepaid funds to an account (online payment, or an offline transfer
-    recorded by finance with its bank reference)."""
+    """Add prepaid funds to an account: an online payment the provider
+    confirmed (``confirmation``, see ``payment_provider_confirm``), or a
+    transfer received offline or another way, recorded by finance with its
+    reference.
+
+    Item 8: online money needs the provider's verified confirmation, whoever
+    calls (the system for the provider's callback, or the account's owner or
+    an admin); offline and other top-ups are recorded by staff holding
+    ``billing.top_up_balance``, never by the customer."""
     now = _now(now)
     amount_fen = _require_fen(amount_fen)
-    _require_money_permission(actor, "billing.top_up_balance", "top up a balance")
-    if actor is not None and not getattr(actor, "is_staff", False):
-        if not AccountMember.objects.filter(account=account, user=actor).exists():
-            raise ValidationError(f"{actor} is not a member of {account}.")
-        if channel != Order.Channel.ONLINE:
-            raise ValidationError({"channel": "Customers top up online."})
     if channel not in EXTERNAL_CHANNELS:
         raise ValidationError(
             {"channel": f"A top-up arrives online, offline or other, not {channel!r}."}
+        )
+    if channel == Order.Channel.ONLINE:
+        if confirmation is None:
+            raise online_needs_confirmation()
+        confirmation.verify(target=target_of_account(account.pk), amount_fen=amount_fen)
+        reference = confirmation.reference
+        _refuse_staff_online(actor)
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("record an online top-up"),
+            staff_perm=None,
+            system=True,
+        )
+    else:
+        if authz.is_customer(actor):
+            raise ActorRefused(
+                _(
+                    "Customers top up online, through the payment provider; the top-up is "
+                    "recorded when the provider confirms the payment."
+                )
+            )
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("top up a balance"),
+            staff_perm=authz.TOP_UP_BALANCE,
+            customer=False,
         )
     if channel == Order.Channel.OFFLINE and not reference.strip():
         raise ValidationError({"reference": "An offline top-up needs the bank reference."})
@@ -253,9 +288,13 @@ def price_change_publish(
     """P4: a new rate from a future instant on. Paid periods keep their price."""
     now = _now(now)
     amount_fen = _require_fen(amount_fen)
-    _require_money_permission(actor, "billing.publish_price_change", "publish a price change")
-    if actor is not None and not getattr(actor, "is_staff", False):
-        raise ValidationError("Only finance staff may publish a price change.")
+    authorize(
+        actor=actor,
+        account=None,
+        action=_("publish a price change"),
+        staff_perm=authz.PUBLISH_PRICE_CHANGE,
+        customer=False,
+    )
     if package.is_free:
         raise ValidationError("The free package has no price (P2).")
     if effective_from is None or timezone.is_naive(effective_from):
@@ -308,8 +347,15 @@ def order_place(
     agreed_amount_fen: int | None = None,
     now: dt.datetime | None = None,
 ) -> Order:
-    """A draft order for a paid package. Nothing is charged or promised yet."""
+    """A draft order for a paid package. Nothing is charged or promised yet.
+
+    Item 8: placed by the account's owner or an admin, or by staff holding
+    ``billing.add_order``; a custom service's agreed amount is a price, so
+    only staff place custom orders (P4)."""
     now = _now(now)
+    authorize(
+        actor=actor, account=account, action=_("place an order"), staff_perm=authz.PLACE_ORDER
+    )
     if package is None or not isinstance(package, Package):
         raise ValidationError({"package": "Unknown package."})
     if not package.is_active or package.is_free:
@@ -328,6 +374,13 @@ def order_place(
             {"kind": "Custom packages are ordered as custom services, and only they."}
         )
     if is_custom:
+        if not authz.is_staff(actor):
+            raise ActorRefused(
+                _(
+                    "A custom service is priced per deal by staff: staff place the order with "
+                    "the agreed amount, and the customer confirms it (P4)."
+                )
+            )
         agreed_amount_fen = _require_fen(agreed_amount_fen, field="agreed amount")
     elif agreed_amount_fen is not None:
         raise ValidationError({"agreed_amount_fen": "Only custom services have an agreed amount."})
@@ -358,8 +411,14 @@ def order_confirm(
     """The customer confirms: the price in effect now is frozen (P4) and from
     here the order is not refundable (P1, clause 1). P0: the agreement in force
     must have been accepted; ``accept_by_purchase`` records that purchase as the
-    acceptance."""
+    acceptance. Item 8: only the customer confirms (the owner or an admin)."""
     now = _now(now)
+    authorize(
+        actor=actor,
+        account=order.account,
+        action=_("confirm an order (P1: from then on it is not refundable)"),
+        staff_perm=None,
+    )
     locked = _lock_order(order.pk)
     _transition(locked, Order.Status.CONFIRMED)
     version = agreement_in_force(at=now)
@@ -403,6 +462,7 @@ def order_pay(
     channel: str,
     actor: Any,
     reference: str = "",
+    confirmation: PaymentConfirmation | None = None,
     now: dt.datetime | None = None,
 ) -> Order:
     """Pay a confirmed order from the balance, or record an external payment.
@@ -410,6 +470,9 @@ def order_pay(
     Either way the order gets its ledger entries: a balance payment is one
     ``purchase`` entry; an external payment is a ``top_up`` of the money
     received followed by the ``purchase`` (net zero on the balance)."""
+    reference = _authorize_payment(
+        order=order, channel=channel, reference=reference, actor=actor, confirmation=confirmation
+    )
     now = _now(now)
     if channel not in Order.Channel.values or channel == "":
         raise ValidationError({"channel": f"Unknown payment channel {channel!r}."})
@@ -455,12 +518,66 @@ def order_pay(
     return locked
 
 
+def _refuse_staff_online(actor: Any) -> None:
+    if authz.is_staff(actor):
+        raise ActorRefused(
+            _(
+                "Staff record money received offline or another way; online money is recorded "
+                "from the payment provider's confirmation alone."
+            )
+        )
+
+
+def _authorize_payment(
+    *,
+    order: Order,
+    channel: str,
+    reference: str,
+    actor: Any,
+    confirmation: PaymentConfirmation | None,
+) -> str:
+    """Item 8: who may pay an order through which channel; returns the
+    reference to record. From the balance: the account's owner or an admin.
+    Online: only with the provider's verified confirmation of this order and
+    its amount (the system for the callback, or the owner or an admin).
+    Offline or other: staff holding ``billing.record_offline_payment``."""
+    account = order.account
+    if channel == Order.Channel.BALANCE:
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("pay an order from the balance"),
+            staff_perm=None,
+        )
+    elif channel == Order.Channel.ONLINE:
+        if confirmation is None:
+            raise online_needs_confirmation()
+        due = Order.objects.values_list("amount_fen", flat=True).get(pk=order.pk)
+        confirmation.verify(target=target_of_order(order.pk), amount_fen=due)
+        _refuse_staff_online(actor)
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("record an online payment"),
+            staff_perm=None,
+            system=True,
+        )
+        return confirmation.reference
+    elif channel in (Order.Channel.OFFLINE, Order.Channel.OTHER):
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("record a payment received offline or another way"),
+            staff_perm=authz.RECORD_OFFLINE_PAYMENT,
+            customer=False,
+        )
+    return reference
+
+
 def offline_payment_record(
     *, order: Order, bank_reference: str, actor: Any, now: dt.datetime | None = None
 ) -> Order:
     """P3: finance records a bank transfer that pays a confirmed order."""
-    if actor is None or not actor.has_perm("billing.record_offline_payment"):
-        raise ValidationError("Only finance staff may record offline payments.")
     return order_pay(
         order=order, channel=Order.Channel.OFFLINE, reference=bank_reference, actor=actor, now=now
     )
@@ -473,6 +590,7 @@ def order_fulfil(
     """P3: grant the package's entitlements (seats, environments) for the paid
     period. The account's live subscription (free, or the one upgraded from)
     ends and the paid one starts."""
+    _authorize_fulfil(order=order, actor=actor)
     now = _now(now)
     account = lock_account(order.account_id)
     live = (
@@ -520,12 +638,34 @@ def order_fulfil(
     return locked
 
 
+def _authorize_fulfil(*, order: Order, actor: Any) -> None:
+    """Item 8: staff holding ``billing.fulfil_order`` fulfil; the system
+    (``None``: the software delivering at payment) only a standard package. A
+    custom service is fulfilled by staff, who mark what was provided (P3)."""
+    authorize(
+        actor=actor,
+        account=order.account,
+        action=_("fulfil an order"),
+        staff_perm=authz.FULFIL_ORDER,
+        customer=False,
+        system=order.kind != Order.Kind.CUSTOM,
+    )
+
+
 @transaction.atomic
 def order_cancel(
     *, order: Order, actor: Any, reason: str = "", now: dt.datetime | None = None
 ) -> Order:
     """P1: an order that was never paid is cancelled, not refunded. A paid
-    order is not refundable after confirmation (clause 1)."""
+    order is not refundable after confirmation (clause 1). Item 8: the
+    account's owner or an admin cancel their own unpaid order; staff need
+    ``billing.cancel_order``."""
+    authorize(
+        actor=actor,
+        account=order.account,
+        action=_("cancel an order"),
+        staff_perm=authz.CANCEL_ORDER,
+    )
     now = _now(now)
     locked = _lock_order(order.pk)
     if locked.status in (Order.Status.PAID, Order.Status.FULFILLED):
@@ -554,3 +694,98 @@ def subscription_fall_back_to_free(
     return _start_free_subscription(
         account=subscription.account, now=now, actor=actor, reason=f"P2 fallback: {reason}"
     )
+
+
+# --- payment-provider confirmations (item 8) ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderPayment:
+    """What a provider confirmation recorded: the top-up's ledger entry or the
+    paid order; ``created`` is False when the same confirmation was already
+    recorded (providers repeat their callbacks)."""
+
+    entry: LedgerEntry | None
+    order: Order | None
+    created: bool
+
+
+@transaction.atomic
+def payment_provider_confirm(
+    *,
+    provider: str,
+    reference: str,
+    amount_fen: int,
+    signature: str,
+    account: Account | None = None,
+    order: Order | None = None,
+    now: dt.datetime | None = None,
+) -> ProviderPayment:
+    """Item 8: the only way online money is recorded. A payment provider
+    confirms that ``amount_fen`` was paid under its ``reference``, either to
+    top up ``account``'s balance or to pay ``order``, signed with the
+    provider's shared secret. The signature is verified, then the top-up or
+    the order payment is recorded with channel ``online`` and the system as
+    the actor. The same confirmation again records nothing and returns what
+    the first one recorded; the same reference for anything else is refused
+    (item 9: external money is recorded once)."""
+    if (account is None) == (order is None):
+        raise ValidationError("A payment confirmation is for one account or one order.")
+    amount_fen = _require_fen(amount_fen)
+    target = target_of_account(account.pk) if account else target_of_order(order.pk)
+    confirmation = PaymentConfirmation(
+        provider=provider,
+        target=target,
+        reference=(reference or "").strip(),
+        amount_fen=amount_fen,
+        signature=signature,
+    )
+    confirmation.verify(target=target, amount_fen=amount_fen)
+    earlier = _recorded_confirmation(confirmation, account=account, order=order)
+    if earlier is not None:
+        return earlier
+    if account is not None:
+        entry = balance_top_up(
+            account=account,
+            amount_fen=amount_fen,
+            actor=None,
+            channel=Order.Channel.ONLINE,
+            memo=f"{provider} payment",
+            confirmation=confirmation,
+            now=now,
+        )
+        return ProviderPayment(entry=entry, order=None, created=True)
+    paid = order_pay(
+        order=order,
+        channel=Order.Channel.ONLINE,
+        actor=None,
+        confirmation=confirmation,
+        now=now,
+    )
+    return ProviderPayment(entry=None, order=paid, created=True)
+
+
+def _recorded_confirmation(
+    confirmation: PaymentConfirmation, *, account: Account | None, order: Order | None
+) -> ProviderPayment | None:
+    """The earlier recording of this very confirmation, if any."""
+    entry = (
+        LedgerEntry.objects.filter(
+            kind=LedgerEntry.Kind.TOP_UP,
+            channel=Order.Channel.ONLINE,
+            reference=confirmation.reference,
+        )
+        .order_by("pk")
+        .first()
+    )
+    if entry is None:
+        return None
+    same_target = (
+        entry.order_id == order.pk
+        if order is not None
+        else (entry.account_id == account.pk and entry.order_id is None)
+    )
+    if same_target and entry.amount_fen == confirmation.amount_fen:
+        paid = Order.objects.get(pk=order.pk) if order is not None else None
+        return ProviderPayment(entry=entry, order=paid, created=False)
+    return None

@@ -135,6 +135,10 @@ RENEWAL_CHUNK_SIZE = env.int("RENEWAL_CHUNK_SIZE", default=500)
 # P5 fair-use reminders, counted back from the notice deadline.
 REMINDER_DAYS_BEFORE_DEADLINE = env.int("REMINDER_DAYS_BEFORE_DEADLINE", default=7)
 REMINDER_WORKING_DAYS_BEFORE_DEADLINE = env.int("REMINDER_WORKING_DAYS_BEFORE_DEADLINE", default=1)
+# Item 8: an online top-up or payment is recorded only from a payment provider's
+# confirmation signed with that provider's shared secret ("alipay=...,wechatpay=...").
+# None configured: online money is never recorded.
+PAYMENT_PROVIDER_SECRETS = env.dict("PAYMENT_PROVIDER_SECRETS", default={})
 
 LOGGING = {
     "version": 1,

@@ -12,7 +12,11 @@ from billing.models import Account, LedgerEntry, Order, Package, PriceVersion, S
 from billing.policy import SHANGHAI
 from renewals.models import Notification, RenewalRun
 from renewals.seeding import seed_due_subscriptions
-from renewals.services import balance_top_up_and_renew, renew_subscriptions, renewal_scan
+from renewals.services import (
+    payment_provider_confirm_and_renew,
+    renew_subscriptions,
+    renewal_scan,
+)
 
 from .. import factories
 
@@ -130,8 +134,15 @@ def test_insufficient_balance_past_due_then_top_up_renews_without_gap(poor_sub):
 
     # A top-up during grace renews at once, with no gap: the new period starts at the old end.
     top_up_at = T + dt.timedelta(days=2)
-    result = balance_top_up_and_renew(
-        account=sub.account, amount_fen=9_900, actor=sub.account.owner, now=top_up_at
+    result = payment_provider_confirm_and_renew(
+        provider=factories.PROVIDER,
+        reference="TESTPAY-GRACE",
+        amount_fen=9_900,
+        signature=factories.provider_signature(
+            target=f"account:{sub.account_id}", reference="TESTPAY-GRACE", amount_fen=9_900
+        ),
+        account=sub.account,
+        now=top_up_at,
     )
     # Item 10: the caller learns that it renewed and the balance after the renewal.
     assert (result.renewed, result.balance_after_fen, result.entry.balance_after_fen) == (
