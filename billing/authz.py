@@ -74,7 +74,7 @@ def acting_membership(*, account: Account, actor: Any) -> AccountMember | None:
     if not is_customer(actor):
         return None
     member = AccountMember.objects.filter(account_id=account.pk, user_id=actor.pk).first()
-    if member is None or member.role not in ACTING_ROLES:
+    if member is None or member.suspended_at is not None or member.role not in ACTING_ROLES:
         return None
     return member
 
@@ -132,6 +132,14 @@ def authorize(
     if member is None:
         raise ActorRefused(
             _("%(user)s is not a member of %(account)s and may not %(action)s for it.")
+            % {"user": actor, "account": account, "action": action}
+        )
+    if member.suspended_at is not None:
+        raise ActorRefused(
+            _(
+                "%(user)s's membership of %(account)s is suspended: the package has fewer seats "
+                "than members (P3). A suspended member may not %(action)s."
+            )
             % {"user": actor, "account": account, "action": action}
         )
     if member.role not in ACTING_ROLES:

@@ -10,6 +10,7 @@ import calendar
 import datetime as dt
 import hashlib
 import hmac
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from core.time import SHANGHAI, local_date
@@ -98,3 +99,40 @@ def provider_signature(
 def signature_matches(expected: str, given: str) -> bool:
     """Constant-time comparison of two signatures."""
     return hmac.compare_digest(expected.encode(), (given or "").encode())
+
+
+# --- seats (P3) --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One member as the seat rule sees it."""
+
+    member_id: int
+    is_owner: bool
+    added_at: dt.datetime
+    suspended_at: dt.datetime | None = None
+
+
+def fit_members(*, seats: int, members: list[Seat]) -> tuple[list[int], list[int]]:
+    """P3: which members to suspend and which to restore so that the active
+    members fit ``seats``. Returns (ids to suspend, ids to restore).
+
+    Beyond the seats, the newest active members are suspended first, never
+    the owner. When seats are free, suspended members come back, the one
+    suspended longest first (then the longest-standing member)."""
+    if seats < 1:
+        raise ValueError("a subscription has at least one seat")
+    active = [m for m in members if m.suspended_at is None]
+    if len(active) > seats:
+        candidates = sorted(
+            (m for m in active if not m.is_owner),
+            key=lambda m: (m.added_at, m.member_id),
+            reverse=True,
+        )
+        return [m.member_id for m in candidates[: len(active) - seats]], []
+    suspended = sorted(
+        (m for m in members if m.suspended_at is not None),
+        key=lambda m: (m.suspended_at, m.added_at, m.member_id),
+    )
+    return [], [m.member_id for m in suspended[: seats - len(active)]]

@@ -39,7 +39,7 @@ class RecentOrderFormSet(RecentFormSet):
 class AccountMemberInline(ReadOnlyInline):
     model = AccountMember
     verbose_name_plural = "members"
-    readonly_fields = ["user", "role", "added"]
+    readonly_fields = ["user", "role", "added", "suspended"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
@@ -47,6 +47,16 @@ class AccountMemberInline(ReadOnlyInline):
     @admin.display(description="Added")
     def added(self, obj):
         return shanghai(obj.added_at)
+
+    @admin.display(description="Suspended (P3: beyond the seats)")
+    def suspended(self, obj):
+        return member_suspension(obj)
+
+
+def member_suspension(member: AccountMember) -> str:
+    if member.suspended_at is None:
+        return DASH
+    return f"{shanghai(member.suspended_at)}: {member.suspended_reason}"
 
 
 class RecentLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
@@ -304,7 +314,11 @@ class AccountAdmin(HistoryAdmin):
 
 @admin.register(AccountMember)
 class AccountMemberAdmin(ViewOnlyMixin, HistoryAdmin):
-    list_display = ["account", "user", "role", "added_at"]
+    list_display = ["account", "user", "role", "added_at", "suspended"]
     list_select_related = ["account", "user"]
-    list_filter = ["role"]
+    list_filter = ["role", ("suspended_at", admin.EmptyFieldListFilter)]
     search_fields = ["account__name", "user__username", "user__email"]
+
+    @admin.display(description="Suspended (P3)", ordering="suspended_at")
+    def suspended(self, obj):
+        return member_suspension(obj)

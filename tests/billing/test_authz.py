@@ -36,6 +36,7 @@ ACTORS = [
     "owner",
     "admin",
     "member",
+    "suspended_admin",
     "other_owner",
     "support",
     "finance",
@@ -60,17 +61,21 @@ class World:
 @pytest.fixture
 def world(catalog, agreement) -> World:
     account = factories.make_account("Acme", now=T, balance_fen=500_000)
-    factories.buy(account, catalog["pro-monthly"], seats=3, now=T)
+    factories.buy(account, catalog["pro-monthly"], seats=6, now=T)
     other = factories.make_account("Other", now=T)
     admin_user, member_user = factories.make_user("acme-admin"), factories.make_user("acme-member")
-    for user, role in ((admin_user, "admin"), (member_user, "member")):
-        AccountMember.objects.create(account=account, user=user, role=role, added_at=T)
+    suspended = factories.make_user("acme-suspended")
     inactive = factories.make_user("acme-gone", is_active=False)
+    for user, role in ((admin_user, "admin"), (member_user, "member"), (suspended, "admin")):
+        services.member_add(account=account, user=user, role=role, actor=account.owner, now=T)
     AccountMember.objects.create(account=account, user=inactive, role="admin", added_at=T)
+    # P3: suspended as the account once fell back to fewer seats (item 6).
+    AccountMember.objects.filter(user=suspended).update(suspended_at=T, suspended_reason="test")
     actors = {
         "owner": account.owner,
         "admin": admin_user,
         "member": member_user,
+        "suspended_admin": suspended,
         "other_owner": other.owner,
         "support": factories.make_staff("sup", group="support"),
         "finance": factories.make_staff("fin", group="finance"),
@@ -293,6 +298,22 @@ CASES: dict[str, tuple[Callable[[World], Callable[[Any], Any]], set[str]]] = {
         {"owner", "admin", "support", "admin_staff"},
     ),
     "notice_withdraw": (_withdraw, {"owner", "admin", "support", "admin_staff"}),
+    "member_add": (
+        lambda w: (
+            lambda actor: services.member_add(
+                account=w.account, user=factories.make_user(), actor=actor, now=T
+            )
+        ),
+        {"owner", "admin", "admin_staff"},
+    ),
+    "member_remove": (
+        lambda w: (
+            lambda actor: services.member_remove(
+                account=w.account, user=w.actor("member"), actor=actor, now=T
+            )
+        ),
+        {"owner", "admin", "admin_staff"},
+    ),
 }
 
 
@@ -303,6 +324,7 @@ def _written() -> tuple:
         PriceVersion.objects.count(),
         Acceptance.objects.count(),
         list(NonRenewalNotice.objects.order_by("pk").values_list("pk", "withdrawn_at")),
+        list(AccountMember.objects.order_by("pk").values_list("pk", "suspended_at")),
     )
 
 
@@ -353,6 +375,9 @@ def test_refusals_say_why(world):
     )
     assert "the system does not do it on its own" in refusal(None, channel="balance")
     assert "deactivated" in refusal(world.actor("inactive"), channel="balance")
+    assert "membership of Acme is suspended" in refusal(
+        world.actor("suspended_admin"), channel="balance"
+    )
     assert "only from the payment provider's verified confirmation" in refusal(
         world.actor("owner"), channel="online", reference="ALIPAY-1"
     )
