@@ -1,18 +1,17 @@
 """Staff forms behind the admin's money actions.
 
-They only parse input (yuan as ``Decimal`` -> integer fen through
-``policy.to_fen``); every rule is checked by the service the admin view calls,
-and a service's ``ValidationError`` is shown on the form by ``add_service_error``.
+They only parse input (yuan as typed -> integer fen through the one parser,
+``amounts.parse_yuan``); every rule is checked by the service the admin view
+calls, and a service's ``ValidationError`` is shown on the form by
+``add_service_error``.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.core.exceptions import ValidationError
 
-from . import policy
+from .amounts import AmountError, parse_yuan
 from .models import Order
 
 # What staff record: money received offline or another way. Online money is
@@ -23,29 +22,29 @@ TOP_UP_CHANNELS = [
 ]
 
 
-class YuanField(forms.DecimalField):
-    """An amount in yuan with at most two decimals; ``clean`` returns integer fen."""
+class YuanField(forms.CharField):
+    """An amount in yuan as a person types it; ``clean`` returns integer fen.
 
-    default_error_messages = {
-        "invalid": "Enter the amount in yuan as a number, for example 100 or 99.50.",
-        "max_decimal_places": "Give the amount in yuan with at most 2 decimals (fen).",
-        "max_digits": "That amount is too large.",
-        "max_whole_digits": "That amount is too large.",
-    }
+    Item 9: parsed by ``amounts.parse_yuan`` only (ASCII digits, at most two
+    decimals, optional thousands commas), never by ``Decimal`` or ``float``,
+    which accept "１００", "1e3" and "1_000"."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_digits", 14)
-        kwargs.setdefault("decimal_places", 2)
-        kwargs.setdefault("help_text", "In yuan (CNY), for example 100.00.")
+        kwargs.setdefault("max_length", 40)
+        kwargs.setdefault(
+            "help_text", "In yuan (CNY), for example 100.00 or 50,000; at most 2 decimals."
+        )
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal"}))
         super().__init__(**kwargs)
 
     def clean(self, value):
-        amount: Decimal | None = super().clean(value)
-        if amount is None:
+        value = super().clean(value)
+        if value in self.empty_values:
             return None
-        if amount <= 0:
-            raise ValidationError("The amount must be greater than zero.", code="not_positive")
-        return policy.to_fen(amount)
+        try:
+            return parse_yuan(value)
+        except AmountError as exc:
+            raise ValidationError(str(exc), code="invalid_amount") from exc
 
 
 def add_service_error(form: forms.Form, exc: ValidationError) -> None:
@@ -74,6 +73,16 @@ class TopUpForm(forms.Form):
         help_text="Bank or payment-provider reference; required for an offline transfer.",
     )
     memo = forms.CharField(label="Memo", max_length=255, required=False)
+    # Item 9: set by the second confirmation page of a large top-up to the amount
+    # (fen) the person confirmed; the top-up is confirmed only for that amount.
+    confirmed_amount_fen = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        data["confirmed_large"] = (
+            data.get("amount") is not None and data.get("confirmed_amount_fen") == data["amount"]
+        )
+        return data
 
 
 class OfflinePaymentForm(forms.Form):

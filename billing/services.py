@@ -14,8 +14,9 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -24,7 +25,7 @@ from core.audit import resolve_now as _now
 from core.audit import user_or_none
 from workdays.services import notice_deadline
 
-from . import authz, policy
+from . import amounts, authz, policy
 from .authz import ActorRefused, authorize
 from .models import (
     Acceptance,
@@ -60,6 +61,72 @@ def _require_fen(value: Any, *, field: str = "amount") -> int:
     return value
 
 
+DUPLICATE_REFERENCE_CONSTRAINT = "ledger_external_reference_once"
+
+
+class ConfirmationRequired(ValidationError):
+    """Item 9: a top-up above ``TOP_UP_CONFIRM_ABOVE_FEN`` needs a second,
+    explicit confirmation of its amount (``confirmed_large=True``)."""
+
+    def __init__(self, amount_fen: int, threshold_fen: int):
+        self.amount_fen = amount_fen
+        self.threshold_fen = threshold_fen
+        super().__init__(
+            {
+                "amount": ValidationError(
+                    _(
+                        "A top-up above %(threshold)s needs a second confirmation: confirm "
+                        "%(amount)s (%(words_zh)s, %(words_en)s)."
+                    )
+                    % {
+                        "threshold": policy.format_fen(threshold_fen),
+                        "amount": policy.format_fen(amount_fen),
+                        "words_zh": amounts.yuan_in_words_zh(amount_fen),
+                        "words_en": amounts.yuan_in_words_en(amount_fen),
+                    },
+                    code="confirm_large",
+                )
+            }
+        )
+
+
+def top_up_confirm_above_fen() -> int:
+    return int(getattr(settings, "TOP_UP_CONFIRM_ABOVE_FEN", 5_000_000))
+
+
+def _duplicate_reference(*, channel: str, reference: str) -> ValidationError:
+    """Item 9: the clear error for external money recorded twice (the same
+    message whether the service saw it first or the database refused it)."""
+    earlier = (
+        LedgerEntry.objects.filter(
+            kind=LedgerEntry.Kind.TOP_UP, channel=channel, reference__iexact=reference
+        )
+        .exclude(reference="")
+        .order_by("pk")
+        .first()
+    )
+    if earlier is None:
+        where = ""
+    elif earlier.order_id:
+        where = " " + _(
+            "as the payment of order #%(order)s (ledger entry #%(entry)s, %(when)s)"
+        ) % {
+            "order": earlier.order_id,
+            "entry": earlier.pk,
+            "when": f"{earlier.created_at.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+        }
+    else:
+        where = " " + _("as a top-up (ledger entry #%(entry)s, %(when)s)") % {
+            "entry": earlier.pk,
+            "when": f"{earlier.created_at.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+        }
+    message = _(
+        "The %(channel)s reference %(reference)s was already recorded%(where)s. External "
+        "money is recorded once; check the reference."
+    ) % {"channel": channel, "reference": reference, "where": where}
+    return ValidationError({"reference": ValidationError(message, code="duplicate_reference")})
+
+
 def lock_account(account_id: int) -> Account:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lock_account must run inside transaction.atomic()")
@@ -81,7 +148,19 @@ def ledger_post(
     """Apply one signed change to a *locked* account and write its ledger entry.
 
     The balance never goes below zero (P5): the database CHECK refuses it, and
-    this raises a clear error before trying."""
+    this raises a clear error before trying. External money is recorded once
+    (item 9): a top-up whose (channel, reference) is already in the ledger is
+    refused before writing, and if a concurrent transaction recorded it first
+    the database's unique constraint refuses it with the same message."""
+    once = kind == LedgerEntry.Kind.TOP_UP and channel in EXTERNAL_CHANNELS and bool(reference)
+    if once and (
+        LedgerEntry.objects.filter(
+            kind=LedgerEntry.Kind.TOP_UP, channel=channel, reference__iexact=reference
+        )
+        .exclude(reference="")
+        .exists()
+    ):
+        raise _duplicate_reference(channel=channel, reference=reference)
     new_balance = account.balance_fen + amount_fen
     if new_balance < 0:
         raise ValidationError(
@@ -90,7 +169,7 @@ def ledger_post(
         )
     Account.objects.filter(pk=account.pk).update(balance_fen=new_balance)
     account.balance_fen = new_balance
-    return LedgerEntry.objects.create(
+    entry = LedgerEntry(
         account=account,
         kind=kind,
         amount_fen=amount_fen,
@@ -102,6 +181,22 @@ def ledger_post(
         created_at=now,
         created_by=user_or_none(actor),
     )
+    if not once:
+        entry.save()
+        return entry
+    try:
+        with transaction.atomic():  # a savepoint: the race below is reported, not a 500
+            entry.save()
+    except IntegrityError as exc:
+        if DUPLICATE_REFERENCE_CONSTRAINT not in _constraint_of(exc):
+            raise
+        raise _duplicate_reference(channel=channel, reference=reference) from exc
+    return entry
+
+
+def _constraint_of(exc: IntegrityError) -> str:
+    diag = getattr(exc.__cause__, "diag", None)
+    return (getattr(diag, "constraint_name", None) or "") + " " + str(exc)
 
 
 def store_period_deadline(*, subscription: Subscription) -> None:
@@ -211,6 +306,7 @@ def balance_top_up(
     reference: str = "",
     memo: str = "",
     confirmation: PaymentConfirmation | None = None,
+    confirmed_large: bool = False,
     now: dt.datetime | None = None,
 ) -> LedgerEntry:
     """Add prepaid funds to an account: an online payment the provider
@@ -221,7 +317,13 @@ def balance_top_up(
     Item 8: online money needs the provider's verified confirmation, whoever
     calls (the system for the provider's callback, or the account's owner or
     an admin); offline and other top-ups are recorded by staff holding
-    ``billing.top_up_balance``, never by the customer."""
+    ``billing.top_up_balance``, never by the customer.
+
+    Item 9: the (channel, reference) of external money is recorded once; a
+    top-up above ``TOP_UP_CONFIRM_ABOVE_FEN`` is refused
+    (``ConfirmationRequired``) unless ``confirmed_large`` says a person
+    confirmed that amount a second time (the provider's confirmation counts:
+    the money was received)."""
     now = _now(now)
     amount_fen = _require_fen(amount_fen)
     if channel not in EXTERNAL_CHANNELS:
@@ -256,6 +358,9 @@ def balance_top_up(
             staff_perm=authz.TOP_UP_BALANCE,
             customer=False,
         )
+    threshold = top_up_confirm_above_fen()
+    if amount_fen > threshold and not confirmed_large:
+        raise ConfirmationRequired(amount_fen, threshold)
     if channel == Order.Channel.OFFLINE and not reference.strip():
         raise ValidationError({"reference": "An offline top-up needs the bank reference."})
     locked = lock_account(account.pk)
@@ -904,6 +1009,7 @@ def payment_provider_confirm(
             channel=Order.Channel.ONLINE,
             memo=f"{provider} payment",
             confirmation=confirmation,
+            confirmed_large=True,  # the provider confirmed money actually received
             now=now,
         )
         return ProviderPayment(entry=entry, order=None, created=True)

@@ -459,6 +459,7 @@ def balance_top_up_and_renew(
     reference: str = "",
     memo: str = "",
     confirmation: PaymentConfirmation | None = None,
+    confirmed_large: bool = False,
     now: dt.datetime | None = None,
 ) -> TopUp:
     """A top-up (``billing.services.balance_top_up``, which checks the actor
@@ -473,6 +474,7 @@ def balance_top_up_and_renew(
         reference=reference,
         memo=memo,
         confirmation=confirmation,
+        confirmed_large=confirmed_large,
         now=now,
     )
     return _renew_after(account, entry)

@@ -283,6 +283,7 @@ class AccountAdmin(HistoryAdmin):
             channel=data["channel"],
             reference=data["reference"],
             memo=data["memo"],
+            confirmed_large=data["confirmed_large"],
             actor=request.user,
         )
         return (

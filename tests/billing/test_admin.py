@@ -26,6 +26,7 @@ from billing.models import (
 from billing.roles import setup_roles
 
 from .. import factories
+from ..adminforms import money_post
 
 pytestmark = pytest.mark.django_db
 
@@ -237,7 +238,8 @@ def test_finance_tops_up(finance_client, finance, world):
     acme = world["acme"]
     url = _url("account_top_up", acme)
     assert finance_client.get(url).status_code == 200
-    response = finance_client.post(
+    response = money_post(
+        finance_client,
         url,
         {"amount": "123.45", "channel": "offline", "reference": " ICBC-77 ", "memo": "wire"},
         follow=True,
@@ -282,8 +284,10 @@ def test_top_up_tool_shown_to_finance_only(finance_client, world, client, suppor
 def test_top_up_bad_input_reshows_form(finance_client, world, data, message):
     acme = world["acme"]
     before = _counts()
-    response = finance_client.post(
-        _url("account_top_up", acme), {"channel": "offline", "reference": "ICBC-X", **data}
+    response = money_post(
+        finance_client,
+        _url("account_top_up", acme),
+        {"channel": "offline", "reference": "ICBC-X", **data},
     )
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -327,8 +331,11 @@ def test_top_up_action_redirects_one_and_refuses_many(finance_client, world):
 
 def test_finance_records_offline_payment(finance_client, world):
     order = world["confirmed"]
-    response = finance_client.post(
-        _url("order_offline_payment", order), {"bank_reference": "ICBC-2026-1"}, follow=True
+    response = money_post(
+        finance_client,
+        _url("order_offline_payment", order),
+        {"bank_reference": "ICBC-2026-1"},
+        follow=True,
     )
     assert "Recorded the offline payment of ¥990.00" in response.content.decode()
     order.refresh_from_db()
@@ -351,7 +358,7 @@ def test_finance_records_offline_payment(finance_client, world):
 )
 def test_offline_payment_bad_input(finance_client, world, which, data, message):
     before = _counts()
-    response = finance_client.post(_url("order_offline_payment", world[which]), data)
+    response = money_post(finance_client, _url("order_offline_payment", world[which]), data)
     assert response.status_code == 200
     assert message in response.content.decode()
     assert _counts() == before
@@ -382,7 +389,8 @@ def _local(delta):
 
 def test_finance_publishes_price_change(finance_client, finance, world):
     package = world["monthly"]
-    response = finance_client.post(
+    response = money_post(
+        finance_client,
         _url("package_publish_price", package),
         {"amount": "129", "effective_from": _local(dt.timedelta(days=10))},
         follow=True,
@@ -408,7 +416,7 @@ def test_price_change_bad_input(finance_client, world, data, message):
     marks = {"+": _local(dt.timedelta(days=3)), "-": _local(-dt.timedelta(days=1))}
     data = {**data, "effective_from": marks.get(data["effective_from"], data["effective_from"])}
     before = _counts()
-    response = finance_client.post(_url("package_publish_price", world["monthly"]), data)
+    response = money_post(finance_client, _url("package_publish_price", world["monthly"]), data)
     assert response.status_code == 200
     assert message in response.content.decode()
     assert _counts() == before
@@ -417,7 +425,8 @@ def test_price_change_bad_input(finance_client, world, data, message):
 def test_price_change_on_free_package_is_refused(finance_client, world):
     free = Package.objects.get(kind="free")
     before = _counts()
-    response = finance_client.post(
+    response = money_post(
+        finance_client,
         _url("package_publish_price", free),
         {"amount": "1", "effective_from": _local(dt.timedelta(days=3))},
     )
@@ -441,11 +450,11 @@ def test_fulfil_custom_needs_a_note(finance_client, world):
     order = world["custom_paid"]
     url = _url("order_fulfil", order)
     before = _counts()
-    response = finance_client.post(url, {"note": "  "})
+    response = money_post(finance_client, url, {"note": "  "})
     assert response.status_code == 200
     assert "Describe what was provided" in response.content.decode()
     assert _counts() == before
-    response = finance_client.post(url, {"note": "5 seats, SSO set up"}, follow=True)
+    response = money_post(finance_client, url, {"note": "5 seats, SSO set up"}, follow=True)
     assert "fulfilled" in response.content.decode()
     order.refresh_from_db()
     assert (order.status, order.fulfilment_note) == ("fulfilled", "5 seats, SSO set up")
@@ -453,15 +462,15 @@ def test_fulfil_custom_needs_a_note(finance_client, world):
 
 def test_cancel_unpaid_and_refuse_paid(finance_client, world):
     draft = world["draft"]
-    response = finance_client.post(
-        _url("order_cancel", draft), {"reason": "duplicate"}, follow=True
+    response = money_post(
+        finance_client, _url("order_cancel", draft), {"reason": "duplicate"}, follow=True
     )
     assert f"Order #{draft.pk} cancelled." in response.content.decode()
     draft.refresh_from_db()
     assert draft.status == "cancelled"
     paid = world["fulfilled"]
     before = _counts()
-    response = finance_client.post(_url("order_cancel", paid), {"reason": "x"})
+    response = money_post(finance_client, _url("order_cancel", paid), {"reason": "x"})
     assert response.status_code == 200
     assert "clause 1" in response.content.decode()
     assert _counts() == before
@@ -552,6 +561,6 @@ def test_fulfil_and_cancel_have_their_own_permissions(client, world):
     changelist = client.get(reverse("admin:billing_order_changelist")).content.decode()
     assert "fulfil_action" in changelist and "cancel_action" not in changelist
     assert _counts() == before
-    response = client.post(_url("order_fulfil", world["custom_paid"]), {"note": "5 seats"})
+    response = money_post(client, _url("order_fulfil", world["custom_paid"]), {"note": "5 seats"})
     assert response.status_code == 302
     assert Order.objects.get(pk=world["custom_paid"].pk).status == "fulfilled"
