@@ -118,3 +118,18 @@ class FulfilForm(forms.Form):
 
 class CancelForm(forms.Form):
     reason = forms.CharField(label="Reason", max_length=200, required=False)
+
+
+class AgreementVersionForm(forms.Form):
+    version = forms.CharField(label="Version", max_length=20, help_text="For example 2026-01-01.")
+    title = forms.CharField(label="Title", max_length=200, initial="Refund Agreement")
+    effective_from = forms.DateTimeField(
+        label="In force from (Asia/Shanghai)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={
+            "required": "Enter when the new version takes effect.",
+            "invalid": "Enter a date and time, for example 2027-01-01 00:00.",
+        },
+        help_text="Now or later, never in the past (P0). It cannot be changed once in force.",
+    )
+    text = forms.CharField(label="Text", widget=forms.Textarea(attrs={"rows": 20, "cols": 80}))

@@ -293,6 +293,68 @@ def agreement_accept(
     return acceptance
 
 
+@transaction.atomic
+def agreement_version_publish(
+    *,
+    version: str,
+    text: str,
+    effective_from: dt.datetime,
+    actor: Any,
+    title: str = "Refund Agreement",
+    now: dt.datetime | None = None,
+) -> AgreementVersion:
+    """P0, item 7: a new version of the agreement, in force from
+    ``effective_from``, which cannot be in the past (acceptances already
+    recorded refer to the version in force when they were made). Staff
+    holding ``billing.add_agreementversion`` publish; once in force a version
+    is never changed (a database trigger refuses it)."""
+    now = _now(now)
+    authorize(
+        actor=actor,
+        account=None,
+        action=_("publish an agreement version"),
+        staff_perm=authz.PUBLISH_AGREEMENT,
+        customer=False,
+    )
+    version = (version or "").strip()
+    title = (title or "").strip()
+    text = (text or "").strip()
+    if not version:
+        raise ValidationError({"version": _("Name the version, for example 2026-01-01.")})
+    if not text:
+        raise ValidationError({"text": _("Give the text of the agreement.")})
+    if not isinstance(effective_from, dt.datetime) or timezone.is_naive(effective_from):
+        raise ValidationError(
+            {"effective_from": _("Give the instant it takes effect, with its time zone.")}
+        )
+    if effective_from < now:
+        raise ValidationError(
+            {
+                "effective_from": _(
+                    "A new agreement version cannot take effect in the past (%(when)s is "
+                    "before now, %(now)s)."
+                )
+                % {
+                    "when": f"{effective_from.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+                    "now": f"{now.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+                }
+            }
+        )
+    if AgreementVersion.objects.filter(version=version).exists():
+        raise ValidationError({"version": _("Version %(v)s already exists.") % {"v": version}})
+    if AgreementVersion.objects.filter(effective_from=effective_from).exists():
+        raise ValidationError(
+            {"effective_from": _("Another version already takes effect at that instant.")}
+        )
+    agreement = AgreementVersion(
+        version=version, title=title or "Refund Agreement", text=text, effective_from=effective_from
+    )
+    agreement.full_clean()
+    _audit(agreement, actor=actor, reason="P0 agreement version published")
+    agreement.save()
+    return agreement
+
+
 # --- balance ---------------------------------------------------------------
 
 

@@ -23,6 +23,24 @@ def pytest_configure(config):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Mark the test database disposable: the append-only tables refuse
+    TRUNCATE (item 7) except in such a database, and the test runner empties
+    the database with TRUNCATE after each transactional test. New connections
+    pick the setting up, so the current one is closed."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        name = connection.settings_dict["NAME"]
+        with connection.cursor() as cur:
+            cur.execute(
+                f"ALTER DATABASE {connection.ops.quote_name(name)} "
+                "SET billing.disposable_database = 'on'"
+            )
+        connection.close()
+
+
 @pytest.fixture(autouse=True)
 def _payment_provider(settings):
     """The payment provider the tests sign confirmations as (item 8)."""

@@ -96,6 +96,10 @@ class HistoryAdmin(SimpleHistoryAdmin):
             extra_context["billing_tools"] = self.billing_tools(request, obj)
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def changelist_url(self) -> str:
+        opts = self.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+
     def object_url(self, obj: Any, view: str = "change") -> str:
         opts = self.model._meta
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[quote(obj.pk)])
@@ -104,7 +108,7 @@ class HistoryAdmin(SimpleHistoryAdmin):
         self,
         request: HttpRequest,
         *,
-        obj: Any,
+        obj: Any | None,
         form_class: type[forms.Form],
         permission: str | None,
         title: str,
@@ -126,6 +130,7 @@ class HistoryAdmin(SimpleHistoryAdmin):
         form with the amount in words and a hidden ``confirmed_amount_fen``."""
         if not self.has_view_permission(request, obj):
             raise PermissionDenied
+        back_url = self.object_url(obj) if obj is not None else self.changelist_url()
         if permission and not request.user.has_perm(permission):
             raise PermissionDenied(f"You do not have the {permission} permission.")
         confirmation = None
@@ -142,7 +147,7 @@ class HistoryAdmin(SimpleHistoryAdmin):
                         message = call(form.cleaned_data)
                 except FormAlreadySubmitted as exc:
                     self.message_user(request, exc.messages[0], messages.WARNING)
-                    return HttpResponseRedirect(self.object_url(obj))
+                    return HttpResponseRedirect(back_url)
                 except ConfirmationRequired as exc:
                     confirmation = self._confirmation(exc)
                     data = request.POST.copy()
@@ -155,7 +160,7 @@ class HistoryAdmin(SimpleHistoryAdmin):
                     add_service_error(form, exc)
                 else:
                     self.message_user(request, message, messages.SUCCESS)
-                    return HttpResponseRedirect(self.object_url(obj))
+                    return HttpResponseRedirect(back_url)
         else:
             form = form_class(initial=initial)
         if not (
@@ -167,10 +172,10 @@ class HistoryAdmin(SimpleHistoryAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": title,
-            "subtitle": str(obj),
+            "subtitle": "" if obj is None else str(obj),
             "opts": opts,
             "original": obj,
-            "object_url": self.object_url(obj),
+            "object_url": back_url,
             "form": form,
             "summary": summary or [],
             "intro": intro,
