@@ -68,17 +68,6 @@ def is_customer(actor: Any) -> bool:
     )
 
 
-def acting_membership(*, account: Account, actor: Any) -> AccountMember | None:
-    """The actor's membership of the account if it may act for it (owner or
-    admin, not suspended); ``None`` otherwise. One query."""
-    if not is_customer(actor):
-        return None
-    member = AccountMember.objects.filter(account_id=account.pk, user_id=actor.pk).first()
-    if member is None or member.suspended_at is not None or member.role not in ACTING_ROLES:
-        return None
-    return member
-
-
 def authorize(
     *,
     actor: Any,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from .amounts import AmountError, parse_yuan
 from .models import Order
@@ -32,7 +33,7 @@ class YuanField(forms.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 40)
         kwargs.setdefault(
-            "help_text", "In yuan (CNY), for example 100.00 or 50,000; at most 2 decimals."
+            "help_text", _("In yuan (CNY), for example 100.00 or 50,000; at most 2 decimals.")
         )
         kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal"}))
         super().__init__(**kwargs)
@@ -121,15 +122,17 @@ class CancelForm(forms.Form):
 
 
 class AgreementVersionForm(forms.Form):
-    version = forms.CharField(label="Version", max_length=20, help_text="For example 2026-01-01.")
-    title = forms.CharField(label="Title", max_length=200, initial="Refund Agreement")
+    version = forms.CharField(
+        label=_("Version"), max_length=20, help_text=_("For example 2026-01-01.")
+    )
+    title = forms.CharField(label=_("Title"), max_length=200, initial="Refund Agreement")
     effective_from = forms.DateTimeField(
-        label="In force from (Asia/Shanghai)",
+        label=_("In force from (Asia/Shanghai)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         error_messages={
-            "required": "Enter when the new version takes effect.",
-            "invalid": "Enter a date and time, for example 2027-01-01 00:00.",
+            "required": _("Enter when the new version takes effect."),
+            "invalid": _("Enter a date and time, for example 2027-01-01 00:00."),
         },
-        help_text="Now or later, never in the past (P0). It cannot be changed once in force.",
+        help_text=_("Now or later, never in the past (P0). It cannot be changed once in force."),
     )
-    text = forms.CharField(label="Text", widget=forms.Textarea(attrs={"rows": 20, "cols": 80}))
+    text = forms.CharField(label=_("Text"), widget=forms.Textarea(attrs={"rows": 20, "cols": 80}))

@@ -7,6 +7,7 @@ from django.db.models import OuterRef, Subquery
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from billing import policy, selectors, services
 from billing.forms import TopUpForm
@@ -48,7 +49,7 @@ class AccountMemberInline(ReadOnlyInline):
     def added(self, obj):
         return shanghai(obj.added_at)
 
-    @admin.display(description="Suspended (P3: beyond the seats)")
+    @admin.display(description=_("Suspended (P3: beyond the seats)"))
     def suspended(self, obj):
         return member_suspension(obj)
 
@@ -56,7 +57,10 @@ class AccountMemberInline(ReadOnlyInline):
 def member_suspension(member: AccountMember) -> str:
     if member.suspended_at is None:
         return DASH
-    return f"{shanghai(member.suspended_at)}: {member.suspended_reason}"
+    return _("%(when)s: %(why)s") % {
+        "when": shanghai(member.suspended_at),
+        "why": member.suspended_reason,
+    }
 
 
 class RecentLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
@@ -320,6 +324,6 @@ class AccountMemberAdmin(ViewOnlyMixin, HistoryAdmin):
     list_filter = ["role", ("suspended_at", admin.EmptyFieldListFilter)]
     search_fields = ["account__name", "user__username", "user__email"]
 
-    @admin.display(description="Suspended (P3)", ordering="suspended_at")
+    @admin.display(description=_("Suspended (P3)"), ordering="suspended_at")
     def suspended(self, obj):
         return member_suspension(obj)

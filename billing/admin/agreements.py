@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.translation import gettext as _
 
 from billing import authz, services
 from billing.forms import AgreementVersionForm
@@ -37,22 +38,25 @@ class AgreementVersionAdmin(HistoryAdmin):
                 effective_from=data["effective_from"],
                 actor=request.user,
             )
-            return (
-                f"Published {version.title} {version.version}, in force from "
-                f"{shanghai(version.effective_from)} (Asia/Shanghai)."
-            )
+            return _("Published %(title)s %(version)s, in force from %(when)s (Asia/Shanghai).") % {
+                "title": version.title,
+                "version": version.version,
+                "when": shanghai(version.effective_from),
+            }
 
         return self.service_form_page(
             request,
             obj=None,
             form_class=AgreementVersionForm,
             permission=authz.PUBLISH_AGREEMENT,
-            title="Publish agreement version",
+            title=_("Publish agreement version"),
             call=call,
-            submit_label="Publish",
-            intro="Customers accept the version in force (P0); a purchase cannot be confirmed "
-            "until the account has accepted it. It cannot take effect in the past, and it "
-            "cannot be changed once in force.",
+            submit_label=_("Publish"),
+            intro=_(
+                "Customers accept the version in force (P0); a purchase cannot be confirmed "
+                "until the account has accepted it. It cannot take effect in the past, and it "
+                "cannot be changed once in force."
+            ),
         )
 
     def get_queryset(self, request):

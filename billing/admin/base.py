@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing import amounts, formtokens, policy
@@ -196,7 +197,7 @@ class HistoryAdmin(SimpleHistoryAdmin):
             "threshold": policy.format_fen(exc.threshold_fen),
             "words_zh": amounts.yuan_in_words_zh(exc.amount_fen),
             "words_en": amounts.yuan_in_words_en(exc.amount_fen),
-            "submit_label": f"Confirm {amount}",
+            "submit_label": _("Confirm %(amount)s") % {"amount": amount},
         }
 
     def redirect_one(
