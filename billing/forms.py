@@ -1,51 +1,51 @@
 """Staff forms behind the admin's money actions.
 
-They only parse input (yuan as ``Decimal`` -> integer fen through
-``policy.to_fen``); every rule is checked by the service the admin view calls,
-and a service's ``ValidationError`` is shown on the form by ``add_service_error``.
+They only parse input (yuan as typed -> integer fen through the one parser,
+``amounts.parse_yuan``); every rule is checked by the service the admin view
+calls, and a service's ``ValidationError`` is shown on the form by
+``add_service_error``.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
-from . import policy
+from .amounts import AmountError, parse_yuan
 from .models import CANCEL_REASON_MAX_LENGTH, Order
 
-# A top-up arrives from outside the balance (billing.services.EXTERNAL_CHANNELS).
+# What staff record: money received offline or another way. Online money is
+# recorded only from the payment provider's verified confirmation (item 8).
 TOP_UP_CHANNELS = [
     (Order.Channel.OFFLINE.value, Order.Channel.OFFLINE.label),
-    (Order.Channel.ONLINE.value, Order.Channel.ONLINE.label),
     (Order.Channel.OTHER.value, Order.Channel.OTHER.label),
 ]
 
 
-class YuanField(forms.DecimalField):
-    """An amount in yuan with at most two decimals; ``clean`` returns integer fen."""
+class YuanField(forms.CharField):
+    """An amount in yuan as a person types it; ``clean`` returns integer fen.
 
-    default_error_messages = {
-        "invalid": "Enter the amount in yuan as a number, for example 100 or 99.50.",
-        "max_decimal_places": "Give the amount in yuan with at most 2 decimals (fen).",
-        "max_digits": "That amount is too large.",
-        "max_whole_digits": "That amount is too large.",
-    }
+    Item 9: parsed by ``amounts.parse_yuan`` only (ASCII digits, at most two
+    decimals, optional thousands commas), never by ``Decimal`` or ``float``,
+    which accept "１００", "1e3" and "1_000"."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_digits", 14)
-        kwargs.setdefault("decimal_places", 2)
-        kwargs.setdefault("help_text", "In yuan (CNY), for example 100.00.")
+        kwargs.setdefault("max_length", 40)
+        kwargs.setdefault(
+            "help_text", _("In yuan (CNY), for example 100.00 or 50,000; at most 2 decimals.")
+        )
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal"}))
         super().__init__(**kwargs)
 
     def clean(self, value):
-        amount: Decimal | None = super().clean(value)
-        if amount is None:
+        value = super().clean(value)
+        if value in self.empty_values:
             return None
-        if amount <= 0:
-            raise ValidationError("The amount must be greater than zero.", code="not_positive")
-        return policy.to_fen(amount)
+        try:
+            return parse_yuan(value)
+        except AmountError as exc:
+            raise ValidationError(str(exc), code="invalid_amount") from exc
 
 
 def add_service_error(form: forms.Form, exc: ValidationError) -> None:
@@ -74,6 +74,16 @@ class TopUpForm(forms.Form):
         help_text="Bank or payment-provider reference; required for an offline transfer.",
     )
     memo = forms.CharField(label="Memo", max_length=255, required=False)
+    # Item 9: set by the second confirmation page of a large top-up to the amount
+    # (fen) the person confirmed; the top-up is confirmed only for that amount.
+    confirmed_amount_fen = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        data["confirmed_large"] = (
+            data.get("amount") is not None and data.get("confirmed_amount_fen") == data["amount"]
+        )
+        return data
 
 
 class OfflinePaymentForm(forms.Form):
@@ -112,3 +122,20 @@ class CancelForm(forms.Form):
     reason = forms.CharField(
         label="Reason", max_length=CANCEL_REASON_MAX_LENGTH, required=False, strip=True
     )
+
+
+class AgreementVersionForm(forms.Form):
+    version = forms.CharField(
+        label=_("Version"), max_length=20, help_text=_("For example 2026-01-01.")
+    )
+    title = forms.CharField(label=_("Title"), max_length=200, initial="Refund Agreement")
+    effective_from = forms.DateTimeField(
+        label=_("In force from (Asia/Shanghai)"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        error_messages={
+            "required": _("Enter when the new version takes effect."),
+            "invalid": _("Enter a date and time, for example 2027-01-01 00:00."),
+        },
+        help_text=_("Now or later, never in the past (P0). It cannot be changed once in force."),
+    )
+    text = forms.CharField(label=_("Text"), widget=forms.Textarea(attrs={"rows": 20, "cols": 80}))

@@ -9,7 +9,10 @@ from __future__ import annotations
 import bisect
 import calendar
 import datetime as dt
+import hashlib
+import hmac
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Protocol, TypeVar
 
@@ -111,3 +114,58 @@ def order_amount_fen(*, unit_price_fen: int, seats: int) -> int:
     if unit_price_fen < 0:
         raise ValueError("price must not be negative")
     return unit_price_fen * seats
+
+
+# --- payment-provider confirmations (item 8) ------------------------------------------
+
+
+def provider_signature(
+    *, secret: str, provider: str, target: str, reference: str, amount_fen: int
+) -> str:
+    """The HMAC-SHA256 (hex) a payment provider signs its confirmation with:
+    over the provider, the target (``account:<id>`` or ``order:<id>``), its
+    reference and the amount in fen, one per line, with the shared secret."""
+    message = f"{provider}\n{target}\n{reference}\n{amount_fen}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signature_matches(expected: str, given: str) -> bool:
+    """Constant-time comparison of two signatures."""
+    return hmac.compare_digest(expected.encode(), (given or "").encode())
+
+
+# --- seats (P3) --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One member as the seat rule sees it."""
+
+    member_id: int
+    is_owner: bool
+    added_at: dt.datetime
+    suspended_at: dt.datetime | None = None
+
+
+def fit_members(*, seats: int, members: list[Seat]) -> tuple[list[int], list[int]]:
+    """P3: which members to suspend and which to restore so that the active
+    members fit ``seats``. Returns (ids to suspend, ids to restore).
+
+    Beyond the seats, the newest active members are suspended first, never
+    the owner. When seats are free, suspended members come back, the one
+    suspended longest first (then the longest-standing member)."""
+    if seats < 1:
+        raise ValueError("a subscription has at least one seat")
+    active = [m for m in members if m.suspended_at is None]
+    if len(active) > seats:
+        candidates = sorted(
+            (m for m in active if not m.is_owner),
+            key=lambda m: (m.added_at, m.member_id),
+            reverse=True,
+        )
+        return [m.member_id for m in candidates[: len(active) - seats]], []
+    suspended = sorted(
+        (m for m in members if m.suspended_at is not None),
+        key=lambda m: (m.suspended_at, m.added_at, m.member_id),
+    )
+    return [], [m.member_id for m in suspended[: seats - len(active)]]

@@ -291,7 +291,7 @@ def _overlap_violations() -> list[str]:
 
 
 # Tables the database keeps append-only (triggers on UPDATE, DELETE, TRUNCATE).
-APPEND_ONLY_TABLES = ["billing_ledgerentry"]
+APPEND_ONLY_TABLES = ["billing_ledgerentry", "billing_acceptance"]
 _PG_EVENTS = {"UPDATE": 16, "DELETE": 8, "TRUNCATE": 32}  # pg_trigger.tgtype bits
 
 

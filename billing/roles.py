@@ -4,12 +4,18 @@
   customers' non-renewal notices (P5) and complaints (P6) once those apps
   provide them. Support never moves money: no top-up, no offline payment, no
   price change, no fulfilment or cancellation.
-- ``finance`` sees everything billing and holds the three money permissions
-  plus ``change_order``, which in this admin means "may fulfil or cancel an
-  order through the services" (order fields themselves are never edited).
+- ``finance`` sees everything billing and holds the money permissions: top
+  up, record offline payments, publish price changes, place (custom) orders,
+  fulfil and cancel orders (``billing.fulfil_order``, ``billing.cancel_order``;
+  order fields themselves are never edited, so no ``change_order``).
 - ``admin`` is superuser-like staff: every permission, except adding,
   changing or deleting users, groups and permissions (a member could make
   themselves superuser); only superusers manage users. Admins may view them.
+  Only it publishes agreement versions and adds or removes account members on
+  a customer's behalf (customers manage their own members as owner or admin).
+
+The services check these permissions themselves (``billing.authz``), not only
+the admin pages.
 
 Permissions are named ``app_label.codename``; those whose app or model does not
 exist yet are skipped and reported, so the roles can be applied at any stage.
@@ -37,6 +43,9 @@ MONEY_PERMISSIONS = [
     "billing.top_up_balance",
     "billing.record_offline_payment",
     "billing.publish_price_change",
+    "billing.add_order",
+    "billing.fulfil_order",
+    "billing.cancel_order",
 ]
 
 SUPPORT = [
@@ -60,7 +69,6 @@ SUPPORT = [
 FINANCE = [
     *BILLING_VIEW,
     *MONEY_PERMISSIONS,
-    "billing.change_order",
     "notices.view_nonrenewalnotice",
     "complaints.view_complaint",
     "refunds.view_refundrequest",

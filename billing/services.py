@@ -10,11 +10,13 @@ raised before anything is written (the transaction rolls back otherwise).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,7 +25,8 @@ from core.audit import resolve_now as _now
 from core.audit import user_or_none
 from workdays.services import notice_deadline
 
-from . import policy
+from . import amounts, authz, policy
+from .authz import ActorRefused, authorize
 from .models import (
     CANCEL_REASON_MAX_LENGTH,
     Acceptance,
@@ -35,6 +38,12 @@ from .models import (
     Package,
     PriceVersion,
     Subscription,
+)
+from .payments import (
+    PaymentConfirmation,
+    online_needs_confirmation,
+    target_of_account,
+    target_of_order,
 )
 from .selectors import agreement_in_force, free_package, has_accepted, price_in_effect
 
@@ -53,13 +62,70 @@ def _require_fen(value: Any, *, field: str = "amount") -> int:
     return value
 
 
-def _require_money_permission(actor: Any, perm: str, what: str) -> None:
-    """Rule 7: staff move money only with the finance permission (support
-    cannot). ``None`` is the system (beat, a payment provider's callback)."""
-    if actor is None:
-        return
-    if getattr(actor, "is_staff", False) and not actor.has_perm(perm):
-        raise ValidationError(f"Only finance staff may {what}.")
+DUPLICATE_REFERENCE_CONSTRAINT = "ledger_external_reference_once"
+
+
+class ConfirmationRequired(ValidationError):
+    """Item 9: a top-up above ``TOP_UP_CONFIRM_ABOVE_FEN`` needs a second,
+    explicit confirmation of its amount (``confirmed_large=True``)."""
+
+    def __init__(self, amount_fen: int, threshold_fen: int):
+        self.amount_fen = amount_fen
+        self.threshold_fen = threshold_fen
+        super().__init__(
+            {
+                "amount": ValidationError(
+                    _(
+                        "A top-up above %(threshold)s needs a second confirmation: confirm "
+                        "%(amount)s (%(words_zh)s, %(words_en)s)."
+                    )
+                    % {
+                        "threshold": policy.format_fen(threshold_fen),
+                        "amount": policy.format_fen(amount_fen),
+                        "words_zh": amounts.yuan_in_words_zh(amount_fen),
+                        "words_en": amounts.yuan_in_words_en(amount_fen),
+                    },
+                    code="confirm_large",
+                )
+            }
+        )
+
+
+def top_up_confirm_above_fen() -> int:
+    return int(getattr(settings, "TOP_UP_CONFIRM_ABOVE_FEN", 5_000_000))
+
+
+def _duplicate_reference(*, channel: str, reference: str) -> ValidationError:
+    """Item 9: the clear error for external money recorded twice (the same
+    message whether the service saw it first or the database refused it)."""
+    earlier = (
+        LedgerEntry.objects.filter(
+            kind=LedgerEntry.Kind.TOP_UP, channel=channel, reference__iexact=reference
+        )
+        .exclude(reference="")
+        .order_by("pk")
+        .first()
+    )
+    if earlier is None:
+        where = ""
+    elif earlier.order_id:
+        where = " " + _(
+            "as the payment of order #%(order)s (ledger entry #%(entry)s, %(when)s)"
+        ) % {
+            "order": earlier.order_id,
+            "entry": earlier.pk,
+            "when": f"{earlier.created_at.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+        }
+    else:
+        where = " " + _("as a top-up (ledger entry #%(entry)s, %(when)s)") % {
+            "entry": earlier.pk,
+            "when": f"{earlier.created_at.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+        }
+    message = _(
+        "The %(channel)s reference %(reference)s was already recorded%(where)s. External "
+        "money is recorded once; check the reference."
+    ) % {"channel": channel, "reference": reference, "where": where}
+    return ValidationError({"reference": ValidationError(message, code="duplicate_reference")})
 
 
 def lock_account(account_id: int) -> Account:
@@ -83,7 +149,19 @@ def ledger_post(
     """Apply one signed change to a *locked* account and write its ledger entry.
 
     The balance never goes below zero (P5): the database CHECK refuses it, and
-    this raises a clear error before trying."""
+    this raises a clear error before trying. External money is recorded once
+    (item 9): a top-up whose (channel, reference) is already in the ledger is
+    refused before writing, and if a concurrent transaction recorded it first
+    the database's unique constraint refuses it with the same message."""
+    once = kind == LedgerEntry.Kind.TOP_UP and channel in EXTERNAL_CHANNELS and bool(reference)
+    if once and (
+        LedgerEntry.objects.filter(
+            kind=LedgerEntry.Kind.TOP_UP, channel=channel, reference__iexact=reference
+        )
+        .exclude(reference="")
+        .exists()
+    ):
+        raise _duplicate_reference(channel=channel, reference=reference)
     new_balance = account.balance_fen + amount_fen
     if new_balance < 0:
         raise ValidationError(
@@ -92,7 +170,7 @@ def ledger_post(
         )
     Account.objects.filter(pk=account.pk).update(balance_fen=new_balance)
     account.balance_fen = new_balance
-    return LedgerEntry.objects.create(
+    entry = LedgerEntry(
         account=account,
         kind=kind,
         amount_fen=amount_fen,
@@ -104,6 +182,22 @@ def ledger_post(
         created_at=now,
         created_by=user_or_none(actor),
     )
+    if not once:
+        entry.save()
+        return entry
+    try:
+        with transaction.atomic():  # a savepoint: the race below is reported, not a 500
+            entry.save()
+    except IntegrityError as exc:
+        if DUPLICATE_REFERENCE_CONSTRAINT not in _constraint_of(exc):
+            raise
+        raise _duplicate_reference(channel=channel, reference=reference) from exc
+    return entry
+
+
+def _constraint_of(exc: IntegrityError) -> str:
+    diag = getattr(exc.__cause__, "diag", None)
+    return (getattr(diag, "constraint_name", None) or "") + " " + str(exc)
 
 
 def store_period_deadline(*, subscription: Subscription) -> None:
@@ -175,8 +269,13 @@ def agreement_accept(
     now = _now(now)
     if method not in Acceptance.Method.values:
         raise ValidationError({"method": f"Unknown acceptance method {method!r}."})
-    if not AccountMember.objects.filter(account=account, user=user).exists():
-        raise ValidationError(f"{user} is not a member of {account}.")
+    # Item 8: the customer accepts (owner or admin); staff never accept for them.
+    authorize(
+        actor=user,
+        account=account,
+        action=_("accept the agreement for this account"),
+        staff_perm=None,
+    )
     version = version or agreement_in_force(at=now)
     if version is None:
         raise ValidationError("No agreement version is in force yet.")
@@ -195,6 +294,68 @@ def agreement_accept(
     return acceptance
 
 
+@transaction.atomic
+def agreement_version_publish(
+    *,
+    version: str,
+    text: str,
+    effective_from: dt.datetime,
+    actor: Any,
+    title: str = "Refund Agreement",
+    now: dt.datetime | None = None,
+) -> AgreementVersion:
+    """P0, item 7: a new version of the agreement, in force from
+    ``effective_from``, which cannot be in the past (acceptances already
+    recorded refer to the version in force when they were made). Staff
+    holding ``billing.add_agreementversion`` publish; once in force a version
+    is never changed (a database trigger refuses it)."""
+    now = _now(now)
+    authorize(
+        actor=actor,
+        account=None,
+        action=_("publish an agreement version"),
+        staff_perm=authz.PUBLISH_AGREEMENT,
+        customer=False,
+    )
+    version = (version or "").strip()
+    title = (title or "").strip()
+    text = (text or "").strip()
+    if not version:
+        raise ValidationError({"version": _("Name the version, for example 2026-01-01.")})
+    if not text:
+        raise ValidationError({"text": _("Give the text of the agreement.")})
+    if not isinstance(effective_from, dt.datetime) or timezone.is_naive(effective_from):
+        raise ValidationError(
+            {"effective_from": _("Give the instant it takes effect, with its time zone.")}
+        )
+    if effective_from < now:
+        raise ValidationError(
+            {
+                "effective_from": _(
+                    "A new agreement version cannot take effect in the past (%(when)s is "
+                    "before now, %(now)s)."
+                )
+                % {
+                    "when": f"{effective_from.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+                    "now": f"{now.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+                }
+            }
+        )
+    if AgreementVersion.objects.filter(version=version).exists():
+        raise ValidationError({"version": _("Version %(v)s already exists.") % {"v": version}})
+    if AgreementVersion.objects.filter(effective_from=effective_from).exists():
+        raise ValidationError(
+            {"effective_from": _("Another version already takes effect at that instant.")}
+        )
+    agreement = AgreementVersion(
+        version=version, title=title or "Refund Agreement", text=text, effective_from=effective_from
+    )
+    agreement.full_clean()
+    _audit(agreement, actor=actor, reason="P0 agreement version published")
+    agreement.save()
+    return agreement
+
+
 # --- balance ---------------------------------------------------------------
 
 
@@ -207,22 +368,62 @@ def balance_top_up(
     channel: str = Order.Channel.ONLINE,
     reference: str = "",
     memo: str = "",
+    confirmation: PaymentConfirmation | None = None,
+    confirmed_large: bool = False,
     now: dt.datetime | None = None,
 ) -> LedgerEntry:
-    """Add prepaid funds to an account (online payment, or an offline transfer
-    recorded by finance with its bank reference)."""
+    """Add prepaid funds to an account: an online payment the provider
+    confirmed (``confirmation``, see ``payment_provider_confirm``), or a
+    transfer received offline or another way, recorded by finance with its
+    reference.
+
+    Item 8: online money needs the provider's verified confirmation, whoever
+    calls (the system for the provider's callback, or the account's owner or
+    an admin); offline and other top-ups are recorded by staff holding
+    ``billing.top_up_balance``, never by the customer.
+
+    Item 9: the (channel, reference) of external money is recorded once; a
+    top-up above ``TOP_UP_CONFIRM_ABOVE_FEN`` is refused
+    (``ConfirmationRequired``) unless ``confirmed_large`` says a person
+    confirmed that amount a second time (the provider's confirmation counts:
+    the money was received)."""
     now = _now(now)
     amount_fen = _require_fen(amount_fen)
-    _require_money_permission(actor, "billing.top_up_balance", "top up a balance")
-    if actor is not None and not getattr(actor, "is_staff", False):
-        if not AccountMember.objects.filter(account=account, user=actor).exists():
-            raise ValidationError(f"{actor} is not a member of {account}.")
-        if channel != Order.Channel.ONLINE:
-            raise ValidationError({"channel": "Customers top up online."})
     if channel not in EXTERNAL_CHANNELS:
         raise ValidationError(
             {"channel": f"A top-up arrives online, offline or other, not {channel!r}."}
         )
+    if channel == Order.Channel.ONLINE:
+        if confirmation is None:
+            raise online_needs_confirmation()
+        confirmation.verify(target=target_of_account(account.pk), amount_fen=amount_fen)
+        reference = confirmation.reference
+        _refuse_staff_online(actor)
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("record an online top-up"),
+            staff_perm=None,
+            system=True,
+        )
+    else:
+        if authz.is_customer(actor):
+            raise ActorRefused(
+                _(
+                    "Customers top up online, through the payment provider; the top-up is "
+                    "recorded when the provider confirms the payment."
+                )
+            )
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("top up a balance"),
+            staff_perm=authz.TOP_UP_BALANCE,
+            customer=False,
+        )
+    threshold = top_up_confirm_above_fen()
+    if amount_fen > threshold and not confirmed_large:
+        raise ConfirmationRequired(amount_fen, threshold)
     if channel == Order.Channel.OFFLINE and not reference.strip():
         raise ValidationError({"reference": "An offline top-up needs the bank reference."})
     locked = lock_account(account.pk)
@@ -255,9 +456,13 @@ def price_change_publish(
     """P4: a new rate from a future instant on. Paid periods keep their price."""
     now = _now(now)
     amount_fen = _require_fen(amount_fen)
-    _require_money_permission(actor, "billing.publish_price_change", "publish a price change")
-    if actor is not None and not getattr(actor, "is_staff", False):
-        raise ValidationError("Only finance staff may publish a price change.")
+    authorize(
+        actor=actor,
+        account=None,
+        action=_("publish a price change"),
+        staff_perm=authz.PUBLISH_PRICE_CHANGE,
+        customer=False,
+    )
     if package.is_free:
         raise ValidationError("The free package has no price (P2).")
     if effective_from is None or timezone.is_naive(effective_from):
@@ -310,8 +515,15 @@ def order_place(
     agreed_amount_fen: int | None = None,
     now: dt.datetime | None = None,
 ) -> Order:
-    """A draft order for a paid package. Nothing is charged or promised yet."""
+    """A draft order for a paid package. Nothing is charged or promised yet.
+
+    Item 8: placed by the account's owner or an admin, or by staff holding
+    ``billing.add_order``; a custom service's agreed amount is a price, so
+    only staff place custom orders (P4)."""
     now = _now(now)
+    authorize(
+        actor=actor, account=account, action=_("place an order"), staff_perm=authz.PLACE_ORDER
+    )
     if package is None or not isinstance(package, Package):
         raise ValidationError({"package": "Unknown package."})
     if not package.is_active or package.is_free:
@@ -330,6 +542,13 @@ def order_place(
             {"kind": "Custom packages are ordered as custom services, and only they."}
         )
     if is_custom:
+        if not authz.is_staff(actor):
+            raise ActorRefused(
+                _(
+                    "A custom service is priced per deal by staff: staff place the order with "
+                    "the agreed amount, and the customer confirms it (P4)."
+                )
+            )
         agreed_amount_fen = _require_fen(agreed_amount_fen, field="agreed amount")
     elif agreed_amount_fen is not None:
         raise ValidationError({"agreed_amount_fen": "Only custom services have an agreed amount."})
@@ -360,8 +579,14 @@ def order_confirm(
     """The customer confirms: the price in effect now is frozen (P4) and from
     here the order is not refundable (P1, clause 1). P0: the agreement in force
     must have been accepted; ``accept_by_purchase`` records that purchase as the
-    acceptance."""
+    acceptance. Item 8: only the customer confirms (the owner or an admin)."""
     now = _now(now)
+    authorize(
+        actor=actor,
+        account=order.account,
+        action=_("confirm an order (P1: from then on it is not refundable)"),
+        staff_perm=None,
+    )
     locked = _lock_order(order.pk)
     _transition(locked, Order.Status.CONFIRMED)
     version = agreement_in_force(at=now)
@@ -405,6 +630,7 @@ def order_pay(
     channel: str,
     actor: Any,
     reference: str = "",
+    confirmation: PaymentConfirmation | None = None,
     now: dt.datetime | None = None,
 ) -> Order:
     """Pay a confirmed order from the balance, or record an external payment.
@@ -412,6 +638,9 @@ def order_pay(
     Either way the order gets its ledger entries: a balance payment is one
     ``purchase`` entry; an external payment is a ``top_up`` of the money
     received followed by the ``purchase`` (net zero on the balance)."""
+    reference = _authorize_payment(
+        order=order, channel=channel, reference=reference, actor=actor, confirmation=confirmation
+    )
     now = _now(now)
     if channel not in Order.Channel.values or channel == "":
         raise ValidationError({"channel": f"Unknown payment channel {channel!r}."})
@@ -468,12 +697,66 @@ def order_pay(
     )
 
 
+def _refuse_staff_online(actor: Any) -> None:
+    if authz.is_staff(actor):
+        raise ActorRefused(
+            _(
+                "Staff record money received offline or another way; online money is recorded "
+                "from the payment provider's confirmation alone."
+            )
+        )
+
+
+def _authorize_payment(
+    *,
+    order: Order,
+    channel: str,
+    reference: str,
+    actor: Any,
+    confirmation: PaymentConfirmation | None,
+) -> str:
+    """Item 8: who may pay an order through which channel; returns the
+    reference to record. From the balance: the account's owner or an admin.
+    Online: only with the provider's verified confirmation of this order and
+    its amount (the system for the callback, or the owner or an admin).
+    Offline or other: staff holding ``billing.record_offline_payment``."""
+    account = order.account
+    if channel == Order.Channel.BALANCE:
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("pay an order from the balance"),
+            staff_perm=None,
+        )
+    elif channel == Order.Channel.ONLINE:
+        if confirmation is None:
+            raise online_needs_confirmation()
+        due = Order.objects.values_list("amount_fen", flat=True).get(pk=order.pk)
+        confirmation.verify(target=target_of_order(order.pk), amount_fen=due)
+        _refuse_staff_online(actor)
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("record an online payment"),
+            staff_perm=None,
+            system=True,
+        )
+        return confirmation.reference
+    elif channel in (Order.Channel.OFFLINE, Order.Channel.OTHER):
+        authorize(
+            actor=actor,
+            account=account,
+            action=_("record a payment received offline or another way"),
+            staff_perm=authz.RECORD_OFFLINE_PAYMENT,
+            customer=False,
+        )
+    return reference
+
+
 def offline_payment_record(
     *, order: Order, bank_reference: str, actor: Any, now: dt.datetime | None = None
 ) -> Order:
     """P3: finance records a bank transfer that pays a confirmed order."""
-    if actor is None or not actor.has_perm("billing.record_offline_payment"):
-        raise ValidationError("Only finance staff may record offline payments.")
     return order_pay(
         order=order, channel=Order.Channel.OFFLINE, reference=bank_reference, actor=actor, now=now
     )
@@ -485,7 +768,9 @@ def order_fulfil(
 ) -> Order:
     """P3: staff grant a paid custom service's entitlements (seats,
     environments) and say what they provided; its paid period starts now.
-    (Standard packages are fulfilled by ``order_pay`` itself.)"""
+    (Standard packages are fulfilled by ``order_pay`` itself, in the payment's
+    transaction.)"""
+    _authorize_fulfil(order=order, actor=actor)
     now = _now(now)
     account = lock_account(order.account_id)
     live = _lock_live_subscription(account)
@@ -563,7 +848,22 @@ def _fulfil(
     locked.fulfilment_note = note.strip()
     _audit(locked, actor=actor, reason=reason)
     locked.save()
+    members_fit_seats(account=account, now=now, actor=actor, reason=f"order #{locked.pk}")
     return locked
+
+
+def _authorize_fulfil(*, order: Order, actor: Any) -> None:
+    """Item 8: staff holding ``billing.fulfil_order`` fulfil a custom service
+    and mark what was provided (P3); the software delivers a standard package
+    in ``order_pay`` itself, so nobody else fulfils here."""
+    authorize(
+        actor=actor,
+        account=order.account,
+        action=_("fulfil an order"),
+        staff_perm=authz.FULFIL_ORDER,
+        customer=False,
+        system=False,
+    )
 
 
 @transaction.atomic
@@ -571,7 +871,15 @@ def order_cancel(
     *, order: Order, actor: Any, reason: str = "", now: dt.datetime | None = None
 ) -> Order:
     """P1: an order that was never paid is cancelled, not refunded. A paid
-    order is not refundable after confirmation (clause 1)."""
+    order is not refundable after confirmation (clause 1). Item 8: the
+    account's owner or an admin cancel their own unpaid order; staff need
+    ``billing.cancel_order``."""
+    authorize(
+        actor=actor,
+        account=order.account,
+        action=_("cancel an order"),
+        staff_perm=authz.CANCEL_ORDER,
+    )
     now = _now(now)
     reason = (reason or "").strip()
     if len(reason) > CANCEL_REASON_MAX_LENGTH:
@@ -609,6 +917,253 @@ def subscription_fall_back_to_free(
     subscription.ended_at = now
     _audit(subscription, actor=actor, reason=reason)
     subscription.save()
-    return _start_free_subscription(
+    free = _start_free_subscription(
         account=subscription.account, now=now, actor=actor, reason=f"P2 fallback: {reason}"
     )
+    members_fit_seats(
+        account=subscription.account, now=now, actor=actor, reason="fell back to the free package"
+    )
+    return free
+
+
+# --- members and seats (P3) -------------------------------------------------
+
+
+def _live_seats(account: Account) -> int:
+    seats = (
+        Subscription.objects.filter(account=account)
+        .exclude(status=Subscription.Status.ENDED)
+        .values_list("seats", flat=True)
+        .first()
+    )
+    return seats or 1
+
+
+@dataclasses.dataclass(frozen=True)
+class SeatChanges:
+    suspended: list[AccountMember]
+    restored: list[AccountMember]
+
+
+def members_fit_seats(
+    *, account: Account, now: dt.datetime, actor: Any, reason: str
+) -> SeatChanges:
+    """P3 fair-use: make the account's active members fit the seats of its live
+    subscription. Beyond the seats, the newest members are suspended (never
+    the owner, never deleted); when seats are free again, suspended members
+    come back, the one suspended longest first. Call it wherever the live
+    subscription changes, inside the transaction that changed it (the
+    account is locked here, first in the global lock order). Each change is
+    a history row with the actor and the reason."""
+    locked = lock_account(account.pk)
+    members = {
+        m.pk: m
+        for m in AccountMember.objects.select_for_update().filter(account=locked).order_by("pk")
+    }
+    suspend, restore = policy.fit_members(
+        seats=_live_seats(locked),
+        members=[
+            policy.Seat(
+                member_id=m.pk,
+                is_owner=m.role == AccountMember.Role.OWNER,
+                added_at=m.added_at,
+                suspended_at=m.suspended_at,
+            )
+            for m in members.values()
+        ],
+    )
+    for pk in suspend:
+        member = members[pk]
+        member.suspended_at = now
+        member.suspended_reason = f"Beyond the seats: {reason}"[:200]
+        _audit(member, actor=actor, reason=f"P3 suspended, beyond the seats: {reason}")
+        member.save(update_fields=["suspended_at", "suspended_reason"])
+    for pk in restore:
+        member = members[pk]
+        member.suspended_at = None
+        member.suspended_reason = ""
+        _audit(member, actor=actor, reason=f"P3 restored, a seat is free: {reason}")
+        member.save(update_fields=["suspended_at", "suspended_reason"])
+    return SeatChanges(
+        suspended=[members[pk] for pk in suspend], restored=[members[pk] for pk in restore]
+    )
+
+
+@transaction.atomic
+def member_add(
+    *,
+    account: Account,
+    user: Any,
+    actor: Any,
+    role: str = AccountMember.Role.MEMBER,
+    now: dt.datetime | None = None,
+) -> AccountMember:
+    """P3: give ``user`` access to the account, within the seats of its live
+    subscription. The account row is locked first, so two adds at once
+    cannot both take the last seat. Item 8: the owner or an admin, or staff
+    holding ``billing.add_accountmember``."""
+    now = _now(now)
+    authorize(
+        actor=actor,
+        account=account,
+        action=_("add a member to the account"),
+        staff_perm=authz.ADD_MEMBER,
+    )
+    if role not in (AccountMember.Role.ADMIN, AccountMember.Role.MEMBER):
+        raise ValidationError(
+            {"role": _("A member is added as an admin or a member; an account has one owner.")}
+        )
+    if user is None or not getattr(user, "pk", None) or not getattr(user, "is_active", False):
+        raise ValidationError({"user": _("Choose an active user to add.")})
+    locked = lock_account(account.pk)
+    existing = AccountMember.objects.filter(account=locked, user=user).first()
+    if existing is not None:
+        raise ValidationError(
+            {
+                "user": _("%(user)s is already a member of %(account)s.")
+                % {"user": user, "account": locked}
+            }
+        )
+    seats = _live_seats(locked)
+    active = AccountMember.objects.filter(account=locked, suspended_at__isnull=True).count()
+    if active >= seats:
+        raise ValidationError(
+            _(
+                "All %(seats)d seat(s) of %(account)s are taken: buy more seats or remove a "
+                "member first (P3)."
+            )
+            % {"seats": seats, "account": locked}
+        )
+    member = AccountMember(account=locked, user=user, role=role, added_at=now)
+    _audit(member, actor=actor, reason=f"P3 member added ({role})")
+    member.save()
+    return member
+
+
+@transaction.atomic
+def member_remove(
+    *, account: Account, user: Any, actor: Any, now: dt.datetime | None = None
+) -> AccountMember:
+    """P3: take a member's access away (the history keeps who and when). The
+    owner stays. A seat freed brings back a suspended member. Item 8: the
+    owner or an admin, or staff holding ``billing.delete_accountmember``."""
+    now = _now(now)
+    authorize(
+        actor=actor,
+        account=account,
+        action=_("remove a member from the account"),
+        staff_perm=authz.REMOVE_MEMBER,
+    )
+    locked = lock_account(account.pk)
+    member = AccountMember.objects.select_for_update().filter(account=locked, user=user).first()
+    if member is None:
+        raise ValidationError(
+            {
+                "user": _("%(user)s is not a member of %(account)s.")
+                % {"user": user, "account": locked}
+            }
+        )
+    if member.role == AccountMember.Role.OWNER:
+        raise ValidationError(
+            {"user": _("The owner of %(account)s cannot be removed.") % {"account": locked}}
+        )
+    _audit(member, actor=actor, reason="P3 member removed")
+    member.delete()
+    members_fit_seats(account=locked, now=now, actor=actor, reason="a member was removed")
+    return member
+
+
+# --- payment-provider confirmations (item 8) ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderPayment:
+    """What a provider confirmation recorded: the top-up's ledger entry or the
+    paid order; ``created`` is False when the same confirmation was already
+    recorded (providers repeat their callbacks)."""
+
+    entry: LedgerEntry | None
+    order: Order | None
+    created: bool
+
+
+@transaction.atomic
+def payment_provider_confirm(
+    *,
+    provider: str,
+    reference: str,
+    amount_fen: int,
+    signature: str,
+    account: Account | None = None,
+    order: Order | None = None,
+    now: dt.datetime | None = None,
+) -> ProviderPayment:
+    """Item 8: the only way online money is recorded. A payment provider
+    confirms that ``amount_fen`` was paid under its ``reference``, either to
+    top up ``account``'s balance or to pay ``order``, signed with the
+    provider's shared secret. The signature is verified, then the top-up or
+    the order payment is recorded with channel ``online`` and the system as
+    the actor. The same confirmation again records nothing and returns what
+    the first one recorded; the same reference for anything else is refused
+    (item 9: external money is recorded once)."""
+    if (account is None) == (order is None):
+        raise ValidationError("A payment confirmation is for one account or one order.")
+    amount_fen = _require_fen(amount_fen)
+    target = target_of_account(account.pk) if account else target_of_order(order.pk)
+    confirmation = PaymentConfirmation(
+        provider=provider,
+        target=target,
+        reference=(reference or "").strip(),
+        amount_fen=amount_fen,
+        signature=signature,
+    )
+    confirmation.verify(target=target, amount_fen=amount_fen)
+    earlier = _recorded_confirmation(confirmation, account=account, order=order)
+    if earlier is not None:
+        return earlier
+    if account is not None:
+        entry = balance_top_up(
+            account=account,
+            amount_fen=amount_fen,
+            actor=None,
+            channel=Order.Channel.ONLINE,
+            memo=f"{provider} payment",
+            confirmation=confirmation,
+            confirmed_large=True,  # the provider confirmed money actually received
+            now=now,
+        )
+        return ProviderPayment(entry=entry, order=None, created=True)
+    paid = order_pay(
+        order=order,
+        channel=Order.Channel.ONLINE,
+        actor=None,
+        confirmation=confirmation,
+        now=now,
+    )
+    return ProviderPayment(entry=None, order=paid, created=True)
+
+
+def _recorded_confirmation(
+    confirmation: PaymentConfirmation, *, account: Account | None, order: Order | None
+) -> ProviderPayment | None:
+    """The earlier recording of this very confirmation, if any."""
+    entry = (
+        LedgerEntry.objects.filter(
+            kind=LedgerEntry.Kind.TOP_UP,
+            channel=Order.Channel.ONLINE,
+            reference=confirmation.reference,
+        )
+        .order_by("pk")
+        .first()
+    )
+    if entry is None:
+        return None
+    same_target = (
+        entry.order_id == order.pk
+        if order is not None
+        else (entry.account_id == account.pk and entry.order_id is None)
+    )
+    if same_target and entry.amount_fen == confirmation.amount_fen:
+        paid = Order.objects.get(pk=order.pk) if order is not None else None
+        return ProviderPayment(entry=entry, order=paid, created=False)
+    return None

@@ -210,6 +210,15 @@ RENEWAL_CHUNK_SIZE = env.int("RENEWAL_CHUNK_SIZE", default=500)
 REMINDER_DAYS_BEFORE_DEADLINE = env.int("REMINDER_DAYS_BEFORE_DEADLINE", default=7)
 if REMINDER_DAYS_BEFORE_DEADLINE < 0:
     raise ImproperlyConfigured("REMINDER_DAYS_BEFORE_DEADLINE must be 0 or more (days).")
+# Item 8: an online top-up or payment is recorded only from a payment provider's
+# confirmation signed with that provider's shared secret ("alipay=...,wechatpay=...").
+# None configured: online money is never recorded.
+PAYMENT_PROVIDER_SECRETS = env.dict("PAYMENT_PROVIDER_SECRETS", default={})
+# Item 9: a top-up above this (fen; default ¥50,000) needs a second confirmation
+# stating the amount in words.
+TOP_UP_CONFIRM_ABOVE_FEN = env.int("TOP_UP_CONFIRM_ABOVE_FEN", default=5_000_000)
+# Item 9: how long a money form's one-time token stays valid.
+FORM_TOKEN_MAX_AGE_HOURS = env.int("FORM_TOKEN_MAX_AGE_HOURS", default=12)
 
 LOGGING = {
     "version": 1,

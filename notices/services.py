@@ -20,7 +20,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.models import Account, AccountMember, Subscription
+from billing.authz import authorize
+from billing.models import Account, Subscription
 from billing.policy import SHANGHAI, local_date
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
@@ -52,13 +53,18 @@ def _is_staff(actor: Any) -> bool:
     return bool(getattr(actor, "is_authenticated", False) and getattr(actor, "is_staff", False))
 
 
-def _check_actor(*, account: Account, actor: Any) -> None:
-    if _is_staff(actor):
-        return
-    if not getattr(actor, "is_authenticated", False) or not (
-        AccountMember.objects.filter(account=account, user=actor).exists()
-    ):
-        raise ValidationError(f"{actor} may not act for the account {account}.")
+GIVE_PERMISSION = "notices.add_nonrenewalnotice"
+
+
+def _check_actor(*, account: Account, actor: Any, withdraw: bool = False) -> None:
+    """Item 8 (``billing.authz``): staff with the notice permission, or the
+    account's owner or an admin whose membership is not suspended (P3)."""
+    authorize(
+        actor=actor,
+        account=account,
+        action=_("withdraw a non-renewal notice") if withdraw else _("give a non-renewal notice"),
+        staff_perm=WITHDRAW_PERMISSION if withdraw else GIVE_PERMISSION,
+    )
 
 
 @dataclass(frozen=True)
@@ -322,18 +328,11 @@ def notice_withdraw(
     reason = (reason or "").strip()
     if notice.account_id != account.pk:
         raise ValidationError("This notice belongs to another account.")
-    _check_actor(account=account, actor=actor)
-    if _is_staff(actor):
-        if not actor.has_perm(WITHDRAW_PERMISSION):
-            raise ValidationError(_("You may not withdraw notices (support or admin staff only)."))
-        if not reason:
-            raise ValidationError(
-                {
-                    "reason": _(
-                        "Say why the notice is withdrawn (e.g. the customer's email asking so)."
-                    )
-                }
-            )
+    _check_actor(account=account, actor=actor, withdraw=True)
+    if _is_staff(actor) and not reason:
+        raise ValidationError(
+            {"reason": _("Say why the notice is withdrawn (e.g. the customer's email asking so).")}
+        )
     if len(reason) > WITHDRAWAL_REASON_MAX_LENGTH:
         raise ValidationError(
             {

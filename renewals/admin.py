@@ -71,6 +71,7 @@ class RenewingAccountAdmin(AccountAdmin):
             channel=data["channel"],
             reference=data["reference"],
             memo=data["memo"],
+            confirmed_large=data["confirmed_large"],
             actor=request.user,
         )
         message = _("Topped up %(amount)s to %(account)s.") % {

@@ -29,6 +29,7 @@ from django.utils import timezone
 from billing import policy as billing_policy
 from billing import services as billing_services
 from billing.models import Account, LedgerEntry, Order, PriceVersion, Subscription
+from billing.payments import PaymentConfirmation
 from notices.selectors import subscriptions_ending_at
 from workdays.services import notice_deadline
 
@@ -484,11 +485,14 @@ def balance_top_up_and_renew(
     channel: str = Order.Channel.ONLINE,
     reference: str = "",
     memo: str = "",
+    confirmation: PaymentConfirmation | None = None,
+    confirmed_large: bool = False,
     now: dt.datetime | None = None,
 ) -> TopUp:
-    """A top-up (``billing.services.balance_top_up``, which checks the actor)
-    and, in the same transaction, the renewal of a past-due subscription it now
-    covers (P5 fair-use: no gap). The admin and the account pages call this."""
+    """A top-up (``billing.services.balance_top_up``, which checks the actor
+    and, for online money, the provider's confirmation) and, in the same
+    transaction, the renewal of a past-due subscription it now covers (P5
+    fair-use: no gap). The admin and the account pages call this."""
     entry = billing_services.balance_top_up(
         account=account,
         amount_fen=amount_fen,
@@ -496,8 +500,26 @@ def balance_top_up_and_renew(
         channel=channel,
         reference=reference,
         memo=memo,
+        confirmation=confirmation,
+        confirmed_large=confirmed_large,
         now=now,
     )
+    return _renew_after(account, entry)
+
+
+@transaction.atomic
+def payment_provider_confirm_and_renew(**confirmation: object) -> TopUp | None:
+    """The payment provider's callback (``billing.services.payment_provider_confirm``,
+    the only way online money is recorded, item 8) and, for a new top-up of a
+    balance, the renewal of a past-due subscription it now covers (P5
+    fair-use). Returns ``None`` for an order payment or a repeated callback."""
+    result = billing_services.payment_provider_confirm(**confirmation)
+    if result.entry is None or not result.created:
+        return None
+    return _renew_after(result.entry.account, result.entry)
+
+
+def _renew_after(account: Account, entry: LedgerEntry) -> TopUp:
     counts = renew_after_top_up(account_id=account.pk, at=entry.created_at)
     balance = Account.objects.values_list("balance_fen", flat=True).get(pk=account.pk)
     account.balance_fen = balance

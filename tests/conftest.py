@@ -37,6 +37,12 @@ connection_created.connect(_allow_test_flush)
 
 
 @pytest.fixture(autouse=True)
+def _payment_provider(settings):
+    """The payment provider the tests sign confirmations as (item 8)."""
+    settings.PAYMENT_PROVIDER_SECRETS = {"testpay": "test-provider-secret"}
+
+
+@pytest.fixture(autouse=True)
 def _fresh_calendar_cache():
     """Each test starts and ends with an empty calendar cache, so no test sees
     a calendar another test's rolled-back transaction left in this process."""

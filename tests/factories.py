@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from billing import services
+from billing import policy, services
 from billing.models import Account, AgreementVersion, Order, Package, PriceVersion
 from billing.roles import setup_roles
 
@@ -28,6 +29,57 @@ def make_staff(username: str, *, group: str):
     user = make_user(username, is_staff=True)
     user.groups.add(Group.objects.get(name=group))
     return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
+
+
+def factory_finance():
+    """The finance clerk the factories act as (fulfil custom orders, record
+    offline payments, place custom orders)."""
+    user = get_user_model().objects.filter(username="factory-finance").first()
+    return user or make_staff("factory-finance", group="finance")
+
+
+# The provider the tests sign confirmations as (tests/conftest.py configures its secret).
+PROVIDER = "testpay"
+
+
+def provider_signature(*, target: str, reference: str, amount_fen: int) -> str:
+    return policy.provider_signature(
+        secret=settings.PAYMENT_PROVIDER_SECRETS[PROVIDER],
+        provider=PROVIDER,
+        target=target,
+        reference=reference,
+        amount_fen=amount_fen,
+    )
+
+
+def provider_top_up(account: Account, amount_fen: int, *, now=None, reference: str = ""):
+    """An online top-up as the payment provider's verified callback records it."""
+    reference = reference or f"TESTPAY-{next(_seq)}"
+    return services.payment_provider_confirm(
+        provider=PROVIDER,
+        reference=reference,
+        amount_fen=amount_fen,
+        signature=provider_signature(
+            target=f"account:{account.pk}", reference=reference, amount_fen=amount_fen
+        ),
+        account=account,
+        now=now,
+    ).entry
+
+
+def provider_pay(order: Order, *, now=None, reference: str = "") -> Order:
+    """An online payment of a confirmed order, as the provider's callback records it."""
+    reference = reference or f"TESTPAY-{next(_seq)}"
+    return services.payment_provider_confirm(
+        provider=PROVIDER,
+        reference=reference,
+        amount_fen=order.amount_fen,
+        signature=provider_signature(
+            target=f"order:{order.pk}", reference=reference, amount_fen=order.amount_fen
+        ),
+        order=order,
+        now=now,
+    ).order
 
 
 def make_catalog(*, price_from: dt.datetime) -> dict[str, Package]:
@@ -68,7 +120,7 @@ def make_account(name: str, *, now: dt.datetime, balance_fen: int = 0, accept: b
     if accept:
         services.agreement_accept(account=account, user=owner, now=now)
     if balance_fen:
-        services.balance_top_up(account=account, amount_fen=balance_fen, actor=owner, now=now)
+        provider_top_up(account, balance_fen, now=now)
     return Account.objects.get(pk=account.pk)
 
 
@@ -81,22 +133,30 @@ def buy(
     channel: str = Order.Channel.BALANCE,
     agreed_amount_fen: int | None = None,
 ) -> Order:
-    """Place, confirm, pay (and for a custom service, fulfil) an order: the
-    account ends on ``package``."""
-    kind = Order.Kind.CUSTOM if package.kind == Package.Kind.CUSTOM else Order.Kind.NEW
+    """Place, confirm, pay and fulfil an order: the account ends on ``package``.
+
+    Each step by whoever does it in production: the owner places (staff place
+    a custom service) and confirms; the owner pays from the balance, the
+    provider's callback records an online payment, finance an offline or other
+    one; the software delivers a standard package, finance a custom one."""
+    custom = package.kind == Package.Kind.CUSTOM
     order = services.order_place(
         account=account,
         package=package,
         seats=seats,
-        kind=kind,
+        kind=Order.Kind.CUSTOM if custom else Order.Kind.NEW,
         agreed_amount_fen=agreed_amount_fen,
-        actor=account.owner,
+        actor=factory_finance() if custom else account.owner,
         now=now,
     )
     order = services.order_confirm(order=order, actor=account.owner, now=now)
-    order = services.order_pay(
-        order=order, channel=channel, reference="REF-1", actor=account.owner, now=now
-    )
-    if order.status == Order.Status.FULFILLED:  # standard: delivered at payment (P3)
+    if channel == Order.Channel.ONLINE:
+        order = provider_pay(order, now=now)
+    else:
+        payer = account.owner if channel == Order.Channel.BALANCE else factory_finance()
+        order = services.order_pay(
+            order=order, channel=channel, reference=f"REF-{next(_seq)}", actor=payer, now=now
+        )
+    if not custom:  # P3: a standard package is delivered in the payment itself
         return order
-    return services.order_fulfil(order=order, actor=account.owner, note="provided", now=now)
+    return services.order_fulfil(order=order, actor=factory_finance(), note="provided", now=now)

@@ -48,6 +48,7 @@ def world(catalog, agreement, t0):
     price change, notices (live and withdrawn), a library and a staff calendar
     year, a renewal run with its receipt and reminders."""
     support = factories.make_staff("support_world", group="support")
+    finance = factories.make_staff("finance_world", group="finance")
     acme = factories.make_account("Acme", now=t0, balance_fen=50_000)
     factories.buy(acme, catalog["pro-monthly"], seats=2, now=t0)
     services.order_place(account=acme, package=catalog["pro-annual"], actor=acme.owner, now=t0)
@@ -59,25 +60,23 @@ def world(catalog, agreement, t0):
         actor=beta.owner,
         now=t0,
     )
-    services.order_cancel(order=confirmed, reason="customer changed their mind", actor=None)
+    services.order_cancel(order=confirmed, reason="customer changed their mind", actor=beta.owner)
     custom = services.order_place(
         account=beta,
         package=catalog["custom"],
         kind="custom",
         seats=5,
         agreed_amount_fen=300_000,
-        actor=beta.owner,
+        actor=finance,
         now=t0,
     )
     custom = services.order_confirm(order=custom, actor=beta.owner, now=t0)
-    services.order_pay(
-        order=custom, channel="other", reference="contract 9", actor=beta.owner, now=t0
-    )
+    services.order_pay(order=custom, channel="other", reference="contract 9", actor=finance, now=t0)
     services.price_change_publish(
         package=catalog["pro-annual"],
         amount_fen=109_000,
         effective_from=t0 + dt.timedelta(days=30),
-        actor=factories.make_staff("finance_world", group="finance"),
+        actor=finance,
         now=t0,
     )
     # Notices: Acme's is live (given by the customer), Gamma's was recorded by

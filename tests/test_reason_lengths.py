@@ -21,6 +21,7 @@ from notices.models import REFERENCE_MAX_LENGTH, NonRenewalNotice
 from workdays.models import CalendarYear
 
 from . import factories
+from .adminforms import money_post
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def test_cancel_reason_at_its_maximum(finance_client, catalog, agreement, t0):
     )
     reason = text(CANCEL_REASON_MAX_LENGTH)
     url = reverse("admin:billing_order_cancel", args=[order.pk])
-    response = finance_client.post(url, {"reason": reason})
+    response = money_post(finance_client, url, {"reason": reason})
     assert response.status_code == 302, response.content.decode()[:2000]
     order.refresh_from_db()
     assert (order.status, order.cancel_reason) == ("cancelled", reason)
@@ -70,7 +71,7 @@ def test_cancel_reason_at_its_maximum(finance_client, catalog, agreement, t0):
         account=account, package=catalog["pro-annual"], actor=account.owner, now=t0
     )
     url = reverse("admin:billing_order_cancel", args=[other.pk])
-    response = finance_client.post(url, {"reason": text(CANCEL_REASON_MAX_LENGTH + 1)})
+    response = money_post(finance_client, url, {"reason": text(CANCEL_REASON_MAX_LENGTH + 1)})
     assert response.status_code == 200 and "at most 200" in response.content.decode()
     other.refresh_from_db()
     assert (other.status, other.cancel_reason, other.history.count()) == ("draft", "", 1)
@@ -82,7 +83,7 @@ def test_cancel_service_refuses_an_over_long_reason(catalog, agreement, t0):
         account=account, package=catalog["pro-annual"], actor=account.owner, now=t0
     )
     with pytest.raises(ValidationError, match="at most 200"):
-        services.order_cancel(order=order, reason=text(201), actor=None)
+        services.order_cancel(order=order, reason=text(201), actor=account.owner)
     order.refresh_from_db()
     assert order.status == "draft"
 
@@ -97,16 +98,20 @@ def test_fulfilment_note_at_its_maximum(finance_client, catalog, agreement, t0):
         kind="custom",
         seats=5,
         agreed_amount_fen=300_000,
-        actor=account.owner,
+        actor=factories.factory_finance(),
         now=t0,
     )
     order = services.order_confirm(order=order, actor=account.owner, now=t0)
     order = services.order_pay(
-        order=order, channel="other", reference="contract 9", actor=account.owner, now=t0
+        order=order,
+        channel="other",
+        reference="contract 9",
+        actor=factories.factory_finance(),
+        now=t0,
     )
     note = text(limit)
     url = reverse("admin:billing_order_fulfil", args=[order.pk])
-    response = finance_client.post(url, {"note": note})
+    response = money_post(finance_client, url, {"note": note})
     assert response.status_code == 302, response.content.decode()[:2000]
     order.refresh_from_db()
     assert (order.status, order.fulfilment_note) == ("fulfilled", note)
@@ -182,13 +187,15 @@ def test_withdrawal_reason_at_its_maximum(client, catalog, agreement):
     url = reverse("admin:notices_nonrenewalnotice_withdraw", args=[notice.pk])
     client.force_login(factories.make_staff("sup_w_len", group="support"))
     # One over the limit: a form error, nothing written.
-    response = client.post(url, {"reason": text(WITHDRAWAL_REASON_MAX_LENGTH + 1), "confirm": "on"})
+    response = money_post(
+        client, url, {"reason": text(WITHDRAWAL_REASON_MAX_LENGTH + 1), "confirm": "on"}
+    )
     assert response.status_code == 200
     notice.refresh_from_db()
     assert (notice.withdrawn_at, notice.history.count()) == (None, 1)
     # At the limit it works: the full reason on the row, the history reason cut.
     reason = text(WITHDRAWAL_REASON_MAX_LENGTH)
-    response = client.post(url, {"reason": reason, "confirm": "on"})
+    response = money_post(client, url, {"reason": reason, "confirm": "on"})
     assert response.status_code == 302, response.content.decode()[:3000]
     notice.refresh_from_db()
     assert notice.withdrawn_at is not None and notice.withdrawal_reason == reason

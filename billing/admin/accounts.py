@@ -7,6 +7,7 @@ from django.db.models import OuterRef, Subquery
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from billing import policy, selectors, services
 from billing.forms import TopUpForm
@@ -39,7 +40,7 @@ class RecentOrderFormSet(RecentFormSet):
 class AccountMemberInline(ReadOnlyInline):
     model = AccountMember
     verbose_name_plural = "members"
-    readonly_fields = ["user", "role", "added"]
+    readonly_fields = ["user", "role", "added", "suspended"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
@@ -47,6 +48,19 @@ class AccountMemberInline(ReadOnlyInline):
     @admin.display(description="Added")
     def added(self, obj):
         return shanghai(obj.added_at)
+
+    @admin.display(description=_("Suspended (P3: beyond the seats)"))
+    def suspended(self, obj):
+        return member_suspension(obj)
+
+
+def member_suspension(member: AccountMember) -> str:
+    if member.suspended_at is None:
+        return DASH
+    return _("%(when)s: %(why)s") % {
+        "when": shanghai(member.suspended_at),
+        "why": member.suspended_reason,
+    }
 
 
 class RecentLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
@@ -273,6 +287,7 @@ class AccountAdmin(HistoryAdmin):
             channel=data["channel"],
             reference=data["reference"],
             memo=data["memo"],
+            confirmed_large=data["confirmed_large"],
             actor=request.user,
         )
         return (
@@ -304,7 +319,11 @@ class AccountAdmin(HistoryAdmin):
 
 @admin.register(AccountMember)
 class AccountMemberAdmin(ViewOnlyMixin, HistoryAdmin):
-    list_display = ["account", "user", "role", "added_at"]
+    list_display = ["account", "user", "role", "added_at", "suspended"]
     list_select_related = ["account", "user"]
-    list_filter = ["role"]
+    list_filter = ["role", ("suspended_at", admin.EmptyFieldListFilter)]
     search_fields = ["account__name", "user__username", "user__email"]
+
+    @admin.display(description=_("Suspended (P3)"), ordering="suspended_at")
+    def suspended(self, obj):
+        return member_suspension(obj)

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.translation import gettext as _
 
+from billing import authz, services
+from billing.forms import AgreementVersionForm
 from billing.models import Acceptance, AgreementVersion
 
 from .base import HistoryAdmin, ViewOnlyMixin, shanghai
@@ -10,7 +13,9 @@ from .base import HistoryAdmin, ViewOnlyMixin, shanghai
 
 @admin.register(AgreementVersion)
 class AgreementVersionAdmin(HistoryAdmin):
-    """A version's text is fixed once it exists: acceptances point at it (P0)."""
+    """A version's text is fixed once it exists: acceptances point at it (P0).
+    Item 7: a new version is published through
+    ``services.agreement_version_publish`` (never in the past)."""
 
     list_display = ["version", "title", "effective", "acceptance_count"]
     search_fields = ["version", "title"]
@@ -18,11 +23,44 @@ class AgreementVersionAdmin(HistoryAdmin):
     fields = ["version", "title", "effective_from", "text"]
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = self.fields if obj else []
-        return [*super().get_readonly_fields(request, obj), *fixed]
+        # Read-only once it exists (its version pages too): a change is a new version.
+        return [*super().get_readonly_fields(request, obj), *self.fields]
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # read only once it exists; a change is a new version
+
+    def add_view(self, request, form_url="", extra_context=None):
+        def call(data):
+            version = services.agreement_version_publish(
+                version=data["version"],
+                title=data["title"],
+                text=data["text"],
+                effective_from=data["effective_from"],
+                actor=request.user,
+            )
+            return _("Published %(title)s %(version)s, in force from %(when)s (Asia/Shanghai).") % {
+                "title": version.title,
+                "version": version.version,
+                "when": shanghai(version.effective_from),
+            }
+
+        return self.service_form_page(
+            request,
+            obj=None,
+            form_class=AgreementVersionForm,
+            permission=authz.PUBLISH_AGREEMENT,
+            title=_("Publish agreement version"),
+            call=call,
+            submit_label=_("Publish"),
+            intro=_(
+                "Customers accept the version in force (P0); a purchase cannot be confirmed "
+                "until the account has accepted it. It cannot take effect in the past, and it "
+                "cannot be changed once in force."
+            ),
+        )
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_acceptances=Count("acceptances"))

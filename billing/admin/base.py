@@ -13,14 +13,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
-from billing import policy
+from billing import amounts, formtokens, policy
 from billing.forms import add_service_error
+from billing.formtokens import FormAlreadySubmitted, FormExpired
+from billing.services import ConfirmationRequired
 from core.admin_mixins import NoRevertHistoryAdmin, PermittedLinksMixin
 
 DASH = "—"
@@ -86,6 +90,10 @@ class HistoryAdmin(NoRevertHistoryAdmin):
             extra_context["billing_tools"] = self.billing_tools(request, obj)
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def changelist_url(self) -> str:
+        opts = self.model._meta
+        return reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+
     def object_url(self, obj: Any, view: str = "change") -> str:
         opts = self.model._meta
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_{view}", args=[quote(obj.pk)])
@@ -94,7 +102,7 @@ class HistoryAdmin(NoRevertHistoryAdmin):
         self,
         request: HttpRequest,
         *,
-        obj: Any,
+        obj: Any | None,
         form_class: type[forms.Form],
         permission: str | None,
         title: str,
@@ -107,38 +115,83 @@ class HistoryAdmin(NoRevertHistoryAdmin):
         """GET shows the form; POST validates it and calls ``call(cleaned_data)``,
         which runs one service and returns the success message. A form error or
         the service's ``ValidationError`` re-shows the form (the service's
-        transaction rolled back, so nothing is written)."""
+        transaction rolled back, so nothing is written).
+
+        Item 9: the page carries a one-time token, consumed in the service
+        call's transaction: a second submit of the same page (double click,
+        back button) records nothing and says so. A service asking for a second
+        confirmation of a large amount (``ConfirmationRequired``) re-shows the
+        form with the amount in words and a hidden ``confirmed_amount_fen``."""
         if not self.has_view_permission(request, obj):
             raise PermissionDenied
+        back_url = self.object_url(obj) if obj is not None else self.changelist_url()
         if permission and not request.user.has_perm(permission):
             raise PermissionDenied(f"You do not have the {permission} permission.")
+        confirmation = None
+        token = ""
         if request.method == "POST":
             form = form_class(request.POST)
+            token = request.POST.get(formtokens.FIELD, "")
             if form.is_valid():
                 try:
-                    message = call(form.cleaned_data)
+                    with transaction.atomic():
+                        formtokens.form_token_consume(
+                            token=token, user=request.user, path=request.path
+                        )
+                        message = call(form.cleaned_data)
+                except FormAlreadySubmitted as exc:
+                    self.message_user(request, exc.messages[0], messages.WARNING)
+                    return HttpResponseRedirect(back_url)
+                except ConfirmationRequired as exc:
+                    confirmation = self._confirmation(exc)
+                    data = request.POST.copy()
+                    data["confirmed_amount_fen"] = str(exc.amount_fen)
+                    form = form_class(data)
+                    form.is_valid()
+                except FormExpired as exc:
+                    form.add_error(None, exc)
                 except ValidationError as exc:
                     add_service_error(form, exc)
                 else:
                     self.message_user(request, message, messages.SUCCESS)
-                    return HttpResponseRedirect(self.object_url(obj))
+                    return HttpResponseRedirect(back_url)
         else:
             form = form_class(initial=initial)
+        if not (
+            token
+            and formtokens.form_token_is_open(token=token, user=request.user, path=request.path)
+        ):
+            token = formtokens.form_token_issue(user=request.user, path=request.path)
         opts = self.model._meta
         context = {
             **self.admin_site.each_context(request),
             "title": title,
-            "subtitle": str(obj),
+            "subtitle": "" if obj is None else str(obj),
             "opts": opts,
             "original": obj,
-            "object_url": self.object_url(obj),
+            "object_url": back_url,
             "form": form,
             "summary": summary or [],
             "intro": intro,
-            "submit_label": submit_label,
+            "submit_label": confirmation["submit_label"] if confirmation else submit_label,
+            "confirmation": confirmation,
+            "token_field": formtokens.FIELD,
+            "form_token": token,
             "media": self.media + form.media,
         }
         return TemplateResponse(request, "admin/billing/service_form.html", context)
+
+    @staticmethod
+    def _confirmation(exc: ConfirmationRequired) -> dict[str, str]:
+        """What the second confirmation of a large amount shows (item 9)."""
+        amount = policy.format_fen(exc.amount_fen)
+        return {
+            "amount": amount,
+            "threshold": policy.format_fen(exc.threshold_fen),
+            "words_zh": amounts.yuan_in_words_zh(exc.amount_fen),
+            "words_en": amounts.yuan_in_words_en(exc.amount_fen),
+            "submit_label": _("Confirm %(amount)s") % {"amount": amount},
+        }
 
     def redirect_one(
         self, request: HttpRequest, queryset, view: str, noun: str

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
-from billing import services
+from billing import authz, services
 from billing.forms import CancelForm, FulfilForm, OfflinePaymentForm
 from billing.models import LedgerEntry, Order
 from core.admin_mixins import PermittedLinksMixin
@@ -21,9 +21,11 @@ from .base import (
     yuan,
 )
 
-# Fulfilling and cancelling change an order's state through the services; the
-# order's own fields are never edited in admin. Finance holds change_order.
-ORDER_STATE_PERMISSION = "billing.change_order"
+# Fulfilling and cancelling change an order's state through the services (which
+# check the same permissions, item 8); the order's own fields are never edited in
+# admin. Finance holds both.
+FULFIL_PERMISSION = authz.FULFIL_ORDER
+CANCEL_PERMISSION = authz.CANCEL_ORDER
 
 
 class OrderLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
@@ -86,8 +88,11 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
     def has_record_offline_payment_permission(self, request):
         return request.user.has_perm("billing.record_offline_payment")
 
-    def has_change_state_permission(self, request):
-        return request.user.has_perm(ORDER_STATE_PERMISSION)
+    def has_fulfil_order_permission(self, request):
+        return request.user.has_perm(FULFIL_PERMISSION)
+
+    def has_cancel_order_permission(self, request):
+        return request.user.has_perm(CANCEL_PERMISSION)
 
     def get_queryset(self, request):
         return (
@@ -184,10 +189,10 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
         user = request.user
         if obj.status == Order.Status.CONFIRMED and user.has_perm("billing.record_offline_payment"):
             tools.append((self.object_url(obj, "offline_payment"), "Record offline payment"))
-        if obj.status == Order.Status.PAID and user.has_perm(ORDER_STATE_PERMISSION):
+        if obj.status == Order.Status.PAID and user.has_perm(FULFIL_PERMISSION):
             tools.append((self.object_url(obj, "fulfil"), "Fulfil"))
         if obj.status in (Order.Status.DRAFT, Order.Status.CONFIRMED) and user.has_perm(
-            ORDER_STATE_PERMISSION
+            CANCEL_PERMISSION
         ):
             tools.append((self.object_url(obj, "cancel"), "Cancel unpaid order"))
         return tools
@@ -196,11 +201,11 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
     def record_offline_payment_action(self, request, queryset):
         return self.redirect_one(request, queryset, "offline_payment", "order")
 
-    @admin.action(description="Fulfil…", permissions=["change_state"])
+    @admin.action(description="Fulfil…", permissions=["fulfil_order"])
     def fulfil_action(self, request, queryset):
         return self.redirect_one(request, queryset, "fulfil", "order")
 
-    @admin.action(description="Cancel unpaid order…", permissions=["change_state"])
+    @admin.action(description="Cancel unpaid order…", permissions=["cancel_order"])
     def cancel_action(self, request, queryset):
         return self.redirect_one(request, queryset, "cancel", "order")
 
@@ -261,7 +266,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             object_id,
             call=call,
             form_class=FulfilForm,
-            permission=ORDER_STATE_PERMISSION,
+            permission=FULFIL_PERMISSION,
             title="Fulfil order",
             submit_label="Fulfil",
             intro="Grants the package's entitlements (seats, environments) for the paid "
@@ -278,7 +283,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             object_id,
             call=call,
             form_class=CancelForm,
-            permission=ORDER_STATE_PERMISSION,
+            permission=CANCEL_PERMISSION,
             title="Cancel unpaid order",
             submit_label="Cancel order",
             intro="An order that was never paid is cancelled, not refunded (P1). A paid order "

@@ -1,6 +1,7 @@
 from .accounts import Account, AccountMember
 from .agreements import Acceptance, AgreementVersion
 from .catalog import Package, PriceVersion
+from .formtokens import FormToken
 from .ledger import LedgerEntry
 from .orders import CANCEL_REASON_MAX_LENGTH, Order
 from .subscriptions import Subscription
@@ -11,6 +12,7 @@ __all__ = [
     "Account",
     "AccountMember",
     "AgreementVersion",
+    "FormToken",
     "LedgerEntry",
     "Order",
     "Package",

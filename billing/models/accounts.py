@@ -44,7 +44,13 @@ class Account(models.Model):
 
 class AccountMember(models.Model):
     """A user who may access an account; the number of members is capped by the
-    seats the live subscription grants (P3)."""
+    seats the live subscription grants (P3).
+
+    P3 fair-use: when the account falls back to a package with fewer seats,
+    the members beyond its seats (newest first, never the owner) are
+    suspended, not deleted (``suspended_at``), and come back when seats are
+    bought again (``billing.services.members_fit_seats``). A suspended member
+    cannot pay, top up or give notice (``billing.authz``)."""
 
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
@@ -57,12 +63,19 @@ class AccountMember(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     added_at = models.DateTimeField()
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspended_reason = models.CharField(max_length=200, blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "user"], name="member_once_per_account"),
+            # P3: the owner always keeps their seat.
+            models.CheckConstraint(
+                condition=~Q(role="owner") | Q(suspended_at__isnull=True),
+                name="member_owner_never_suspended",
+            ),
         ]
 
     def __str__(self) -> str:

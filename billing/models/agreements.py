@@ -3,11 +3,17 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from .accounts import Account
+from .append_only import AppendOnlyModel
 
 
 class AgreementVersion(models.Model):
     """A version of the Refund Agreement; the one in force at an instant is the
-    latest with ``effective_from`` not after it (P0)."""
+    latest with ``effective_from`` not after it (P0).
+
+    Item 7: published through ``billing.services.agreement_version_publish``,
+    which refuses a version taking effect in the past; once in force a version
+    is never changed or removed (a database trigger refuses UPDATE and DELETE
+    of a row whose ``effective_from`` has passed)."""
 
     version = models.CharField(max_length=20, unique=True)
     title = models.CharField(max_length=200, default="Refund Agreement")
@@ -23,8 +29,12 @@ class AgreementVersion(models.Model):
         return f"{self.title} {self.version}"
 
 
-class Acceptance(models.Model):
-    """P0: one recorded acceptance of an agreement version. Append-only."""
+class Acceptance(AppendOnlyModel):
+    """P0: one recorded acceptance of an agreement version.
+
+    Item 7: append-only like the ledger: the ORM refuses updates and deletes
+    (``AppendOnlyModel``), and a database trigger refuses UPDATE, DELETE and
+    (PostgreSQL) TRUNCATE (migration ``0007_acceptance_append_only``)."""
 
     class Method(models.TextChoices):
         CLICK = "click", "Clicked to confirm"
@@ -42,7 +52,7 @@ class Acceptance(models.Model):
 
     history = HistoricalRecords()
 
-    class Meta:
+    class Meta(AppendOnlyModel.Meta):
         ordering = ["-accepted_at"]
         indexes = [models.Index(fields=["account", "agreement_version"])]
 

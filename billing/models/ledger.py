@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from .accounts import Account
 from .orders import Order
@@ -74,6 +75,17 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind__in=["purchase", "renewal", "refund"]) | Q(order__isnull=False),
                 name="ledger_charge_has_order",
+            ),
+            # Item 9: external money is recorded once. A bank or provider
+            # reference arrives once per channel (case and surrounding spaces
+            # aside), whether it topped up a balance or paid an order (an
+            # external payment is a top_up entry carrying the order's reference).
+            models.UniqueConstraint(
+                F("channel"),
+                Upper("reference"),
+                condition=Q(kind="top_up", channel__in=["online", "offline", "other"])
+                & ~Q(reference=""),
+                name="ledger_external_reference_once",
             ),
         ]
 

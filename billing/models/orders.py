@@ -80,6 +80,11 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        # Item 8: dedicated permissions for the two order moves staff make.
+        permissions = [
+            ("fulfil_order", "Can fulfil a paid order (grant its entitlements)"),
+            ("cancel_order", "Can cancel an unpaid order"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["subscription", "period_start"],

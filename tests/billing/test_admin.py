@@ -26,6 +26,7 @@ from billing.models import (
 from billing.roles import setup_roles
 
 from .. import factories
+from ..adminforms import money_post
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +87,7 @@ def support_client(client, support):
 
 
 @pytest.fixture
-def world(catalog, agreement, t0):
+def world(catalog, agreement, finance, t0):
     """One of everything: a fulfilled order with ledger, a draft, a confirmed, a paid custom."""
     acme = factories.make_account("Acme", now=t0, balance_fen=50_000)
     fulfilled = factories.buy(acme, catalog["pro-monthly"], seats=2, now=t0)
@@ -107,12 +108,12 @@ def world(catalog, agreement, t0):
         kind="custom",
         seats=5,
         agreed_amount_fen=300_000,
-        actor=other.owner,
+        actor=finance,
         now=t0,
     )
     custom = services.order_confirm(order=custom, actor=other.owner, now=t0)
     custom = services.order_pay(
-        order=custom, channel="other", reference="contract 9", actor=other.owner, now=t0
+        order=custom, channel="other", reference="contract 9", actor=finance, now=t0
     )
     return {
         "acme": Account.objects.get(pk=acme.pk),
@@ -209,7 +210,7 @@ def test_history_revert_is_refused(admin_client, world):
     assert acme.name == "Acme" and acme.balance_fen == 30_200
 
 
-def test_account_profile_edit_does_not_write_the_balance(admin_client, world):
+def test_account_profile_edit_does_not_write_the_balance(admin_client, world, finance):
     """Saving the name writes only the name: a stale balance is never written back."""
     acme = world["acme"]
     page = admin_client.get(_url("account_change", acme))
@@ -221,7 +222,9 @@ def test_account_profile_edit_does_not_write_the_balance(admin_client, world):
             data[mgmt.add_prefix(name)] = mgmt[name].value()
     assert set(form.fields) == {"name", "email", "language"}
     # A top-up lands after the page was loaded.
-    services.balance_top_up(account=acme, amount_fen=100, actor=None)
+    services.balance_top_up(
+        account=acme, amount_fen=100, channel="offline", reference="ICBC-LATE", actor=finance
+    )
     response = admin_client.post(_url("account_change", acme), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     acme.refresh_from_db()
@@ -235,7 +238,8 @@ def test_finance_tops_up(finance_client, finance, world):
     acme = world["acme"]
     url = _url("account_top_up", acme)
     assert finance_client.get(url).status_code == 200
-    response = finance_client.post(
+    response = money_post(
+        finance_client,
         url,
         {"amount": "123.45", "channel": "offline", "reference": " ICBC-77 ", "memo": "wire"},
         follow=True,
@@ -273,13 +277,17 @@ def test_top_up_tool_shown_to_finance_only(finance_client, world, client, suppor
         ({"amount": "NaN"}, "Enter the amount in yuan as a number"),
         ({"amount": "100", "channel": "offline", "reference": "  "}, "bank reference"),
         ({"amount": "100", "channel": "balance"}, "Select a valid choice"),
+        # Item 8: online money comes from the provider's confirmation, not from staff.
+        ({"amount": "100", "channel": "online"}, "Select a valid choice"),
     ],
 )
 def test_top_up_bad_input_reshows_form(finance_client, world, data, message):
     acme = world["acme"]
     before = _counts()
-    response = finance_client.post(
-        _url("account_top_up", acme), {"channel": "online", "reference": "", **data}
+    response = money_post(
+        finance_client,
+        _url("account_top_up", acme),
+        {"channel": "offline", "reference": "ICBC-X", **data},
     )
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -323,8 +331,11 @@ def test_top_up_action_redirects_one_and_refuses_many(finance_client, world):
 
 def test_finance_records_offline_payment(finance_client, world):
     order = world["confirmed"]
-    response = finance_client.post(
-        _url("order_offline_payment", order), {"bank_reference": "ICBC-2026-1"}, follow=True
+    response = money_post(
+        finance_client,
+        _url("order_offline_payment", order),
+        {"bank_reference": "ICBC-2026-1"},
+        follow=True,
     )
     assert "Recorded the offline payment of ¥990.00" in response.content.decode()
     order.refresh_from_db()
@@ -347,7 +358,7 @@ def test_finance_records_offline_payment(finance_client, world):
 )
 def test_offline_payment_bad_input(finance_client, world, which, data, message):
     before = _counts()
-    response = finance_client.post(_url("order_offline_payment", world[which]), data)
+    response = money_post(finance_client, _url("order_offline_payment", world[which]), data)
     assert response.status_code == 200
     assert message in response.content.decode()
     assert _counts() == before
@@ -378,7 +389,8 @@ def _local(delta):
 
 def test_finance_publishes_price_change(finance_client, finance, world):
     package = world["monthly"]
-    response = finance_client.post(
+    response = money_post(
+        finance_client,
         _url("package_publish_price", package),
         {"amount": "129", "effective_from": _local(dt.timedelta(days=10))},
         follow=True,
@@ -404,7 +416,7 @@ def test_price_change_bad_input(finance_client, world, data, message):
     marks = {"+": _local(dt.timedelta(days=3)), "-": _local(-dt.timedelta(days=1))}
     data = {**data, "effective_from": marks.get(data["effective_from"], data["effective_from"])}
     before = _counts()
-    response = finance_client.post(_url("package_publish_price", world["monthly"]), data)
+    response = money_post(finance_client, _url("package_publish_price", world["monthly"]), data)
     assert response.status_code == 200
     assert message in response.content.decode()
     assert _counts() == before
@@ -413,7 +425,8 @@ def test_price_change_bad_input(finance_client, world, data, message):
 def test_price_change_on_free_package_is_refused(finance_client, world):
     free = Package.objects.get(kind="free")
     before = _counts()
-    response = finance_client.post(
+    response = money_post(
+        finance_client,
         _url("package_publish_price", free),
         {"amount": "1", "effective_from": _local(dt.timedelta(days=3))},
     )
@@ -437,11 +450,11 @@ def test_fulfil_custom_needs_a_note(finance_client, world):
     order = world["custom_paid"]
     url = _url("order_fulfil", order)
     before = _counts()
-    response = finance_client.post(url, {"note": "  "})
+    response = money_post(finance_client, url, {"note": "  "})
     assert response.status_code == 200
     assert "Describe what was provided" in response.content.decode()
     assert _counts() == before
-    response = finance_client.post(url, {"note": "5 seats, SSO set up"}, follow=True)
+    response = money_post(finance_client, url, {"note": "5 seats, SSO set up"}, follow=True)
     assert "fulfilled" in response.content.decode()
     order.refresh_from_db()
     assert (order.status, order.fulfilment_note) == ("fulfilled", "5 seats, SSO set up")
@@ -449,15 +462,15 @@ def test_fulfil_custom_needs_a_note(finance_client, world):
 
 def test_cancel_unpaid_and_refuse_paid(finance_client, world):
     draft = world["draft"]
-    response = finance_client.post(
-        _url("order_cancel", draft), {"reason": "duplicate"}, follow=True
+    response = money_post(
+        finance_client, _url("order_cancel", draft), {"reason": "duplicate"}, follow=True
     )
     assert f"Order #{draft.pk} cancelled." in response.content.decode()
     draft.refresh_from_db()
     assert draft.status == "cancelled"
     paid = world["fulfilled"]
     before = _counts()
-    response = finance_client.post(_url("order_cancel", paid), {"reason": "x"})
+    response = money_post(finance_client, _url("order_cancel", paid), {"reason": "x"})
     assert response.status_code == 200
     assert "clause 1" in response.content.decode()
     assert _counts() == before
@@ -485,7 +498,8 @@ def test_roles_least_privilege_and_idempotent(db):
     support = _staff("s2", "support")
     finance = _staff("f2", "finance")
     money = ["billing.top_up_balance", "billing.record_offline_payment"]
-    money += ["billing.publish_price_change", "billing.change_order"]
+    money += ["billing.publish_price_change", "billing.fulfil_order", "billing.cancel_order"]
+    money += ["billing.add_order"]
     assert not any(support.has_perm(p) for p in money)
     assert all(finance.has_perm(p) for p in money)
     assert support.has_perm("billing.view_ledgerentry")
@@ -524,3 +538,29 @@ def test_account_and_order_changelists_have_no_n_plus_1(
         admin_client.get(accounts)
     with django_assert_max_num_queries(8):
         admin_client.get(orders)
+
+
+def test_fulfil_and_cancel_have_their_own_permissions(client, world):
+    """Item 8: the admin's fulfil and cancel pages and actions declare the
+    dedicated permissions the services check (not change_order)."""
+    from django.contrib.auth.models import Permission
+
+    clerk = get_user_model().objects.create_user(username="clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="billing",
+            codename__in=["view_order", "fulfil_order", "change_order"],
+        )
+    )
+    client.force_login(clerk)
+    before = _counts()
+    # change_order alone no longer cancels; fulfil_order fulfils.
+    assert client.post(_url("order_cancel", world["draft"]), {"reason": "x"}).status_code == 403
+    page = client.get(_url("order_change", world["custom_paid"])).content.decode()
+    assert "Fulfil" in page
+    changelist = client.get(reverse("admin:billing_order_changelist")).content.decode()
+    assert "fulfil_action" in changelist and "cancel_action" not in changelist
+    assert _counts() == before
+    response = money_post(client, _url("order_fulfil", world["custom_paid"]), {"note": "5 seats"})
+    assert response.status_code == 302
+    assert Order.objects.get(pk=world["custom_paid"].pk).status == "fulfilled"

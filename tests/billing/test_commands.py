@@ -108,7 +108,7 @@ def test_check_ledger_reports_paid_order_without_charge(books, t0):
         package=custom,
         kind="custom",
         agreed_amount_fen=500_00,
-        actor=acme.owner,
+        actor=factories.factory_finance(),
         now=t0,
     )
     order = services.order_confirm(order=order, actor=acme.owner, now=t0)

@@ -73,7 +73,7 @@ def _pay(order):
 
 
 def _top_up(account, fen):
-    return lambda: services.balance_top_up(account=account, amount_fen=fen, actor=account.owner)
+    return lambda: factories.provider_top_up(account, fen)
 
 
 def test_concurrent_top_ups_and_payments_lose_no_update(catalog, agreement, t0):

@@ -25,21 +25,24 @@ APR_2 = dt.datetime(2025, 4, 2, 15, 0, tzinfo=SHANGHAI)
 
 
 def _custom_paid(account, catalog, at):
+    finance = factories.factory_finance()
     order = services.order_place(
         account=account,
         package=catalog["custom"],
         kind="custom",
         seats=5,
         agreed_amount_fen=300_000,
-        actor=account.owner,
+        actor=finance,
         now=at,
     )
     order = services.order_confirm(order=order, actor=account.owner, now=at)
-    return services.order_pay(order=order, channel="other", reference="deal 9", actor=None, now=at)
+    return services.order_pay(
+        order=order, channel="other", reference=f"deal {order.pk}", actor=finance, now=at
+    )
 
 
 def test_standard_order_is_delivered_at_payment(account, catalog):
-    services.balance_top_up(account=account, amount_fen=9_900, actor=account.owner, now=MAR_1)
+    factories.provider_top_up(account, 9_900, now=MAR_1)
     order = services.order_place(
         account=account, package=catalog["pro-monthly"], actor=account.owner, now=MAR_1
     )

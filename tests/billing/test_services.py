@@ -30,16 +30,23 @@ def test_account_starts_on_free_package(account):
     assert not LedgerEntry.objects.filter(account=account).exists()
 
 
-def test_top_up_writes_ledger_and_balance(account, t0):
-    entry = services.balance_top_up(account=account, amount_fen=5000, actor=account.owner, now=t0)
+def test_top_up_writes_ledger_and_balance(account, finance_user, t0):
+    entry = services.balance_top_up(
+        account=account,
+        amount_fen=5000,
+        channel="offline",
+        reference="ICBC-5000",
+        actor=finance_user,
+        now=t0,
+    )
     account.refresh_from_db()
     assert account.balance_fen == 5000
     assert entry.balance_after_fen == 5000
-    assert entry.kind == "top_up"
+    assert (entry.kind, entry.created_by, entry.reference) == ("top_up", finance_user, "ICBC-5000")
 
 
 def test_buy_monthly_from_balance_grants_entitlements(account, catalog, t0):
-    services.balance_top_up(account=account, amount_fen=30_000, actor=account.owner, now=t0)
+    factories.provider_top_up(account, 30_000, now=t0)
     order = factories.buy(account, catalog["pro-monthly"], seats=3, now=t0)
     account.refresh_from_db()
     assert order.status == "fulfilled"
@@ -124,7 +131,7 @@ def test_price_frozen_at_confirmation(account, catalog, finance_user, t0):
     assert order.amount_fen == 9_900
     # Paid after the new price took effect: still the frozen one.
     later = t0 + dt.timedelta(hours=3)
-    services.balance_top_up(account=account, amount_fen=20_000, actor=account.owner, now=later)
+    factories.provider_top_up(account, 20_000, now=later)
     order = services.order_pay(order=order, channel="balance", actor=account.owner, now=later)
     assert order.amount_fen == 9_900
     assert LedgerEntry.objects.get(order=order, kind="purchase").amount_fen == -9_900
@@ -133,23 +140,25 @@ def test_price_frozen_at_confirmation(account, catalog, finance_user, t0):
     assert services.order_confirm(order=order2, actor=account.owner, now=later).amount_fen == 12_900
 
 
-def test_custom_order_uses_agreed_amount_and_needs_note(account, catalog, t0):
+def test_custom_order_uses_agreed_amount_and_needs_note(account, catalog, finance_user, t0):
     order = services.order_place(
         account=account,
         package=catalog["custom"],
         kind="custom",
         seats=20,
         agreed_amount_fen=500_000,
-        actor=account.owner,
+        actor=finance_user,
         now=t0,
     )
     order = services.order_confirm(order=order, actor=account.owner, now=t0)
     order = services.order_pay(
-        order=order, channel="other", reference="contract 7", actor=None, now=t0
+        order=order, channel="other", reference="contract 7", actor=finance_user, now=t0
     )
     with pytest.raises(ValidationError, match="Describe what was provided"):
-        services.order_fulfil(order=order, actor=None, now=t0)
-    order = services.order_fulfil(order=order, actor=None, note="20 seats, 1000 profiles", now=t0)
+        services.order_fulfil(order=order, actor=finance_user, now=t0)
+    order = services.order_fulfil(
+        order=order, actor=finance_user, note="20 seats, 1000 profiles", now=t0
+    )
     assert order.amount_fen == 500_000
     assert order.subscription.renewal_price_fen == 500_000
     assert order.subscription.current_period_end.month == 6
@@ -175,7 +184,7 @@ def test_offline_payment_needs_finance(account, catalog, support_user, finance_u
         account=account, package=catalog["pro-annual"], actor=account.owner, now=t0
     )
     order = services.order_confirm(order=order, actor=account.owner, now=t0)
-    with pytest.raises(ValidationError, match="finance"):
+    with pytest.raises(ValidationError, match="staff role does not allow you to record"):
         services.offline_payment_record(
             order=order, bank_reference="ICBC-1", actor=support_user, now=t0
         )
@@ -250,7 +259,7 @@ def test_price_change_bad_amount(catalog, finance_user, t0):
 
 
 def test_payment_for_cancelled_order(account, catalog, t0):
-    services.balance_top_up(account=account, amount_fen=50_000, actor=account.owner, now=t0)
+    factories.provider_top_up(account, 50_000, now=t0)
     order = services.order_place(
         account=account, package=catalog["pro-monthly"], actor=account.owner, now=t0
     )
@@ -277,31 +286,42 @@ def test_insufficient_balance_writes_nothing(account, catalog, t0):
     assert order.status == "confirmed"
 
 
-def test_offline_payment_without_reference(account, catalog, t0):
+def test_offline_payment_without_reference(account, catalog, finance_user, t0):
     order = services.order_place(
         account=account, package=catalog["pro-monthly"], actor=account.owner, now=t0
     )
     order = services.order_confirm(order=order, actor=account.owner, now=t0)
     with pytest.raises(ValidationError, match="bank reference"):
-        services.order_pay(order=order, channel="offline", reference="  ", actor=None, now=t0)
+        services.order_pay(
+            order=order, channel="offline", reference="  ", actor=finance_user, now=t0
+        )
 
 
 def test_history_records_actor_and_reason(account, catalog, t0):
     order = factories.buy(account, catalog["pro-monthly"], channel="online", now=t0)
-    reasons = list(
-        order.history.order_by("history_id").values_list("history_change_reason", flat=True)
+    rows = list(
+        order.history.order_by("history_id").values_list("history_change_reason", "history_user")
     )
-    assert reasons[0] == "order placed"
-    assert any("P1 order confirmed" in r for r in reasons)
-    assert order.history.first().history_user == account.owner
+    assert rows[0] == ("order placed", account.owner.pk)
+    assert ("P1 order confirmed (not refundable from here)", account.owner.pk) in rows
+    # The provider's callback and the software's delivery are the system (no user).
+    # Paid and delivered in one step (P3): one history row.
+    assert rows[-1] == ("P3 paid (online) and delivered", None)
 
 
 def test_support_cannot_move_money(account, catalog, support_user, t0):
     """Rule 7: the services themselves refuse support staff, not only the admin."""
     before = _counts()
-    with pytest.raises(ValidationError, match="Only finance staff may top up"):
-        services.balance_top_up(account=account, amount_fen=100, actor=support_user, now=t0)
-    with pytest.raises(ValidationError, match="Only finance staff may publish"):
+    with pytest.raises(ValidationError, match="staff role does not allow you to top up"):
+        services.balance_top_up(
+            account=account,
+            amount_fen=100,
+            channel="offline",
+            reference="ICBC-9",
+            actor=support_user,
+            now=t0,
+        )
+    with pytest.raises(ValidationError, match="staff role does not allow you to publish"):
         services.price_change_publish(
             package=catalog["pro-monthly"],
             amount_fen=100,
@@ -313,9 +333,7 @@ def test_support_cannot_move_money(account, catalog, support_user, t0):
 
 
 def test_customer_tops_up_only_own_account_online(account, catalog, agreement, t0):
-    other = factories.make_account("Other", now=t0)
-    with pytest.raises(ValidationError, match="not a member"):
-        services.balance_top_up(account=account, amount_fen=100, actor=other.owner, now=t0)
+    before = _counts()
     with pytest.raises(ValidationError, match="Customers top up online"):
         services.balance_top_up(
             account=account,
@@ -325,7 +343,7 @@ def test_customer_tops_up_only_own_account_online(account, catalog, agreement, t
             reference="x",
             now=t0,
         )
-    with pytest.raises(ValidationError, match="Only finance staff may publish"):
+    with pytest.raises(ValidationError, match="Only staff may publish"):
         services.price_change_publish(
             package=catalog["pro-monthly"],
             amount_fen=100,
@@ -333,3 +351,4 @@ def test_customer_tops_up_only_own_account_online(account, catalog, agreement, t
             actor=account.owner,
             now=t0,
         )
+    assert _counts() == before

@@ -14,6 +14,7 @@ from notices.admin import NonRenewalNoticeInline, expiry_date, notice_deadline_d
 from notices.models import NonRenewalNotice
 
 from .. import factories
+from ..adminforms import money_post
 
 pytestmark = pytest.mark.django_db
 
@@ -135,12 +136,14 @@ def test_support_withdraws_with_a_reason_and_a_confirmation(client, notice):
         ({"reason": "customer emailed"}, "Tick the box to confirm"),
         ({"reason": "   ", "confirm": "on"}, "Say why the notice is withdrawn."),
     ]:
-        resp = client.post(withdraw_url(notice), data)
+        resp = money_post(client, withdraw_url(notice), data)
         assert resp.status_code == 200 and error in resp.content.decode()
     notice.refresh_from_db()
     assert (notice.withdrawn_at, notice.history.count()) == (None, 1)
     reason = "Customer emailed <x@mail.example>: keep renewing"
-    resp = client.post(withdraw_url(notice), {"reason": reason, "confirm": "on"}, follow=True)
+    resp = money_post(
+        client, withdraw_url(notice), {"reason": reason, "confirm": "on"}, follow=True
+    )
     assert "withdrawn: auto-renewal resumes" in resp.content.decode()
     notice.refresh_from_db()
     assert notice.withdrawn_at is not None and notice.withdrawn_by == support
@@ -167,7 +170,7 @@ def test_withdraw_needs_the_permission(client, notice):
         {"action": "withdraw_action", "_selected_action": [notice.pk]},
     )
     assert resp.status_code in (200, 302) and resp.get("Location") != withdraw_url(notice)
-    with pytest.raises(ValidationError, match="may not withdraw"):
+    with pytest.raises(ValidationError, match="does not allow you to withdraw"):
         services.notice_withdraw(
             notice=notice, account=notice.account, actor=finance, reason="because"
         )

@@ -12,6 +12,7 @@ from billing.policy import SHANGHAI
 from renewals.services import renewal_scan
 
 from .. import factories
+from ..adminforms import money_post
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,8 @@ def test_top_up_that_renews_a_past_due_subscription_says_so(client, catalog, agr
     client.force_login(factories.make_staff("fin", group="finance"))
     url = reverse("admin:billing_account_top_up", args=[account.pk])
     with time_machine.travel(T + dt.timedelta(days=1), tick=False):
-        response = client.post(
+        response = money_post(
+            client,
             url,
             {"amount": "120.00", "channel": "offline", "reference": "ICBC-9", "memo": ""},
             follow=True,
@@ -44,7 +46,8 @@ def test_top_up_without_renewal_gives_the_new_balance(client, catalog, agreement
     account = factories.make_account("Rich", now=T, balance_fen=100)
     client.force_login(factories.make_staff("fin", group="finance"))
     url = reverse("admin:billing_account_top_up", args=[account.pk])
-    response = client.post(
+    response = money_post(
+        client,
         url,
         {"amount": "1.00", "channel": "offline", "reference": "ICBC-1", "memo": ""},
         follow=True,

@@ -8,11 +8,23 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from billing import services
-from billing.models import Account, LedgerEntry, Order, Package, PriceVersion, Subscription
+from billing.models import (
+    Account,
+    AccountMember,
+    LedgerEntry,
+    Order,
+    Package,
+    PriceVersion,
+    Subscription,
+)
 from billing.policy import SHANGHAI
 from renewals.models import Notification, RenewalRun
 from renewals.seeding import seed_due_subscriptions
-from renewals.services import balance_top_up_and_renew, renew_subscriptions, renewal_scan
+from renewals.services import (
+    payment_provider_confirm_and_renew,
+    renew_subscriptions,
+    renewal_scan,
+)
 
 from .. import factories
 
@@ -130,8 +142,15 @@ def test_insufficient_balance_past_due_then_top_up_renews_without_gap(poor_sub):
 
     # A top-up during grace renews at once, with no gap: the new period starts at the old end.
     top_up_at = T + dt.timedelta(days=2)
-    result = balance_top_up_and_renew(
-        account=sub.account, amount_fen=9_900, actor=sub.account.owner, now=top_up_at
+    result = payment_provider_confirm_and_renew(
+        provider=factories.PROVIDER,
+        reference="TESTPAY-GRACE",
+        amount_fen=9_900,
+        signature=factories.provider_signature(
+            target=f"account:{sub.account_id}", reference="TESTPAY-GRACE", amount_fen=9_900
+        ),
+        account=sub.account,
+        now=top_up_at,
     )
     # Item 10: the caller learns that it renewed and the balance after the renewal.
     assert (result.renewed, result.balance_after_fen, result.entry.balance_after_fen) == (
@@ -197,6 +216,23 @@ def test_grace_over_falls_back_to_free(poor_sub, settings):
     assert not LedgerEntry.objects.filter(kind="renewal").exists()
     ended = Notification.objects.get(subscription=sub, kind="ended")
     assert "free package" in ended.body
+
+
+def test_the_engine_ending_suspends_members_beyond_the_free_seats(catalog, agreement, settings):
+    """Item 6 (P3): the engine's ending goes through the fallback, which
+    suspends the members beyond the free package's seat (never the owner)."""
+    settings.RENEWAL_GRACE_DAYS = 3
+    t_buy = dt.datetime(2025, 3, 3, 10, 0, tzinfo=SHANGHAI)
+    account = factories.make_account("Team", now=t_buy, balance_fen=2 * 9_900)
+    factories.buy(account, catalog["pro-monthly"], seats=2, now=t_buy)
+    mate = factories.make_user("teammate")
+    services.member_add(account=account, user=mate, actor=account.owner, now=t_buy)
+    run(T)
+    assert run(T + dt.timedelta(days=3)) == "renewed=0 past_due=0 ended=1 failed=0"
+    member = AccountMember.objects.get(account=account, user=mate)
+    assert member.suspended_at == T + dt.timedelta(days=3)
+    owner = AccountMember.objects.get(account=account, user=account.owner)
+    assert owner.suspended_at is None
 
 
 def test_auto_renew_off_ends_at_expiry_without_charge(paid_sub):

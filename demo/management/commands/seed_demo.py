@@ -91,26 +91,28 @@ class Demo:
             )
         return account
 
-    def top_up(self, account, fen, *, at, channel="online", reference="", actor=None):
+    def top_up(self, account, fen, *, at, channel="other", reference="", actor=None):
+        # Online money is recorded only from a provider's signed confirmation
+        # (item 8); the demo has no provider, so finance records the transfers.
         services.balance_top_up(
             account=account,
             amount_fen=fen,
             channel=channel,
             reference=reference,
-            actor=actor or account.owner,
+            actor=actor or self.finance,
             now=at,
         )
 
     def place(self, account, code, *, at, seats=1, agreed_fen=None) -> Order:
         package = self.packages[code]
-        kind = Order.Kind.CUSTOM if package.kind == Package.Kind.CUSTOM else Order.Kind.NEW
+        custom = package.kind == Package.Kind.CUSTOM
         return services.order_place(
             account=account,
             package=package,
             seats=seats,
-            kind=kind,
+            kind=Order.Kind.CUSTOM if custom else Order.Kind.NEW,
             agreed_amount_fen=agreed_fen,
-            actor=account.owner,
+            actor=self.finance if custom else account.owner,  # staff price custom deals
             now=at,
         )
 
@@ -126,9 +128,10 @@ class Demo:
 
     def buy(self, account, code, *, at, seats=1, channel="balance", reference=""):
         order = self.confirm(self.place(account, code, at=at, seats=seats), at=at)
+        payer = account.owner if channel == "balance" else self.finance
         # P3: a standard package is delivered (fulfilled) in the payment itself.
         return services.order_pay(
-            order=order, channel=channel, reference=reference, actor=account.owner, now=at
+            order=order, channel=channel, reference=reference, actor=payer, now=at
         )
 
     # --- the accounts ------------------------------------------------------
@@ -161,7 +164,7 @@ class Demo:
             acct,
             "pro-annual",
             seats=5,
-            channel="online",
+            channel="other",
             reference="WXPAY-4200001",
             at=self.ago(days=120),
         )
@@ -262,10 +265,10 @@ class Command(BaseCommand):
         now = timezone.now().replace(second=0, microsecond=0)
         self.created: list[str] = []
         with transaction.atomic():
-            self.catalog(now)
             self.agreement()
             missing = setup_roles()
             staff = self.staff()
+            self.catalog(now, get_user_model().objects.get(pk=staff["finance"].pk))
             self.calendar(now, staff["admin"])
         finance = get_user_model().objects.get(pk=staff["finance"].pk)  # fresh perm cache
         demo = Demo(now, finance)
@@ -288,7 +291,7 @@ class Command(BaseCommand):
                 calendar_year_load_from_library(year=year, actor=actor, now=now)
                 self.created.append(f"calendar {year}")
 
-    def catalog(self, now):
+    def catalog(self, now, actor):
         for code, en, zh, kind, months, seats, envs, price in PACKAGES:
             package, created = Package.objects.get_or_create(
                 code=code,
@@ -321,7 +324,7 @@ class Command(BaseCommand):
             first_of_next = policy.add_months(local.date(), 2, 1)
             effective = dt.datetime.combine(first_of_next, dt.time(), tzinfo=policy.SHANGHAI)
             services.price_change_publish(
-                package=package, amount_fen=fen, effective_from=effective, actor=None, now=now
+                package=package, amount_fen=fen, effective_from=effective, actor=actor, now=now
             )
             self.created.append(f"price change {code} from {effective:%Y-%m-%d}")
 
