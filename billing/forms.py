@@ -106,6 +106,9 @@ class PriceChangeForm(forms.Form):
         },
         help_text="Must be in the future. Periods already paid keep their price (P4).",
     )
+    # P4: set by the preview step; a change is published only once its impact
+    # on auto-renewing subscriptions was shown.
+    previewed = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
 class FulfilForm(forms.Form):

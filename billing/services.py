@@ -455,6 +455,32 @@ def price_change_publish(
 ) -> PriceVersion:
     """P4: a new rate from a future instant on. Paid periods keep their price."""
     now = _now(now)
+    amount_fen = price_change_check(
+        package=package, amount_fen=amount_fen, effective_from=effective_from, actor=actor, now=now
+    )
+    version = PriceVersion(
+        package=package,
+        amount_fen=amount_fen,
+        effective_from=effective_from,
+        published_at=now,
+        published_by=user_or_none(actor),
+    )
+    _audit(version, actor=actor, reason="P4 price change published")
+    version.save()
+    return version
+
+
+def price_change_check(
+    *,
+    package: Package,
+    amount_fen: int,
+    effective_from: dt.datetime,
+    actor: Any,
+    now: dt.datetime | None = None,
+) -> int:
+    """Every check ``price_change_publish`` makes, writing nothing (the admin
+    runs it before showing the P4 impact preview). Returns the amount."""
+    now = _now(now)
     amount_fen = _require_fen(amount_fen)
     authorize(
         actor=actor,
@@ -475,16 +501,7 @@ def price_change_publish(
         raise ValidationError(
             {"effective_from": "This package already has a price from that instant."}
         )
-    version = PriceVersion(
-        package=package,
-        amount_fen=amount_fen,
-        effective_from=effective_from,
-        published_at=now,
-        published_by=user_or_none(actor),
-    )
-    _audit(version, actor=actor, reason="P4 price change published")
-    version.save()
-    return version
+    return amount_fen
 
 
 # --- orders (P0, P1, P3, P4) -----------------------------------------------

@@ -5,6 +5,7 @@ show its message)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,30 @@ from billing.services import ConfirmationRequired
 from core.admin_mixins import NoRevertHistoryAdmin, PermittedLinksMixin
 
 DASH = "—"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmLine:
+    text: str
+    css: str = "billing-confirm-words"
+    lang: str = ""
+
+
+class SecondStep(Exception):  # noqa: N818 - a flow signal, not an error
+    """Raised by a form page's ``call`` to ask for a second, explicit step
+    before anything is written: the page shows ``intro`` and ``lines`` and
+    posts the same data again with ``hidden`` set (the same one-time token),
+    under ``submit_label``. A large top-up (item 9) and a price change's
+    impact preview (P4) use it."""
+
+    def __init__(
+        self, *, intro: str, lines: list[ConfirmLine], hidden: dict[str, str], submit_label: str
+    ):
+        super().__init__(intro)
+        self.intro = intro
+        self.lines = lines
+        self.hidden = hidden
+        self.submit_label = submit_label
 
 
 def yuan(fen: int | None) -> str:
@@ -127,7 +152,7 @@ class HistoryAdmin(NoRevertHistoryAdmin):
         back_url = self.object_url(obj) if obj is not None else self.changelist_url()
         if permission and not request.user.has_perm(permission):
             raise PermissionDenied(f"You do not have the {permission} permission.")
-        confirmation = None
+        confirmation = step = None
         token = ""
         if request.method == "POST":
             form = form_class(request.POST)
@@ -143,11 +168,9 @@ class HistoryAdmin(NoRevertHistoryAdmin):
                     self.message_user(request, exc.messages[0], messages.WARNING)
                     return HttpResponseRedirect(back_url)
                 except ConfirmationRequired as exc:
-                    confirmation = self._confirmation(exc)
-                    data = request.POST.copy()
-                    data["confirmed_amount_fen"] = str(exc.amount_fen)
-                    form = form_class(data)
-                    form.is_valid()
+                    step = self._large_amount_step(exc)
+                except SecondStep as exc:
+                    step = exc
                 except FormExpired as exc:
                     form.add_error(None, exc)
                 except ValidationError as exc:
@@ -155,6 +178,14 @@ class HistoryAdmin(NoRevertHistoryAdmin):
                 else:
                     self.message_user(request, message, messages.SUCCESS)
                     return HttpResponseRedirect(back_url)
+                if step is not None:
+                    # Show what the second step confirms; re-post the same data
+                    # with the confirmation's hidden fields set (and the same token).
+                    confirmation = step
+                    data = request.POST.copy()
+                    data.update(step.hidden)
+                    form = form_class(data)
+                    form.is_valid()
         else:
             form = form_class(initial=initial)
         if not (
@@ -173,7 +204,7 @@ class HistoryAdmin(NoRevertHistoryAdmin):
             "form": form,
             "summary": summary or [],
             "intro": intro,
-            "submit_label": confirmation["submit_label"] if confirmation else submit_label,
+            "submit_label": confirmation.submit_label if confirmation else submit_label,
             "confirmation": confirmation,
             "token_field": formtokens.FIELD,
             "form_token": token,
@@ -182,16 +213,22 @@ class HistoryAdmin(NoRevertHistoryAdmin):
         return TemplateResponse(request, "admin/billing/service_form.html", context)
 
     @staticmethod
-    def _confirmation(exc: ConfirmationRequired) -> dict[str, str]:
+    def _large_amount_step(exc: ConfirmationRequired) -> SecondStep:
         """What the second confirmation of a large amount shows (item 9)."""
         amount = policy.format_fen(exc.amount_fen)
-        return {
-            "amount": amount,
-            "threshold": policy.format_fen(exc.threshold_fen),
-            "words_zh": amounts.yuan_in_words_zh(exc.amount_fen),
-            "words_en": amounts.yuan_in_words_en(exc.amount_fen),
-            "submit_label": _("Confirm %(amount)s") % {"amount": amount},
-        }
+        return SecondStep(
+            intro=_(
+                "This top-up is above %(threshold)s. Check the amount once more and confirm it:"
+            )
+            % {"threshold": policy.format_fen(exc.threshold_fen)},
+            lines=[
+                ConfirmLine(amount, "billing-confirm-amount"),
+                ConfirmLine(amounts.yuan_in_words_zh(exc.amount_fen), lang="zh-Hans"),
+                ConfirmLine(amounts.yuan_in_words_en(exc.amount_fen), lang="en"),
+            ],
+            hidden={"confirmed_amount_fen": str(exc.amount_fen)},
+            submit_label=_("Confirm %(amount)s") % {"amount": amount},
+        )
 
     def redirect_one(
         self, request: HttpRequest, queryset, view: str, noun: str

@@ -4,12 +4,22 @@ from django.contrib import admin
 from django.db.models import OuterRef, Subquery
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing import policy, selectors, services
 from billing.forms import PriceChangeForm
 from billing.models import Package, PriceVersion
 
-from .base import DASH, HistoryAdmin, ReadOnlyInline, ViewOnlyMixin, shanghai, yuan
+from .base import (
+    DASH,
+    ConfirmLine,
+    HistoryAdmin,
+    ReadOnlyInline,
+    SecondStep,
+    ViewOnlyMixin,
+    shanghai,
+    yuan,
+)
 
 
 class PriceVersionInline(ReadOnlyInline):
@@ -110,6 +120,22 @@ class PackageAdmin(HistoryAdmin):
     def publish_price_change_action(self, request, queryset):
         return self.redirect_one(request, queryset, "publish_price", "package")
 
+    @staticmethod
+    def _price_preview(package, data) -> SecondStep:
+        """P4: before publishing, how many auto-renewing subscriptions renew at
+        the new price and from when, and how many keep the old price a cycle."""
+        impact = selectors.price_change_impact(
+            package=package, effective_from=data["effective_from"], now=timezone.now()
+        )
+        new = policy.format_fen(data["amount"])
+        return SecondStep(
+            intro=_("Publishing %(code)s at %(price)s per seat and period:")
+            % {"code": package.code, "price": new},
+            lines=_impact_lines(impact, shanghai(data["effective_from"])),
+            hidden={"previewed": "True"},
+            submit_label=_("Publish %(price)s") % {"price": new},
+        )
+
     def publish_price_view(self, request, object_id):
         package = self.get_object(request, object_id)
         if package is None:
@@ -117,6 +143,14 @@ class PackageAdmin(HistoryAdmin):
         current = selectors.price_in_effect(package=package, at=timezone.now())
 
         def call(data):
+            if not data["previewed"]:
+                services.price_change_check(
+                    package=package,
+                    amount_fen=data["amount"],
+                    effective_from=data["effective_from"],
+                    actor=request.user,
+                )
+                raise self._price_preview(package, data)
             version = services.price_change_publish(
                 package=package,
                 amount_fen=data["amount"],
@@ -143,6 +177,29 @@ class PackageAdmin(HistoryAdmin):
             intro="A new price applies to orders confirmed and renewals run from the effective "
             "time on (P4); periods already paid keep their price. It cannot be undone.",
         )
+
+
+def _impact_lines(impact: selectors.PriceChangeImpact, effective: str) -> list[ConfirmLine]:
+    """The P4 preview of a price change, line by line."""
+    if impact.renew_at_new_price:
+        renew = _(
+            "%(count)s auto-renewing subscription(s) renew at the new price at the end of "
+            "their current period, the first on %(first)s."
+        ) % {
+            "count": impact.renew_at_new_price,
+            "first": shanghai(impact.first_new_price_renewal),
+        }
+    else:
+        renew = _("No auto-renewing subscription renews at the new price this cycle.")
+    keep = _(
+        "%(count)s keep the old price one more cycle: their notice deadline has passed, so "
+        "they could not learn of the change in time (P4)."
+    ) % {"count": impact.keep_old_price_one_cycle}
+    return [
+        ConfirmLine(_("Effective from %(when)s (Asia/Shanghai).") % {"when": effective}),
+        ConfirmLine(renew),
+        ConfirmLine(keep),
+    ]
 
 
 @admin.register(PriceVersion)

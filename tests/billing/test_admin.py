@@ -26,7 +26,7 @@ from billing.models import (
 from billing.roles import setup_roles
 
 from .. import factories
-from ..adminforms import money_post
+from ..adminforms import money_post, page_token
 
 pytestmark = pytest.mark.django_db
 
@@ -388,13 +388,21 @@ def _local(delta):
 
 
 def test_finance_publishes_price_change(finance_client, finance, world):
+    """P4: the first submit previews the impact and writes nothing; the
+    confirming submit (same page, same token) publishes."""
     package = world["monthly"]
-    response = money_post(
-        finance_client,
-        _url("package_publish_price", package),
-        {"amount": "129", "effective_from": _local(dt.timedelta(days=10))},
-        follow=True,
-    )
+    url = _url("package_publish_price", package)
+    token = page_token(finance_client, url)
+    data = {"amount": "129", "effective_from": _local(dt.timedelta(days=10)), "form_token": token}
+    before = PriceVersion.objects.count()
+    preview = finance_client.post(url, data)
+    body = preview.content.decode()
+    assert preview.status_code == 200
+    assert "Publishing pro-monthly at ¥129.00 per seat and period:" in body
+    assert "auto-renewing subscription" in body and "keep the old price one more cycle" in body
+    assert 'name="previewed" value="True"' in body and 'value="Publish ¥129.00"' in body
+    assert PriceVersion.objects.count() == before
+    response = finance_client.post(url, {**data, "previewed": "True"}, follow=True)
     assert "Published pro-monthly: ¥129.00 per seat and period" in response.content.decode()
     version = PriceVersion.objects.latest("pk")
     assert (version.amount_fen, version.published_by) == (12_900, finance)
