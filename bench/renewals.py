@@ -78,8 +78,11 @@ def main() -> int:
     pkg = Package.objects.create(
         code="bench-monthly", name_en="Bench", name_zh="基准", kind="monthly", period_months=1
     )
+    # Published when it took effect: P4 charges only versions published by the
+    # renewed period's notice deadline.
+    since = at - dt.timedelta(days=400)
     PriceVersion.objects.create(
-        package=pkg, amount_fen=9_900, effective_from=at - dt.timedelta(days=400), published_at=at
+        package=pkg, amount_fen=9_900, effective_from=since, published_at=since
     )
     t = time.perf_counter()
     seed_due_subscriptions(
