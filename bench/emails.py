@@ -23,10 +23,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import celery_workers, use_own_database  # noqa: E402
 
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.I | re.M)
 
@@ -147,23 +148,10 @@ def main() -> int:
     if args.messages < 1 or args.workers < 1:
         parser.error("--messages and --workers must be at least 1")
 
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith(("postgres://", "postgresql://")) or not os.environ.get("REDIS_URL"):
-        print("bench/emails.py needs DATABASE_URL (PostgreSQL) and REDIS_URL in the environment.")
-        return 2
-    url = urlparse(base)
-    bench_db = url.path.lstrip("/") + "_emails_bench"
-    os.environ["DATABASE_URL"] = urlunparse(url._replace(path="/" + bench_db))
     if args.batch:
         os.environ["EMAIL_BATCH_SIZE"] = str(args.batch)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-    import psycopg
-
-    admin_url = urlunparse(url._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{bench_db}"')
+    if not use_own_database("bench/emails.py", "_emails_bench"):
+        return 2
 
     sink = Sink()
     os.environ["EMAIL_URL"] = f"smtp://127.0.0.1:{sink.port}"
@@ -199,38 +187,7 @@ def main() -> int:
         )
     print("claim plan:", " / ".join(line.strip() for line in plan.splitlines()[:3]))
 
-    app.control.purge()
-    env = dict(os.environ)
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "--quiet",
-                "-A",
-                "config",
-                "worker",
-                "-P",
-                "solo",
-                "-l",
-                "warning",
-                "-n",
-                f"benchmail{i}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        for i in range(args.workers)
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while len(app.control.ping(timeout=0.5)) < args.workers:
-            if time.monotonic() > deadline:
-                print("workers did not start")
-                return 1
+    with celery_workers(app, args.workers, "benchmail"):
         start = time.perf_counter()
         for _ in range(args.workers):
             deliver_notifications_task.delay()
@@ -242,11 +199,6 @@ def main() -> int:
                 print(f"gave up after 30 minutes with {sent} sent")
                 return 1
         total = time.perf_counter() - start
-    finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(timeout=30)
 
     received, distinct = sink.counts()
     sink.stop()

@@ -16,15 +16,14 @@ import argparse
 import datetime as dt
 import io
 import os
-import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import celery_workers, use_own_database  # noqa: E402
 
 
 def main() -> int:
@@ -36,28 +35,10 @@ def main() -> int:
     if args.subscriptions < 1 or args.workers < 1:
         parser.error("--subscriptions and --workers must be at least 1")
 
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith(("postgres://", "postgresql://")) or not os.environ.get("REDIS_URL"):
-        print("bench/renewals.py needs DATABASE_URL (PostgreSQL) and REDIS_URL in the environment.")
-        return 2
-    url = urlparse(base)
-    bench_db = url.path.lstrip("/") + "_bench"
-    os.environ["DATABASE_URL"] = urlunparse(url._replace(path="/" + bench_db))
     if args.chunk:
         os.environ["RENEWAL_CHUNK_SIZE"] = str(args.chunk)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    # Measured as production runs, with DEBUG off (with DEBUG on, Django keeps
-    # every query in memory); a throwaway key, and no mail server is needed.
-    os.environ.setdefault("DEBUG", "false")
-    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-    os.environ.setdefault("EMAIL_URL", "consolemail://")
-
-    import psycopg
-
-    admin_url = urlunparse(url._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{bench_db}"')
+    if not use_own_database("bench/renewals.py", "_bench"):
+        return 2
 
     import django
 
@@ -96,38 +77,7 @@ def main() -> int:
         cur.execute("ANALYZE")
     print(f"seeded {args.subscriptions} due subscriptions in {time.perf_counter() - t:.1f}s")
 
-    app.control.purge()
-    env = dict(os.environ)
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "--quiet",
-                "-A",
-                "config",
-                "worker",
-                "-P",
-                "solo",
-                "-l",
-                "warning",
-                "-n",
-                f"bench{i}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        for i in range(args.workers)
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while len(app.control.ping(timeout=0.5)) < args.workers:
-            if time.monotonic() > deadline:
-                print("workers did not start")
-                return 1
+    with celery_workers(app, args.workers, "bench"):
         start = time.perf_counter()
         scan_due_renewals_task.delay(at.isoformat())
         while True:
@@ -136,11 +86,6 @@ def main() -> int:
                 break
             time.sleep(0.05)
         total = time.perf_counter() - start
-    finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(timeout=30)
 
     out = io.StringIO()
     try:
