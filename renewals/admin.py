@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing.admin import AccountAdmin
 from billing.admin.base import ViewOnlyMixin
@@ -34,7 +35,7 @@ class RenewalRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in RenewalRun._meta.fields]
 
-    @admin.display(description="chunks")
+    @admin.display(description=gettext_lazy("chunks"))
     def progress(self, obj):
         return f"{obj.chunks_done}/{obj.chunks_total}"
 
