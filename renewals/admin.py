@@ -75,20 +75,20 @@ class RenewingAccountAdmin(AccountAdmin):
             confirmed_large=data["confirmed_large"],
             actor=request.user,
         )
-        message = _("Topped up %(amount)s to %(account)s.") % {
+        values = {
             "amount": format_fen(result.entry.amount_fen),
             "account": account.name,
+            "balance": format_fen(result.balance_after_fen),
         }
         if result.renewed:
-            message += " " + _(
-                "The past-due subscription was renewed from the balance (P5); "
-                "balance after the renewal: %(balance)s."
-            ) % {"balance": format_fen(result.balance_after_fen)}
-        else:
-            message += " " + _("Balance now %(balance)s.") % {
-                "balance": format_fen(result.balance_after_fen)
-            }
-        return message
+            return (
+                _(
+                    "Topped up %(amount)s to %(account)s. The past-due subscription was renewed "
+                    "from the balance (P5); balance after the renewal: %(balance)s."
+                )
+                % values
+            )
+        return _("Topped up %(amount)s to %(account)s. Balance now %(balance)s.") % values
 
 
 admin.site.unregister(Account)
