@@ -81,7 +81,7 @@ class Notification(models.Model):
     period_end = models.DateTimeField(
         _("period end"), help_text=_("End of the period the message is about.")
     )
-    language = models.CharField(_("language"), max_length=8)
+    language = models.CharField(_("language"), max_length=8, choices=Account.Language.choices)
     to_email = models.EmailField(_("to email"))
     subject = models.CharField(_("subject"), max_length=200)
     body = models.TextField(_("body"))

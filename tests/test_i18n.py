@@ -593,3 +593,26 @@ def test_notice_record_page_is_chinese(client, support_user, account, catalog, t
     ):
         assert text in html, text
     assert "Record a notice that reached" not in html
+
+
+def test_ledger_memos_the_services_write_read_in_chinese():
+    """The memos the services store in the ledger (English, append-only) are
+    shown in the page's language; a memo staff typed is shown as typed."""
+    from types import SimpleNamespace
+
+    from django.utils import translation
+
+    from billing.admin.base import ledger_memo
+
+    def entry(memo, order_id=None, channel="balance"):
+        return SimpleNamespace(memo=memo, order_id=order_id, channel=channel)
+
+    with translation.override("zh-hans"):
+        assert ledger_memo(entry("Payment for order #7", 7, "offline")) == "订单 #7 的付款"
+        assert ledger_memo(entry("Order #7 pro-monthly", 7)) == "订单 #7 pro-monthly"
+        assert ledger_memo(entry("Renewal order #9", 9)) == "续费订单 #9"
+        assert ledger_memo(entry("testpay payment", None, "online")) == "testpay 付款"
+        assert ledger_memo(entry("Payment for order #8", 7)) == "Payment for order #8"
+        assert ledger_memo(entry("cash at the office", None, "other")) == "cash at the office"
+    with translation.override("en"):
+        assert ledger_memo(entry("Payment for order #7", 7, "offline")) == "Payment for order #7"

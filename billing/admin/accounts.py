@@ -25,8 +25,8 @@ from .base import (
     admin_link,
     deadline_html,
     expiry_date,
+    ledger_memo,
     order_link,
-    package_name,
     shanghai,
     yuan,
 )
@@ -84,7 +84,7 @@ class RecentLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
 
     @admin.display(description=gettext_lazy("Reference"))
     def ref(self, obj):
-        return obj.reference or obj.memo or DASH
+        return obj.reference or ledger_memo(obj) or DASH
 
 
 class RecentOrderInline(ReadOnlyInline):
@@ -236,7 +236,7 @@ class AccountAdmin(HistoryAdmin):
         if sub is None:
             return _("No live subscription.")
         rows = [
-            (_("Package"), admin_link(sub, f"{package_name(sub.package)} ({sub.package.code})")),
+            (_("Package"), admin_link(sub, str(sub.package))),
             (_("Status"), sub.get_status_display()),
             (_("Seats / environments"), f"{sub.seats} / {sub.environments_limit}"),
         ]

@@ -20,8 +20,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import amounts, formtokens, policy
 from billing.forms import add_service_error
@@ -84,10 +84,23 @@ def deadline_html(deadline: dt.datetime | None, provisional: bool) -> str:
     return text
 
 
-def package_name(package: Any) -> str:
-    """The package's name in the language of the page (rule 10)."""
-    language = get_language() or ""
-    return package.name_zh if language.lower().startswith("zh") else package.name_en
+def ledger_memo(entry: Any) -> str:
+    """An entry's memo as a person reads it: the memos the services write
+    (``Payment for order #N``, ``Order #N code``, ``Renewal order #N``, ``<provider>
+    payment``) in the page's language; a memo staff typed, as typed (rule 10)."""
+    memo = entry.memo or ""
+    order_id = entry.order_id
+    if order_id is not None:
+        if memo == f"Payment for order #{order_id}":
+            return _("Payment for order #%(pk)s") % {"pk": order_id}
+        if memo == f"Renewal order #{order_id}":
+            return _("Renewal order #%(pk)s") % {"pk": order_id}
+        prefix = f"Order #{order_id} "
+        if memo.startswith(prefix) and " " not in memo[len(prefix) :]:
+            return _("Order #%(pk)s %(package)s") % {"pk": order_id, "package": memo[len(prefix) :]}
+    elif entry.channel == "online" and memo.endswith(" payment") and " " not in memo[:-8]:
+        return _("%(provider)s payment") % {"provider": memo[:-8]}
+    return memo
 
 
 def admin_link(obj: Any, text: str | None = None) -> str:
@@ -293,6 +306,10 @@ class LedgerColumnsMixin:
     @admin.display(description=gettext_lazy("Balance after"))
     def balance_after(self, obj):
         return yuan(obj.balance_after_fen)
+
+    @admin.display(description=gettext_lazy("Memo"))
+    def memo_text(self, obj):
+        return ledger_memo(obj)
 
 
 class ReadOnlyInline(PermittedLinksMixin, ViewOnlyMixin, admin.TabularInline):

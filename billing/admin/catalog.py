@@ -18,7 +18,6 @@ from .base import (
     ReadOnlyInline,
     SecondStep,
     ViewOnlyMixin,
-    package_name,
     shanghai,
     yuan,
 )
@@ -183,7 +182,8 @@ class PackageAdmin(HistoryAdmin):
             summary=[
                 (
                     _("Package"),
-                    f"{package_name(package)} ({package.code}), {package.get_kind_display()}",
+                    _("%(package)s, %(kind)s")
+                    % {"package": package, "kind": package.get_kind_display()},
                 ),
                 (_("Price now"), yuan(current.amount_fen) if current else DASH),
             ],

@@ -18,6 +18,7 @@ from .base import (
     ReadOnlyInline,
     ViewOnlyMixin,
     admin_link,
+    ledger_memo,
     order_link,
     shanghai,
     yuan,
@@ -33,7 +34,15 @@ CANCEL_PERMISSION = authz.CANCEL_ORDER
 class OrderLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
     model = LedgerEntry
     verbose_name_plural = gettext_lazy("ledger entries of this order")
-    readonly_fields = ["when", "kind", "amount", "balance_after", "channel", "reference", "memo"]
+    readonly_fields = [
+        "when",
+        "kind",
+        "amount",
+        "balance_after",
+        "channel",
+        "reference",
+        "memo_text",
+    ]
 
 
 @admin.register(Order)
@@ -342,7 +351,7 @@ class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
         "order_ref",
         "channel",
         "reference",
-        "memo",
+        "memo_text",
         "when",
         "created_by",
     ]
@@ -372,3 +381,7 @@ class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
     @admin.display(description=gettext_lazy("Order"), ordering="order_id")
     def order_ref(self, obj):
         return order_link(obj.order_id)
+
+    @admin.display(description=gettext_lazy("Memo"))
+    def memo_text(self, obj):
+        return ledger_memo(obj)

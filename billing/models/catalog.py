@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
@@ -62,7 +63,12 @@ class Package(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name_en} ({self.code})"
+        return f"{self.localized_name} ({self.code})"
+
+    @property
+    def localized_name(self) -> str:
+        """The name in the active language (rule 10): Chinese for zh-*."""
+        return self.name_zh if (get_language() or "").lower().startswith("zh") else self.name_en
 
     @property
     def is_free(self) -> bool:
