@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.core.checks import Tags, Warning, register
 from django.db import DatabaseError, transaction
+from django.utils.translation import gettext as _
 
 
 @register("billing", Tags.database)
@@ -25,5 +26,5 @@ def provisional_deadline_check(app_configs=None, databases=None, **kwargs):
         return []
     if message is None:
         return []
-    hint = "Calendar years admin: enter the missing State Council schedule (P5)."
+    hint = _("Calendar years admin: enter the missing State Council schedule (P5).")
     return [Warning(message, hint=hint, id="billing.W001")]

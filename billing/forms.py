@@ -65,15 +65,15 @@ def add_service_error(form: forms.Form, exc: ValidationError) -> None:
 
 
 class TopUpForm(forms.Form):
-    amount = YuanField(label="Amount (yuan)")
-    channel = forms.ChoiceField(label="Received through", choices=TOP_UP_CHANNELS)
+    amount = YuanField(label=_("Amount (yuan)"))
+    channel = forms.ChoiceField(label=_("Received through"), choices=TOP_UP_CHANNELS)
     reference = forms.CharField(
-        label="Reference",
+        label=_("Reference"),
         max_length=100,
         required=False,
-        help_text="Bank or payment-provider reference; required for an offline transfer.",
+        help_text=_("Bank or payment-provider reference; required for an offline transfer."),
     )
-    memo = forms.CharField(label="Memo", max_length=255, required=False)
+    memo = forms.CharField(label=_("Memo"), max_length=255, required=False)
     # Item 9: set by the second confirmation page of a large top-up to the amount
     # (fen) the person confirmed; the top-up is confirmed only for that amount.
     confirmed_amount_fen = forms.IntegerField(required=False, widget=forms.HiddenInput)
@@ -88,23 +88,23 @@ class TopUpForm(forms.Form):
 
 class OfflinePaymentForm(forms.Form):
     bank_reference = forms.CharField(
-        label="Bank reference",
+        label=_("Bank reference"),
         max_length=100,
-        error_messages={"required": "Enter the bank reference of the transfer."},
-        help_text="As it appears on the bank statement.",
+        error_messages={"required": _("Enter the bank reference of the transfer.")},
+        help_text=_("As it appears on the bank statement."),
     )
 
 
 class PriceChangeForm(forms.Form):
-    amount = YuanField(label="New price per seat and period (yuan)")
+    amount = YuanField(label=_("New price per seat and period (yuan)"))
     effective_from = forms.DateTimeField(
-        label="Effective from (Asia/Shanghai)",
+        label=_("Effective from (Asia/Shanghai)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         error_messages={
-            "required": "Enter when the new price takes effect.",
-            "invalid": "Enter a date and time, for example 2027-01-01 00:00.",
+            "required": _("Enter when the new price takes effect."),
+            "invalid": _("Enter a date and time, for example 2027-01-01 00:00."),
         },
-        help_text="Must be in the future. Periods already paid keep their price (P4).",
+        help_text=_("Must be in the future. Periods already paid keep their price (P4)."),
     )
     # P4: set by the preview step; a change is published only once its impact
     # on auto-renewing subscriptions was shown.
@@ -113,17 +113,17 @@ class PriceChangeForm(forms.Form):
 
 class FulfilForm(forms.Form):
     note = forms.CharField(
-        label="What was provided",
+        label=_("What was provided"),
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        help_text="Required for a custom service (P3).",
+        help_text=_("Required for a custom service (P3)."),
     )
 
 
 class CancelForm(forms.Form):
     reason = forms.CharField(
-        label="Reason", max_length=CANCEL_REASON_MAX_LENGTH, required=False, strip=True
+        label=_("Reason"), max_length=CANCEL_REASON_MAX_LENGTH, required=False, strip=True
     )
 
 

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Count, Min
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.time import SHANGHAI
 from workdays.selectors import calendar_warnings as calendar_own_warnings
@@ -149,12 +150,16 @@ def provisional_deadline_warning(*, now: dt.datetime | None = None) -> str | Non
     if not prov:
         return None
     first_expiry, first_at = prov[0]
-    return (
-        f"{len(prov)} expiry date(s) of live subscriptions have a provisional notice "
-        f"deadline in the next {_horizon_days()} days (first: expiry {first_expiry}, "
-        f"deadline {first_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}). Enter the missing "
-        "State Council schedule (P5)."
-    )
+    return _(
+        "%(count)s expiry date(s) of live subscriptions have a provisional notice deadline in "
+        "the next %(days)s days (first: expiry %(expiry)s, deadline %(deadline)s). Enter the "
+        "missing State Council schedule (P5)."
+    ) % {
+        "count": len(prov),
+        "days": _horizon_days(),
+        "expiry": first_expiry,
+        "deadline": f"{first_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+    }
 
 
 def calendar_warnings(*, now: dt.datetime | None = None) -> list[str]:

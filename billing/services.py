@@ -53,12 +53,20 @@ EXTERNAL_CHANNELS = (Order.Channel.ONLINE, Order.Channel.OFFLINE, Order.Channel.
 # --- helpers ---------------------------------------------------------------
 
 
-def _require_fen(value: Any, *, field: str = "amount") -> int:
+def _require_fen(value: Any, *, field: str = "amount", label: str | None = None) -> int:
     """Money is integer fen, strictly positive where a sign is implied."""
+    label = label or _("amount")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError({field: f"The {field} must be a whole number of fen, not {value!r}."})
+        raise ValidationError(
+            {
+                field: _("The %(field)s must be a whole number of fen, not %(value)s.")
+                % {"field": label, "value": repr(value)}
+            }
+        )
     if value <= 0:
-        raise ValidationError({field: f"The {field} must be greater than zero."})
+        raise ValidationError(
+            {field: _("The %(field)s must be greater than zero.") % {"field": label}}
+        )
     return value
 
 
@@ -165,8 +173,11 @@ def ledger_post(
     new_balance = account.balance_fen + amount_fen
     if new_balance < 0:
         raise ValidationError(
-            f"Insufficient balance: {policy.format_fen(account.balance_fen)} available, "
-            f"{policy.format_fen(-amount_fen)} needed."
+            _("Insufficient balance: %(available)s available, %(needed)s needed.")
+            % {
+                "available": policy.format_fen(account.balance_fen),
+                "needed": policy.format_fen(-amount_fen),
+            }
         )
     Account.objects.filter(pk=account.pk).update(balance_fen=new_balance)
     account.balance_fen = new_balance
@@ -223,7 +234,9 @@ def account_open(
     now = _now(now)
     free = free_package()
     if free is None:
-        raise ValidationError("No free package is configured; create one before opening accounts.")
+        raise ValidationError(
+            _("No free package is configured; create one before opening accounts.")
+        )
     account = Account(name=name, owner=owner, email=email, language=language, created_at=now)
     account.full_clean()
     _audit(account, actor=owner, reason="P2 account opened")
@@ -240,7 +253,7 @@ def _start_free_subscription(
 ) -> Subscription:
     free = free_package()
     if free is None:
-        raise ValidationError("No free package is configured.")
+        raise ValidationError(_("No free package is configured."))
     sub = Subscription(
         account=account,
         package=free,
@@ -268,7 +281,9 @@ def agreement_accept(
     """P0: record one acceptance (account, user, version, method, time, IP, user agent)."""
     now = _now(now)
     if method not in Acceptance.Method.values:
-        raise ValidationError({"method": f"Unknown acceptance method {method!r}."})
+        raise ValidationError(
+            {"method": _("Unknown acceptance method %(method)s.") % {"method": repr(method)}}
+        )
     # Item 8: the customer accepts (owner or admin); staff never accept for them.
     authorize(
         actor=user,
@@ -278,7 +293,7 @@ def agreement_accept(
     )
     version = version or agreement_in_force(at=now)
     if version is None:
-        raise ValidationError("No agreement version is in force yet.")
+        raise ValidationError(_("No agreement version is in force yet."))
     acceptance = Acceptance(
         account=account,
         user=user,
@@ -391,7 +406,10 @@ def balance_top_up(
     amount_fen = _require_fen(amount_fen)
     if channel not in EXTERNAL_CHANNELS:
         raise ValidationError(
-            {"channel": f"A top-up arrives online, offline or other, not {channel!r}."}
+            {
+                "channel": _("A top-up arrives online, offline or other, not %(channel)s.")
+                % {"channel": repr(channel)}
+            }
         )
     if channel == Order.Channel.ONLINE:
         if confirmation is None:
@@ -425,7 +443,7 @@ def balance_top_up(
     if amount_fen > threshold and not confirmed_large:
         raise ConfirmationRequired(amount_fen, threshold)
     if channel == Order.Channel.OFFLINE and not reference.strip():
-        raise ValidationError({"reference": "An offline top-up needs the bank reference."})
+        raise ValidationError({"reference": _("An offline top-up needs the bank reference.")})
     locked = lock_account(account.pk)
     entry = ledger_post(
         account=locked,
@@ -490,16 +508,16 @@ def price_change_check(
         customer=False,
     )
     if package.is_free:
-        raise ValidationError("The free package has no price (P2).")
+        raise ValidationError(_("The free package has no price (P2)."))
     if effective_from is None or timezone.is_naive(effective_from):
-        raise ValidationError({"effective_from": "Give the effective time with its time zone."})
+        raise ValidationError({"effective_from": _("Give the effective time with its time zone.")})
     if effective_from <= now:
         raise ValidationError(
-            {"effective_from": "A price change must take effect in the future, not in the past."}
+            {"effective_from": _("A price change must take effect in the future, not in the past.")}
         )
     if PriceVersion.objects.filter(package=package, effective_from=effective_from).exists():
         raise ValidationError(
-            {"effective_from": "This package already has a price from that instant."}
+            {"effective_from": _("This package already has a price from that instant.")}
         )
     return amount_fen
 
@@ -513,10 +531,15 @@ def _lock_order(order_id: int) -> Order:
 
 def _transition(order: Order, new: str) -> None:
     if not policy.can_transition(order.status, new):
+        target = Order.Status(new).label.lower()
         if order.status == Order.Status.CANCELLED:
-            raise ValidationError(f"Order #{order.pk} is cancelled; it cannot be {new}.")
+            raise ValidationError(
+                _("Order #%(pk)s is cancelled; it cannot be %(new)s.")
+                % {"pk": order.pk, "new": target}
+            )
         raise ValidationError(
-            f"Order #{order.pk} is {order.get_status_display().lower()}; it cannot become {new}."
+            _("Order #%(pk)s is %(status)s; it cannot become %(new)s.")
+            % {"pk": order.pk, "status": order.get_status_display().lower(), "new": target}
         )
     order.status = new
 
@@ -542,21 +565,28 @@ def order_place(
         actor=actor, account=account, action=_("place an order"), staff_perm=authz.PLACE_ORDER
     )
     if package is None or not isinstance(package, Package):
-        raise ValidationError({"package": "Unknown package."})
+        raise ValidationError({"package": _("Unknown package.")})
     if not package.is_active or package.is_free:
-        raise ValidationError({"package": f"{package.code} cannot be ordered."})
+        raise ValidationError(
+            {"package": _("%(code)s cannot be ordered.") % {"code": package.code}}
+        )
     if kind not in (Order.Kind.NEW, Order.Kind.UPGRADE, Order.Kind.CUSTOM):
-        raise ValidationError({"kind": f"Orders of kind {kind!r} cannot be placed by hand."})
+        raise ValidationError(
+            {"kind": _("Orders of kind %(kind)s cannot be placed by hand.") % {"kind": repr(kind)}}
+        )
     if isinstance(seats, bool) or not isinstance(seats, int) or seats < 1:
-        raise ValidationError({"seats": "Seats must be a whole number, at least 1."})
+        raise ValidationError({"seats": _("Seats must be a whole number, at least 1.")})
     if seats > package.max_seats:
         raise ValidationError(
-            {"seats": f"{package.code} allows at most {package.max_seats} seats."}
+            {
+                "seats": _("%(code)s allows at most %(max)s seats.")
+                % {"code": package.code, "max": package.max_seats}
+            }
         )
     is_custom = package.kind == Package.Kind.CUSTOM
     if is_custom != (kind == Order.Kind.CUSTOM):
         raise ValidationError(
-            {"kind": "Custom packages are ordered as custom services, and only they."}
+            {"kind": _("Custom packages are ordered as custom services, and only they.")}
         )
     if is_custom:
         if not authz.is_staff(actor):
@@ -566,9 +596,13 @@ def order_place(
                     "the agreed amount, and the customer confirms it (P4)."
                 )
             )
-        agreed_amount_fen = _require_fen(agreed_amount_fen, field="agreed amount")
+        agreed_amount_fen = _require_fen(
+            agreed_amount_fen, field="agreed amount", label=_("agreed amount")
+        )
     elif agreed_amount_fen is not None:
-        raise ValidationError({"agreed_amount_fen": "Only custom services have an agreed amount."})
+        raise ValidationError(
+            {"agreed_amount_fen": _("Only custom services have an agreed amount.")}
+        )
     order = Order(
         account=account,
         package=package,
@@ -608,12 +642,15 @@ def order_confirm(
     _transition(locked, Order.Status.CONFIRMED)
     version = agreement_in_force(at=now)
     if version is None:
-        raise ValidationError("No agreement version is in force; an order cannot be confirmed.")
+        raise ValidationError(_("No agreement version is in force; an order cannot be confirmed."))
     if not has_accepted(account=locked.account, version=version):
         if not accept_by_purchase:
             raise ValidationError(
-                f"The account has not accepted the Refund Agreement {version.version}; "
-                "accept it before confirming (P0)."
+                _(
+                    "The account has not accepted the Refund Agreement %(version)s; accept it "
+                    "before confirming (P0)."
+                )
+                % {"version": version.version}
             )
         agreement_accept(
             account=locked.account,
@@ -629,7 +666,9 @@ def order_confirm(
     else:
         price = price_in_effect(package=locked.package, at=now)
         if price is None:
-            raise ValidationError(f"{locked.package.code} has no price in effect now.")
+            raise ValidationError(
+                _("%(code)s has no price in effect now.") % {"code": locked.package.code}
+            )
         locked.price_version = price
         locked.amount_fen = policy.order_amount_fen(
             unit_price_fen=price.amount_fen, seats=locked.seats
@@ -660,15 +699,19 @@ def order_pay(
     )
     now = _now(now)
     if channel not in Order.Channel.values or channel == "":
-        raise ValidationError({"channel": f"Unknown payment channel {channel!r}."})
+        raise ValidationError(
+            {"channel": _("Unknown payment channel %(channel)s.") % {"channel": repr(channel)}}
+        )
     reference = (reference or "").strip()
     if channel == Order.Channel.OFFLINE and not reference:
-        raise ValidationError({"reference": "An offline payment needs the bank reference."})
+        raise ValidationError({"reference": _("An offline payment needs the bank reference.")})
     account = lock_account(order.account_id)
     live = _lock_live_subscription(account)  # global lock order: before the Order
     locked = _lock_order(order.pk)
     if locked.status == Order.Status.DRAFT:
-        raise ValidationError(f"Order #{locked.pk} is not confirmed yet; it cannot be paid.")
+        raise ValidationError(
+            _("Order #%(pk)s is not confirmed yet; it cannot be paid.") % {"pk": locked.pk}
+        )
     _transition(locked, Order.Status.PAID)
     if channel != Order.Channel.BALANCE:
         ledger_post(
@@ -830,11 +873,13 @@ def _fulfil(
     locked = order
     if locked.status != Order.Status.PAID:
         raise ValidationError(
-            f"Order #{locked.pk} is {locked.get_status_display().lower()}; "
-            "only a paid order is fulfilled."
+            _("Order #%(pk)s is %(status)s; only a paid order is fulfilled.")
+            % {"pk": locked.pk, "status": locked.get_status_display().lower()}
         )
     if locked.kind == Order.Kind.CUSTOM and not note.strip():
-        raise ValidationError({"note": "Describe what was provided for this custom service (P3)."})
+        raise ValidationError(
+            {"note": _("Describe what was provided for this custom service (P3).")}
+        )
     if live is not None:
         live.status = Subscription.Status.ENDED
         live.ended_at = now
@@ -911,8 +956,11 @@ def order_cancel(
     locked = _lock_order(order.pk)
     if locked.status in (Order.Status.PAID, Order.Status.FULFILLED):
         raise ValidationError(
-            f"Order #{locked.pk} is paid: a confirmed purchase cannot be cancelled or refunded "
-            "(P1, clause 1 of the Refund Agreement)."
+            _(
+                "Order #%(pk)s is paid: a confirmed purchase cannot be cancelled or refunded "
+                "(P1, clause 1 of the Refund Agreement)."
+            )
+            % {"pk": locked.pk}
         )
     _transition(locked, Order.Status.CANCELLED)
     locked.cancelled_at = now
@@ -1124,7 +1172,7 @@ def payment_provider_confirm(
     the first one recorded; the same reference for anything else is refused
     (item 9: external money is recorded once)."""
     if (account is None) == (order is None):
-        raise ValidationError("A payment confirmation is for one account or one order.")
+        raise ValidationError(_("A payment confirmation is for one account or one order."))
     amount_fen = _require_fen(amount_fen)
     target = target_of_account(account.pk) if account else target_of_order(order.pk)
     confirmation = PaymentConfirmation(

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 # simple-history's ``history_change_reason`` is a varchar(100) unless a model
 # says otherwise; a longer reason would be a database error (a 500) on
@@ -21,7 +22,7 @@ def resolve_now(now: dt.datetime | None) -> dt.datetime:
     if now is None:
         return timezone.now()
     if timezone.is_naive(now):
-        raise ValidationError("The time must include a time zone.")
+        raise ValidationError(_("The time must include a time zone."))
     return now
 
 

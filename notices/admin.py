@@ -42,30 +42,30 @@ from .selectors import notice_state_for
 # --- helpers for the billing SubscriptionAdmin -----------------------------------------
 
 
-@admin.display(description="Expiry date")
+@admin.display(description=gettext_lazy("Expiry date"))
 def expiry_date(obj: Subscription) -> str:
     state = notice_state_for(obj)
     return str(state.expiry_date) if state.expiry_date else "-"
 
 
-@admin.display(description="Notice deadline (P5)")
+@admin.display(description=gettext_lazy("Notice deadline (P5)"))
 def notice_deadline_display(obj: Subscription) -> str:
     state = notice_state_for(obj)
     if state.deadline is None:
         return "-"
     text = fmt(state.deadline)
     if state.deadline_provisional:
-        text += " PROVISIONAL (schedule not official yet)"
+        text += " " + _("PROVISIONAL (schedule not official yet)")
     return text
 
 
-@admin.display(description="Non-renewal notice")
+@admin.display(description=gettext_lazy("Non-renewal notice"))
 def notice_state(obj: Subscription) -> str:
     state = notice_state_for(obj)
     if state.state in ("free", "ended"):
         return state.text
     url = reverse("admin:notices_nonrenewalnotice_record") + f"?subscription={obj.pk}"
-    return format_html('{} <a href="{}">Record a notice</a>', state.text, url)
+    return format_html('{} <a href="{}">{}</a>', state.text, url, _("Record a notice"))
 
 
 @admin.display(description=gettext_lazy("Non-renewal notice"))
@@ -109,11 +109,11 @@ class NonRenewalNoticeInline(PermittedLinksMixin, admin.TabularInline):
 
 
 class WithdrawnFilter(admin.SimpleListFilter):
-    title = "withdrawn"
+    title = gettext_lazy("withdrawn")
     parameter_name = "withdrawn"
 
     def lookups(self, request, model_admin):
-        return (("yes", "Withdrawn"), ("no", "Live"))
+        return (("yes", _("Withdrawn")), ("no", _("Live")))
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -127,20 +127,22 @@ class RecordNoticeForm(forms.Form):
     subscription = forms.ModelChoiceField(
         queryset=Subscription.objects.select_related("account", "package"),
         widget=forms.TextInput,
-        label="Subscription id",
+        label=gettext_lazy("Subscription id"),
     )
     received_at = forms.SplitDateTimeField(
         widget=AdminSplitDateTime,
-        label="Received at (Asia/Shanghai)",
-        help_text="When the email, chat or call reached the company.",
+        label=gettext_lazy("Received at (Asia/Shanghai)"),
+        help_text=gettext_lazy("When the email, chat or call reached the company."),
     )
     channel = forms.ChoiceField(
+        label=gettext_lazy("Channel"),
         choices=[(c.value, c.label) for c in services.STAFF_CHANNELS],
     )
     reference = forms.CharField(
+        label=gettext_lazy("Reference"),
         required=True,
         max_length=REFERENCE_MAX_LENGTH,
-        help_text="Email message id, chat transcript number or call log number.",
+        help_text=gettext_lazy("Email message id, chat transcript number or call log number."),
     )
 
 
@@ -249,7 +251,7 @@ class NonRenewalNoticeAdmin(HistoryAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Record a non-renewal notice",
+            "title": _("Record a non-renewal notice"),
             "form": form,
             "judgement": judgement,
             "media": self.media + form.media,
@@ -266,7 +268,7 @@ class NonRenewalNoticeAdmin(HistoryAdmin):
 
     @admin.action(description=gettext_lazy("Withdraw notice…"), permissions=["withdraw"])
     def withdraw_action(self, request, queryset):
-        return self.redirect_one(request, queryset, "withdraw", "notice")
+        return self.redirect_one(request, queryset, "withdraw")
 
     def withdraw_view(self, request, object_id):
         notice = self.get_object(request, object_id)

@@ -77,7 +77,7 @@ class CalendarYearAdmin(NoRevertHistoryAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_days=Count("days"))
 
-    @admin.display(description="Days entered", ordering="_days")
+    @admin.display(description=gettext_lazy("Days entered"), ordering="_days")
     def day_count(self, obj: CalendarYear) -> int:
         return obj._days
 

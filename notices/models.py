@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from billing.models import Account, Subscription
@@ -27,51 +28,78 @@ class NonRenewalNotice(models.Model):
     """
 
     class Channel(models.TextChoices):
-        ACCOUNT_PAGE = "account_page", "Account pages"
-        EMAIL = "email", "Email"
-        ONLINE_CHAT = "online_chat", "Online chat"
-        PHONE = "phone", "Phone"
-        OTHER = "other", "Other"
+        ACCOUNT_PAGE = "account_page", _("Account pages")
+        EMAIL = "email", _("Email")
+        ONLINE_CHAT = "online_chat", _("Online chat")
+        PHONE = "phone", _("Phone")
+        OTHER = "other", _("Other")
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="notices")
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="notices")
-    period_start = models.DateTimeField()
-    period_end = models.DateTimeField(help_text="End of the period the notice is about.")
-    expiry_date = models.DateField(help_text="Asia/Shanghai date of period_end.")
-    received_at = models.DateTimeField()
-    channel = models.CharField(max_length=12, choices=Channel.choices)
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="notices", verbose_name=_("account")
+    )
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="notices",
+        verbose_name=_("subscription"),
+    )
+    period_start = models.DateTimeField(_("period start"))
+    period_end = models.DateTimeField(
+        _("period end"), help_text=_("End of the period the notice is about.")
+    )
+    expiry_date = models.DateField(
+        _("expiry date"), help_text=_("Asia/Shanghai date of period_end.")
+    )
+    received_at = models.DateTimeField(_("received at"))
+    channel = models.CharField(_("channel"), max_length=12, choices=Channel.choices)
     reference = models.CharField(
+        _("reference"),
         max_length=REFERENCE_MAX_LENGTH,
         blank=True,
-        help_text="Email message id, chat transcript number, call log number.",
+        help_text=_("Email message id, chat transcript number, call log number."),
     )
-    recorded_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(_("recorded at"))
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("recorded by"),
     )
-    recorded_by_staff = models.BooleanField(default=False)
-    deadline = models.DateTimeField()
-    deadline_provisional = models.BooleanField(default=False)
-    on_time = models.BooleanField()
+    recorded_by_staff = models.BooleanField(_("recorded by staff"), default=False)
+    deadline = models.DateTimeField(_("deadline"))
+    deadline_provisional = models.BooleanField(_("deadline provisional"), default=False)
+    on_time = models.BooleanField(_("on time"))
     effective_end = models.DateTimeField(
-        db_index=True, help_text="The instant this notice ends the subscription."
+        _("effective end"),
+        db_index=True,
+        help_text=_("The instant this notice ends the subscription."),
     )
-    charged_despite_notice = models.BooleanField(default=False)
-    rejudged_at = models.DateTimeField(null=True, blank=True)
-    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    charged_despite_notice = models.BooleanField(_("charged despite notice"), default=False)
+    rejudged_at = models.DateTimeField(_("re-judged at"), null=True, blank=True)
+    withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
     withdrawn_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("withdrawn by"),
     )
     withdrawal_reason = models.CharField(
+        _("withdrawal reason"),
         max_length=WITHDRAWAL_REASON_MAX_LENGTH,
         blank=True,
         default="",
-        help_text="Why the notice was withdrawn, as staff recorded it (in full).",
+        help_text=_("Why the notice was withdrawn, as staff recorded it (in full)."),
     )
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("non-renewal notice")
+        verbose_name_plural = _("non-renewal notices")
         ordering = ["-received_at", "-pk"]
         permissions = [
             # Support withdraws a notice on the customer's request (P5),
@@ -112,8 +140,12 @@ class NonRenewalNotice(models.Model):
         ]
 
     def __str__(self) -> str:
-        judged = "on time" if self.on_time else "late"
-        return f"Notice #{self.pk} for {self.expiry_date} ({judged})"
+        judged = _("on time") if self.on_time else _("late")
+        return _("Notice #%(pk)s for %(expiry)s (%(judged)s)") % {
+            "pk": self.pk,
+            "expiry": self.expiry_date,
+            "judged": judged,
+        }
 
     @property
     def is_withdrawn(self) -> bool:

@@ -1,9 +1,12 @@
-"""P5 notice rules as pure functions: no ORM, no clock, no I/O."""
+"""P5 notice rules as pure functions: no ORM, no clock, no I/O. The messages
+are in the active language (rule 10)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+
+from django.utils.translation import gettext as _
 
 from billing.policy import SHANGHAI, local_date, period_end
 
@@ -37,14 +40,17 @@ def period_for(
         return Period(current_start, current_end, is_previous=False)
     if current_start <= started_at:
         raise NoticeRefused(
-            f"The notice was received {fmt(received_at)}, before this subscription started "
-            f"({fmt(current_start)})."
+            _("The notice was received %(received)s, before this subscription started (%(start)s).")
+            % {"received": fmt(received_at), "start": fmt(current_start)}
         )
     previous_start = max(period_end(current_start, -months, anchor_day), started_at)
     if received_at < previous_start:
         raise NoticeRefused(
-            f"The notice was received {fmt(received_at)}, more than one period ago; "
-            "it cannot be judged automatically: ask finance to review it."
+            _(
+                "The notice was received %(received)s, more than one period ago; it cannot be "
+                "judged automatically: ask finance to review it."
+            )
+            % {"received": fmt(received_at)}
         )
     return Period(previous_start, current_start, is_previous=True)
 
@@ -67,7 +73,7 @@ class Judgement:
 
 
 def fmt(instant: dt.datetime) -> str:
-    return f"{instant.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S} (Shanghai)"
+    return _("%(when)s (Shanghai)") % {"when": f"{instant.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"}
 
 
 def judge(
@@ -86,34 +92,46 @@ def judge(
     is P1 exception E1 (charged despite an on-time notice)."""
     expiry = local_date(period.end)
     on_time = received_at <= deadline
-    deadline_text = f"{deadline.astimezone(SHANGHAI):%Y-%m-%d} 23:59:59 (Shanghai)"
+    deadline_text = _("%(when)s (Shanghai)") % {
+        "when": f"{deadline.astimezone(SHANGHAI):%Y-%m-%d} 23:59:59"
+    }
     if deadline_provisional:
-        deadline_text += (
+        deadline_text += _(
             " - provisional: the State Council schedule for that year is not entered yet, "
             "so it is counted Monday-Friday"
         )
     if on_time:
         effective_end = period.end
         e1 = period.is_previous
-        message = (
-            f"On time: received {fmt(received_at)}, by the deadline {deadline_text} for "
-            f"the expiry date {expiry}. The subscription does not renew; it ends at "
-            f"{fmt(period.end)} and the account falls back to the free package (P5)."
-        )
+        message = _(
+            "On time: received %(received)s, by the deadline %(deadline)s for the expiry date "
+            "%(expiry)s. The subscription does not renew; it ends at %(end)s and the account "
+            "falls back to the free package (P5)."
+        ) % {
+            "received": fmt(received_at),
+            "deadline": deadline_text,
+            "expiry": expiry,
+            "end": fmt(period.end),
+        }
         if e1:
-            message += (
+            message += _(
                 " That period was already renewed and charged: P1 exception E1, finance "
                 "will be proposed a refund."
             )
     else:
         effective_end = period_end(period.end, months, anchor_day)
         e1 = False
-        message = (
-            f"Late: received {fmt(received_at)}, after the deadline {deadline_text} for the "
-            f"expiry date {expiry}. The renewal at expiry still happens (the next period's "
-            f"fee is deducted from the balance) and the notice takes effect at the end of "
-            f"that renewed period, {fmt(effective_end)} (P5)."
-        )
+        message = _(
+            "Late: received %(received)s, after the deadline %(deadline)s for the expiry date "
+            "%(expiry)s. The renewal at expiry still happens (the next period's fee is deducted "
+            "from the balance) and the notice takes effect at the end of that renewed period, "
+            "%(end)s (P5)."
+        ) % {
+            "received": fmt(received_at),
+            "deadline": deadline_text,
+            "expiry": expiry,
+            "end": fmt(effective_end),
+        }
     return Judgement(
         period_start=period.start,
         period_end=period.end,

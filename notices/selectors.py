@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models import Min
+from django.utils.translation import gettext as _
 
 from billing.models import Subscription
 from billing.policy import local_date
@@ -89,30 +90,32 @@ def notice_state_for(subscription: Subscription) -> NoticeState:
     provisional) and the notice state. Computed from the cached calendar, so it
     is right even before stored deadlines are refreshed."""
     if not subscription.is_paid:
-        return NoticeState(None, None, False, None, "free", "Free package: never renews (P2).")
+        return NoticeState(None, None, False, None, "free", _("Free package: never renews (P2)."))
     if subscription.status == Subscription.Status.ENDED:
-        return NoticeState(None, None, False, None, "ended", "Ended.")
+        return NoticeState(None, None, False, None, "ended", _("Ended."))
     expiry = local_date(subscription.current_period_end)
     deadline = notice_deadline(expiry)
     notice = live_notice_for(subscription=subscription)
     end = subscription.current_period_end
     if notice is not None and notice.effective_end <= end:
         state = "on_time" if notice.on_time else "late"
-        text = (
-            f"Notice #{notice.pk} ({'on time' if notice.on_time else 'late'}, "
-            f"{notice.get_channel_display()}): does not renew; ends at "
-            f"{policy.fmt(notice.effective_end)}."
-        )
+        text = _("Notice #%(pk)s (%(judged)s, %(channel)s): does not renew; ends at %(end)s.") % {
+            "pk": notice.pk,
+            "judged": _("on time") if notice.on_time else _("late"),
+            "channel": notice.get_channel_display(),
+            "end": policy.fmt(notice.effective_end),
+        }
     elif notice is not None:
         state = "late"
-        text = (
-            f"Late notice #{notice.pk} ({notice.get_channel_display()}): renews at expiry, "
-            f"then ends at {policy.fmt(notice.effective_end)}."
-        )
+        text = _("Late notice #%(pk)s (%(channel)s): renews at expiry, then ends at %(end)s.") % {
+            "pk": notice.pk,
+            "channel": notice.get_channel_display(),
+            "end": policy.fmt(notice.effective_end),
+        }
     elif not subscription.auto_renew:
         state = "auto_renew_off"
-        text = "Auto-renewal is off: does not renew."
+        text = _("Auto-renewal is off: does not renew.")
     else:
         state = "none"
-        text = "No notice: renews automatically at expiry."
+        text = _("No notice: renews automatically at expiry.")
     return NoticeState(expiry, deadline.at, deadline.provisional, notice, state, text)

@@ -87,23 +87,32 @@ def _validate(
 ) -> _Input:
     """Every check that needs no lock. Raises a ValidationError naming the field."""
     if not isinstance(account, Account) or not isinstance(subscription, Subscription):
-        raise ValidationError("Give the account and the subscription the notice is about.")
+        raise ValidationError(_("Give the account and the subscription the notice is about."))
     if subscription.account_id != account.pk:
         raise ValidationError(
             {
-                "subscription": "This subscription belongs to another account; a notice is "
-                "only accepted for the account's own subscription."
+                "subscription": _(
+                    "This subscription belongs to another account; a notice is only accepted "
+                    "for the account's own subscription."
+                )
             }
         )
     if channel not in NonRenewalNotice.Channel.values:
         allowed = ", ".join(NonRenewalNotice.Channel.values)
-        raise ValidationError({"channel": f"Unknown channel {channel!r}; use one of {allowed}."})
+        raise ValidationError(
+            {
+                "channel": _("Unknown channel %(channel)s; use one of %(allowed)s.")
+                % {"channel": repr(channel), "allowed": allowed}
+            }
+        )
     reference = (reference or "").strip()
     if len(reference) > REFERENCE_MAX_LENGTH:
         raise ValidationError(
             {
-                "reference": f"The reference is {len(reference)} characters long; at most "
-                f"{REFERENCE_MAX_LENGTH} are allowed."
+                "reference": _(
+                    "The reference is %(length)s characters long; at most %(limit)s are allowed."
+                )
+                % {"length": len(reference), "limit": REFERENCE_MAX_LENGTH}
             }
         )
     _check_actor(account=account, actor=actor)
@@ -111,23 +120,26 @@ def _validate(
     if by_staff:
         if not _is_staff(actor):
             raise ValidationError(
-                {"channel": "Staff record notices received by email, chat, phone or other."}
+                {"channel": _("Staff record notices received by email, chat, phone or other.")}
             )
         if received_at is None:
-            raise ValidationError({"received_at": "Enter when the notice reached the company."})
+            raise ValidationError({"received_at": _("Enter when the notice reached the company.")})
         if not reference:
             raise ValidationError(
-                {"reference": "Enter the reference (email message id, chat transcript number)."}
+                {"reference": _("Enter the reference (email message id, chat transcript number).")}
             )
     elif received_at is None:
         received_at = now  # submitted on the account pages: received now
     if not isinstance(received_at, dt.datetime) or timezone.is_naive(received_at):
-        raise ValidationError({"received_at": "The time received must include a time zone."})
+        raise ValidationError({"received_at": _("The time received must include a time zone.")})
     if received_at > now:
         raise ValidationError(
             {
-                "received_at": f"The notice cannot have been received in the future "
-                f"({policy.fmt(received_at)} is after now, {policy.fmt(now)})."
+                "received_at": _(
+                    "The notice cannot have been received in the future (%(received)s is after "
+                    "now, %(now)s)."
+                )
+                % {"received": policy.fmt(received_at), "now": policy.fmt(now)}
             }
         )
     return _Input(received_at, channel, reference, by_staff)
@@ -138,12 +150,17 @@ def _judge(sub: Subscription, received_at: dt.datetime) -> policy.Judgement:
     deadline of the period the notice is about (fresh calendar)."""
     if not sub.is_paid:
         raise ValidationError(
-            "This is the free package: it never renews, so there is nothing to give notice "
-            "for (P2)."
+            _(
+                "This is the free package: it never renews, so there is nothing to give notice "
+                "for (P2)."
+            )
         )
     if sub.status == Subscription.Status.ENDED:
-        ended = policy.fmt(sub.ended_at) if sub.ended_at else "already"
-        raise ValidationError(f"This subscription has already ended ({ended}); it cannot renew.")
+        ended = policy.fmt(sub.ended_at) if sub.ended_at else _("already")
+        raise ValidationError(
+            _("This subscription has already ended (%(ended)s); it cannot renew.")
+            % {"ended": ended}
+        )
     try:
         period = policy.period_for(
             received_at=received_at,
@@ -205,11 +222,11 @@ class NoticeGiven:
     def message(self) -> str:
         if self.created:
             return self.judgement.message
-        judged = "on time" if self.notice.on_time else "late"
-        return (
-            f"A notice is already recorded (#{self.notice.pk}, {judged}); it ends the "
-            f"subscription at {policy.fmt(self.notice.effective_end)} (P5)."
-        )
+        judged = _("on time") if self.notice.on_time else _("late")
+        return _(
+            "A notice is already recorded (#%(pk)s, %(judged)s); it ends the subscription at "
+            "%(end)s (P5)."
+        ) % {"pk": self.notice.pk, "judged": judged, "end": policy.fmt(self.notice.effective_end)}
 
 
 @transaction.atomic
@@ -327,7 +344,7 @@ def notice_withdraw(
     now = _now(now)
     reason = (reason or "").strip()
     if notice.account_id != account.pk:
-        raise ValidationError("This notice belongs to another account.")
+        raise ValidationError(_("This notice belongs to another account."))
     _check_actor(account=account, actor=actor, withdraw=True)
     if _is_staff(actor) and not reason:
         raise ValidationError(
@@ -348,8 +365,8 @@ def notice_withdraw(
         return locked
     if now >= locked.effective_end:
         raise ValidationError(
-            f"This notice took effect at {policy.fmt(locked.effective_end)}; it can no longer "
-            "be withdrawn."
+            _("This notice took effect at %(end)s; it can no longer be withdrawn.")
+            % {"end": policy.fmt(locked.effective_end)}
         )
     locked.withdrawn_at = now
     locked.withdrawn_by = user_or_none(actor)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing.admin import AccountAdmin
 from billing.admin.base import ViewOnlyMixin
@@ -34,7 +35,7 @@ class RenewalRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in RenewalRun._meta.fields]
 
-    @admin.display(description="chunks")
+    @admin.display(description=gettext_lazy("chunks"))
     def progress(self, obj):
         return f"{obj.chunks_done}/{obj.chunks_total}"
 
@@ -74,20 +75,20 @@ class RenewingAccountAdmin(AccountAdmin):
             confirmed_large=data["confirmed_large"],
             actor=request.user,
         )
-        message = _("Topped up %(amount)s to %(account)s.") % {
+        values = {
             "amount": format_fen(result.entry.amount_fen),
             "account": account.name,
+            "balance": format_fen(result.balance_after_fen),
         }
         if result.renewed:
-            message += " " + _(
-                "The past-due subscription was renewed from the balance (P5); "
-                "balance after the renewal: %(balance)s."
-            ) % {"balance": format_fen(result.balance_after_fen)}
-        else:
-            message += " " + _("Balance now %(balance)s.") % {
-                "balance": format_fen(result.balance_after_fen)
-            }
-        return message
+            return (
+                _(
+                    "Topped up %(amount)s to %(account)s. The past-due subscription was renewed "
+                    "from the balance (P5); balance after the renewal: %(balance)s."
+                )
+                % values
+            )
+        return _("Topped up %(amount)s to %(account)s. Balance now %(balance)s.") % values
 
 
 admin.site.unregister(Account)

@@ -1,119 +1,115 @@
-"""Customer messages in English and Simplified Chinese (P4, P5 fair-use).
+"""Customer messages (P4, P5 fair-use), in the account's language (rule 10).
 
-Plain format strings rather than templates: a 100,000-renewal run writes one
-receipt per renewal, and these are cheap to render."""
+The texts are gettext msgids: English here, Simplified Chinese (and any
+language added later) in the catalogue under ``locale/``. ``render`` formats
+them with ``translation.override(language)``, so a message is in the
+customer's language whatever language the process (a Celery worker, a staff
+member's request) runs in. Plain format strings rather than templates: a
+100,000-renewal run writes one receipt per renewal, and these are cheap to
+render."""
 
 from __future__ import annotations
 
 from typing import Any
 
-HOW_TO_NOTIFY = {
-    "en": (
-        "To stop the renewal, give notice on your account page (Subscription > "
-        "Do not renew), or email support, by the deadline."
-    ),
-    "zh-hans": "如不续订，请在截止时间前在账户页面（订阅 > 不再续订）提交通知，或发送邮件至客服。",
-}
+from django.utils import translation
+from django.utils.translation import gettext as _
 
-TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
-    "reminder": {
-        "en": (
-            "Your {package} renews on {expiry}",
-            "Dear {account},\n\nYour {package} package expires on {expiry}. Unless you give notice "
-            "of non-renewal by {deadline}{provisional}, {amount} will be deducted from your "
-            "balance on that day for the next {months}-month cycle.\n"
-            "Your balance is {balance}: {covers}.\n\n{how}\n",
-        ),
-        "zh-hans": (
-            "您的{package}将于{expiry}自动续订",
-            "{account}，您好：\n\n您的{package}套餐将于{expiry}到期。如您未在{deadline}{provisional}"
-            "前提交不续订通知，届时将从账户余额中扣除{amount}，续订{months}个月。\n"
-            "当前余额{balance}：{covers}。\n\n{how}\n",
-        ),
-    },
-    "last_reminder": {
-        "en": (
-            "Last reminder: notice deadline {deadline}",
-            "Dear {account},\n\nThis is the last reminder: the deadline to give notice of "
-            "non-renewal for your {package} package (expiring {expiry}) is {deadline}"
-            "{provisional}. After it, {amount} will be deducted on {expiry}.\n"
-            "Your balance is {balance}: {covers}.\n\n{how}\n",
-        ),
-        "zh-hans": (
-            "最后提醒：不续订通知截止时间{deadline}",
-            "{account}，您好：\n\n这是最后一次提醒：您的{package}套餐（{expiry}到期）的不续订通知截止时间为"
-            "{deadline}{provisional}。逾期将于{expiry}扣除{amount}。\n当前余额{balance}：{covers}。\n\n{how}\n",
-        ),
-    },
-    "price_change": {
-        "en": (
-            "New price from your next renewal on {expiry}",
-            "Dear {account},\n\nThe price of {package} changes. Your renewal on {expiry} will be "
-            "charged at the new price: {amount} (currently {old_amount}). If you do not want "
-            "to renew at this price, give notice by {deadline}{provisional}.\n\n{how}\n",
-        ),
-        "zh-hans": (
-            "自{expiry}续订起价格调整",
-            "{account}，您好：\n\n{package}价格调整。您{expiry}的续订将按新价格{amount}扣费（当前{old_amount}）。"
-            "如不接受，请在{deadline}{provisional}前提交不续订通知。\n\n{how}\n",
-        ),
-    },
-    "receipt": {
-        "en": (
-            "Receipt: {package} renewed",
-            "Dear {account},\n\nWe deducted {amount} from your balance for {package}, "
-            "{period_start} to {expiry}. Order #{order}. Your balance is now {balance}.\n",
-        ),
-        "zh-hans": (
-            "收据：{package}已续订",
-            "{account}，您好：\n\n已从账户余额扣除{amount}，用于{package}（{period_start}至{expiry}）。"
-            "订单号#{order}。当前余额{balance}。\n",
-        ),
-    },
-    "past_due": {
-        "en": (
-            "Your {package} could not be renewed",
-            "Dear {account},\n\nYour balance ({balance}) does not cover the renewal of {package} "
-            "({amount}); nothing was deducted. Top up at least {shortfall} by {grace_end} and it "
-            "renews with no gap; otherwise your account moves to the free package.\n",
-        ),
-        "zh-hans": (
-            "您的{package}未能续订",
-            "{account}，您好：\n\n账户余额（{balance}）不足以支付{package}的续订费用（{amount}），未扣除任何费用。"
-            "请在{grace_end}前至少充值{shortfall}，即可无间断续订；否则账户将转为免费版。\n",
-        ),
-    },
-    "ended": {
-        "en": (
-            "Your {package} has ended",
-            "Dear {account},\n\nYour {package} package ended on {expiry}. Your account is now "
-            "on the free package, free forever. You can buy a package again at any time.\n",
-        ),
-        "zh-hans": (
-            "您的{package}已结束",
-            "{account}，您好：\n\n您的{package}套餐已于{expiry}结束，账户已转为永久免费版。您可随时重新购买套餐。\n",
-        ),
-    },
-}
+LANGUAGES = ("en", "zh-hans")
+DEFAULT_LANGUAGE = "en"
 
-COVERS = {
-    "en": (
-        "it covers the renewal",
-        "it does NOT cover the renewal; please top up at least {shortfall}",
-    ),
-    "zh-hans": ("足够支付续订", "不足以支付续订，请至少充值{shortfall}"),
-}
-PROVISIONAL = {
-    "en": " (provisional: the holiday schedule for that year is not published yet)",
-    "zh-hans": "（暂定：该年度节假日安排尚未公布）",
-}
+
+def _how_to_notify() -> str:
+    return _(
+        "To stop the renewal, give notice on your account page (Subscription > Do not renew), "
+        "or email support, by the deadline."
+    )
+
+
+def _templates(kind: str) -> tuple[str, str]:
+    """(subject, body) of ``kind`` in the active language."""
+    if kind == "reminder":
+        return (
+            _("Your %(package)s renews on %(expiry)s"),
+            _(
+                "Dear %(account)s,\n\nYour %(package)s package expires on %(expiry)s. Unless "
+                "you give notice of non-renewal by %(deadline)s%(provisional)s, %(amount)s will "
+                "be deducted from your balance on that day for the next %(months)s-month "
+                "cycle.\nYour balance is %(balance)s: %(covers)s.\n\n%(how)s\n"
+            ),
+        )
+    if kind == "last_reminder":
+        return (
+            _("Last reminder: notice deadline %(deadline)s"),
+            _(
+                "Dear %(account)s,\n\nThis is the last reminder: the deadline to give notice "
+                "of non-renewal for your %(package)s package (expiring %(expiry)s) is "
+                "%(deadline)s%(provisional)s. After it, %(amount)s will be deducted on "
+                "%(expiry)s.\nYour balance is %(balance)s: %(covers)s.\n\n%(how)s\n"
+            ),
+        )
+    if kind == "price_change":
+        return (
+            _("New price from your next renewal on %(expiry)s"),
+            _(
+                "Dear %(account)s,\n\nThe price of %(package)s changes. Your renewal on "
+                "%(expiry)s will be charged at the new price: %(amount)s (currently "
+                "%(old_amount)s). If you do not want to renew at this price, give notice by "
+                "%(deadline)s%(provisional)s.\n\n%(how)s\n"
+            ),
+        )
+    if kind == "receipt":
+        return (
+            _("Receipt: %(package)s renewed"),
+            _(
+                "Dear %(account)s,\n\nWe deducted %(amount)s from your balance for "
+                "%(package)s, %(period_start)s to %(expiry)s. Order #%(order)s. Your balance "
+                "is now %(balance)s.\n"
+            ),
+        )
+    if kind == "past_due":
+        return (
+            _("Your %(package)s could not be renewed"),
+            _(
+                "Dear %(account)s,\n\nYour balance (%(balance)s) does not cover the renewal of "
+                "%(package)s (%(amount)s); nothing was deducted. Top up at least %(shortfall)s "
+                "by %(grace_end)s and it renews with no gap; otherwise your account moves to "
+                "the free package.\n"
+            ),
+        )
+    if kind == "ended":
+        return (
+            _("Your %(package)s has ended"),
+            _(
+                "Dear %(account)s,\n\nYour %(package)s package ended on %(expiry)s. Your "
+                "account is now on the free package, free forever. You can buy a package "
+                "again at any time.\n"
+            ),
+        )
+    raise KeyError(kind)
+
+
+def _covers(covered: bool, ctx: dict[str, Any]) -> str:
+    if covered:
+        return _("it covers the renewal")
+    return _("it does NOT cover the renewal; please top up at least %(shortfall)s") % ctx
+
+
+def _provisional() -> str:
+    return _(" (provisional: the holiday schedule for that year is not published yet)")
+
+
+def language_of(language: str) -> str:
+    """The language a message goes out in: the account's, if supported."""
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def render(kind: str, language: str, **ctx: Any) -> tuple[str, str]:
-    lang = language if language in TEMPLATES[kind] else "en"
-    subject, body = TEMPLATES[kind][lang]
-    ctx.setdefault("how", HOW_TO_NOTIFY[lang])
-    if "covers_bool" in ctx:
-        ctx["covers"] = COVERS[lang][0 if ctx.pop("covers_bool") else 1].format(**ctx)
-    ctx["provisional"] = PROVISIONAL[lang] if ctx.get("provisional") else ""
-    return subject.format(**ctx), body.format(**ctx)
+    """(subject, body) of the ``kind`` message in ``language``."""
+    with translation.override(language_of(language)):
+        subject, body = _templates(kind)
+        ctx.setdefault("how", _how_to_notify())
+        if "covers_bool" in ctx:
+            ctx["covers"] = _covers(bool(ctx.pop("covers_bool")), ctx)
+        ctx["provisional"] = _provisional() if ctx.get("provisional") else ""
+        return subject % ctx, body % ctx

@@ -3,6 +3,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Account, Subscription
+from billing.policy import SHANGHAI
 
 
 class RenewalRun(models.Model):
@@ -12,28 +13,33 @@ class RenewalRun(models.Model):
     as their renewals, so the counts always match what was committed."""
 
     class Trigger(models.TextChoices):
-        BEAT = "beat", "Celery beat"
-        COMMAND = "command", "run_renewals command"
-        TOP_UP = "top_up", "Top-up during grace"
+        BEAT = "beat", _("Celery beat")
+        COMMAND = "command", _("run_renewals command")
+        TOP_UP = "top_up", _("Top-up during grace")
 
-    trigger = models.CharField(max_length=10, choices=Trigger.choices)
-    at = models.DateTimeField(help_text="The instant the run renews as of.")
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    due = models.PositiveIntegerField(default=0, help_text="Subscriptions found due.")
-    chunks_total = models.PositiveIntegerField(default=0)
-    chunks_done = models.PositiveIntegerField(default=0)
-    renewed = models.PositiveIntegerField(default=0)
-    past_due = models.PositiveIntegerField(default=0)
-    ended = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    errors = models.TextField(blank=True)
+    trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices)
+    at = models.DateTimeField(_("at"), help_text=_("The instant the run renews as of."))
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    due = models.PositiveIntegerField(_("due"), default=0, help_text=_("Subscriptions found due."))
+    chunks_total = models.PositiveIntegerField(_("chunks total"), default=0)
+    chunks_done = models.PositiveIntegerField(_("chunks done"), default=0)
+    renewed = models.PositiveIntegerField(_("renewed"), default=0)
+    past_due = models.PositiveIntegerField(_("past due"), default=0)
+    ended = models.PositiveIntegerField(_("ended"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    errors = models.TextField(_("errors"), blank=True)
 
     class Meta:
+        verbose_name = _("renewal run")
+        verbose_name_plural = _("renewal runs")
         ordering = ["-started_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"Renewal run #{self.pk} at {self.at:%Y-%m-%d %H:%M}"
+        return _("Renewal run #%(pk)s at %(at)s") % {
+            "pk": self.pk,
+            "at": f"{self.at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+        }
 
 
 class Notification(models.Model):
@@ -49,52 +55,66 @@ class Notification(models.Model):
     the same ``message_id``, so a receiver can tell a resend."""
 
     class Kind(models.TextChoices):
-        REMINDER = "reminder", "Renewal reminder (before the deadline)"
-        LAST_REMINDER = "last_reminder", "Last reminder (1 working day before the deadline)"
-        PRICE_CHANGE = "price_change", "Price change at next renewal"
-        RECEIPT = "receipt", "Renewal receipt"
-        PAST_DUE = "past_due", "Renewal failed: balance too low"
-        ENDED = "ended", "Package ended: back on the free package"
+        REMINDER = "reminder", _("Renewal reminder (before the deadline)")
+        LAST_REMINDER = "last_reminder", _("Last reminder (1 working day before the deadline)")
+        PRICE_CHANGE = "price_change", _("Price change at next renewal")
+        RECEIPT = "receipt", _("Renewal receipt")
+        PAST_DUE = "past_due", _("Renewal failed: balance too low")
+        ENDED = "ended", _("Package ended: back on the free package")
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
+        PENDING = "pending", _("Pending")
         SENDING = "sending", _("Sending")
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="notifications")
-    subscription = models.ForeignKey(
-        Subscription, on_delete=models.PROTECT, related_name="notifications"
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="notifications", verbose_name=_("account")
     )
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    period_end = models.DateTimeField(help_text="End of the period the message is about.")
-    language = models.CharField(max_length=8)
-    to_email = models.EmailField()
-    subject = models.CharField(max_length=200)
-    body = models.TextField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="notifications",
+        verbose_name=_("subscription"),
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    period_end = models.DateTimeField(
+        _("period end"), help_text=_("End of the period the message is about.")
+    )
+    language = models.CharField(_("language"), max_length=8, choices=Account.Language.choices)
+    to_email = models.EmailField(_("to email"))
+    subject = models.CharField(_("subject"), max_length=200)
+    body = models.TextField(_("body"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
     priority = models.PositiveSmallIntegerField(
+        _("priority"),
         default=2,
         help_text=_("0 goes first: reminders and past-due notices before receipts."),
     )
     available_at = models.DateTimeField(
+        _("available at"),
         help_text=_(
             "Not claimed before this instant: creation, the next retry, or (while "
             "sending) the end of the sender's lease."
         ),
     )
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
     message_id = models.CharField(
+        _("message id"),
         max_length=255,
         unique=True,
         help_text=_("The Message-ID header, the same on every attempt."),
     )
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField()
-    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
@@ -120,5 +140,9 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        # No address here: this string ends up in logs.
-        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+        # No address here: this string ends up in logs (where the language is English).
+        return _("%(kind)s #%(pk)s (%(status)s)") % {
+            "kind": self.get_kind_display(),
+            "pk": self.pk,
+            "status": self.get_status_display(),
+        }

@@ -18,7 +18,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from billing.models import Subscription
 from billing.policy import SHANGHAI, format_fen, local_date
@@ -43,7 +44,10 @@ AMOUNT_KINDS = frozenset(
 
 
 def _fmt_instant(instant: dt.datetime) -> str:
-    return instant.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S (Beijing time)")
+    """An instant for a customer message, in the active language."""
+    return _("%(when)s (Beijing time)") % {
+        "when": instant.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    }
 
 
 def notification_for(
@@ -61,6 +65,35 @@ def notification_for(
     if amount_fen is None and kind in AMOUNT_KINDS:
         # The message would print "-" where the customer needs a figure.
         raise ValueError(f"a {kind} notification needs amount_fen")
+    account = subscription.account
+    lang = account.language
+    with translation.override(messages.language_of(lang)):
+        subject, body = _render(kind, subscription, amount_fen, old_amount_fen, order_id, grace_end)
+    return Notification(
+        account=account,
+        subscription=subscription,
+        kind=kind,
+        period_end=period_end,
+        language=lang,
+        to_email=account.email,
+        subject=subject,
+        body=body,
+        created_at=at,
+        available_at=at,
+        priority=policy.notification_priority(kind),
+        message_id=new_message_id(),
+    )
+
+
+def _render(
+    kind: str,
+    subscription: Subscription,
+    amount_fen: int | None,
+    old_amount_fen: int | None,
+    order_id: int | None,
+    grace_end: dt.datetime | None,
+) -> tuple[str, str]:
+    """Subject and body of the message, in the active language (the account's)."""
     account = subscription.account
     package = subscription.package
     lang = account.language
@@ -83,21 +116,7 @@ def notification_for(
         ctx["covers_bool"] = account.balance_fen >= amount_fen
         # How much more than the current balance the renewal needs (P5 fair-use).
         ctx["shortfall"] = format_fen(max(amount_fen - account.balance_fen, 0))
-    subject, body = messages.render(kind, lang, **ctx)
-    return Notification(
-        account=account,
-        subscription=subscription,
-        kind=kind,
-        period_end=period_end,
-        language=lang,
-        to_email=account.email,
-        subject=subject,
-        body=body,
-        created_at=at,
-        available_at=at,
-        priority=policy.notification_priority(kind),
-        message_id=new_message_id(),
-    )
+    return messages.render(kind, lang, **ctx)
 
 
 def _start_of_day(day: dt.date) -> dt.datetime:

@@ -1,25 +1,36 @@
 #!/usr/bin/env python3
-"""Full-page screenshots of the billing admin, for docs/screenshots/ (run by hand).
+"""Full-page screenshots of the billing admin in English and Chinese, for
+docs/screenshots/ (run by hand; rule 9: look at them).
 
-Needs a running demo server with seed_demo loaded, e.g.:
+Each page is taken twice: with the browser asking for English (locale en-US)
+and for Chinese (zh-CN), as ``NN-name-en.png`` and ``NN-name-zh.png``. Needs a
+running demo server with seed_demo loaded, e.g.:
 
-    export DEBUG=true DATABASE_URL=sqlite:////tmp/demo.sqlite3
+    export DEBUG=true ENV_FILE= DATABASE_URL=sqlite:////tmp/demo/demo.sqlite3
     .venv/bin/python manage.py migrate
     .venv/bin/python manage.py seed_demo
     .venv/bin/python manage.py runserver 127.0.0.1:8012 --noreload &
     .venv/bin/python scripts/screenshots.py --base http://127.0.0.1:8012
 
-and a Chromium (Debian: apt-get install chromium). Playwright (in
-requirements-dev.txt) drives it; it downloads no browser of its own.
+and Debian's Chromium with a Chinese font (apt-get install chromium
+fonts-wqy-microhei). Playwright (in requirements-dev.txt) drives it; it
+downloads no browser of its own.
+
+It records one non-renewal notice (support, by email) so that the
+subscription page shows a notice and the withdraw form has one to withdraw;
+it submits nothing else (the large top-up and the price change stop at their
+second step).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 ARGS = [
@@ -29,14 +40,72 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+LANGUAGES = {"en": "en-US", "zh": "zh-CN"}
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# What support types as the reason, in the language they work in.
+WITHDRAW_REASON = {
+    "en": "Customer's email of 2026-11-27 (CAF-43) asks to keep renewing.",
+    "zh": "客户 2026-11-27 来信（CAF-43）要求继续自动续费。",
+}
 
 
-def open_row(page: Page, base: str, changelist: str, text: str) -> str:
+def log_in(browser: Browser, base: str, locale: str, user: str, password: str) -> Page:
+    # Staff work in China: the browser's clock is Beijing time, as the server's.
+    context = browser.new_context(
+        locale=locale, timezone_id="Asia/Shanghai", viewport={"width": 1400, "height": 900}
+    )
+    page = context.new_page()
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", user)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(re.compile(r".*/admin/$"))
+    return page
+
+
+def open_row(page: Page, url: str, text: str) -> str:
     """Open the change page of the changelist row whose link shows ``text``."""
-    page.goto(f"{base}/admin/billing/{changelist}/?q={text.split()[0]}")
+    page.goto(url)
     page.locator("#result_list tbody tr th a", has_text=text).first.click()
     page.wait_for_load_state()
-    return page.url
+    return page.url.split("?")[0]
+
+
+def submit(page: Page) -> None:
+    page.locator("form input[type=submit]").last.click()
+    page.wait_for_load_state()
+
+
+class Shots:
+    def __init__(self, lang: str):
+        self.lang = lang
+
+    def __call__(self, page: Page, name: str, *, full_page: bool = True) -> None:
+        path = OUT / f"{name}-{self.lang}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        print(f"saved {path.relative_to(OUT.parent.parent)}")
+
+
+def record_notice(browser: Browser, base: str, *, sub_id: str, received: dt.datetime) -> str:
+    """Support records a notice received by email for subscription ``sub_id``;
+    returns the notice's change page (an existing notice if already recorded)."""
+    page = log_in(browser, base, "en-US", "support", "support-demo")
+    fill_notice_form(page, base, sub_id=sub_id, received=received, reference="<CAF-42@mail>")
+    page.locator("input[name=_preview]").click()
+    page.wait_for_load_state()
+    page.locator("input[name=_confirm]").click()
+    page.wait_for_url(re.compile(r".*/nonrenewalnotice/\d+/change/$"))
+    url = page.url
+    page.context.close()
+    return url
+
+
+def fill_notice_form(page: Page, base: str, *, sub_id: str, received: dt.datetime, reference: str):
+    page.goto(f"{base}/admin/notices/nonrenewalnotice/record/?subscription={sub_id}")
+    page.locator("#id_received_at_0").fill(f"{received:%Y-%m-%d}")
+    page.locator("#id_received_at_1").fill(f"{received:%H:%M:%S}")
+    page.select_option("#id_channel", "email")
+    page.fill("#id_reference", reference)
 
 
 def main() -> None:
@@ -45,87 +114,91 @@ def main() -> None:
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--user", default="admin")
     parser.add_argument("--password", default="admin-demo")
-    parser.add_argument("--received-date", default="2026-11-26", help="YYYY-MM-DD of the notice")
     opts = parser.parse_args()
     base = opts.base.rstrip("/")
     OUT.mkdir(parents=True, exist_ok=True)
+    # The notices are received an hour ago, Beijing time (on time for the demo's periods).
+    received = dt.datetime.now(SHANGHAI).replace(microsecond=0) - dt.timedelta(hours=1)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=opts.chromium, args=ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 900})
-        page.goto(f"{base}/admin/login/")
-        page.fill("#id_username", opts.user)
-        page.fill("#id_password", opts.password)
-        page.click("input[type=submit]")
-        page.wait_for_url(re.compile(r".*/admin/$"))
 
-        def shot(name: str) -> None:
-            page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
-            print(f"saved docs/screenshots/{name}.png")
+        # Ids the pages need, found once (in English).
+        page = log_in(browser, base, "en-US", opts.user, opts.password)
+        account_url = open_row(page, f"{base}/admin/billing/account/?q=Acme", "Acme Trading Co.")
+        package_url = open_row(page, f"{base}/admin/billing/package/", "pro-monthly")
+        order_url = open_row(
+            page, f"{base}/admin/billing/order/?status__exact=fulfilled&q=Dragon", "#"
+        )
+        acme_sub_url = open_row(
+            page, f"{base}/admin/billing/subscription/?q=Acme&status__exact=active", "Acme"
+        )
+        harbor_sub_url = open_row(
+            page, f"{base}/admin/billing/subscription/?q=Harbor&status__exact=active", "Harbor"
+        )
+        year = dt.datetime.now(SHANGHAI).year
+        calendar_url = open_row(page, f"{base}/admin/workdays/calendaryear/", str(year))
+        page.context.close()
+        sub_id = re.search(r"/subscription/(\d+)/change", acme_sub_url).group(1)
+        harbor_id = re.search(r"/subscription/(\d+)/change", harbor_sub_url).group(1)
+        notice_url = record_notice(browser, base, sub_id=harbor_id, received=received)
 
-        shot("01-admin-index")
+        for lang, locale in LANGUAGES.items():
+            shot = Shots(lang)
+            page = log_in(browser, base, locale, opts.user, opts.password)
 
-        page.goto(f"{base}/admin/billing/account/")
-        shot("06-account-list")
+            page.goto(f"{base}/admin/")
+            shot(page, "01-admin-index")
 
-        account_url = open_row(page, base, "account", "Acme Trading Co.")
-        shot("02-account-change")
+            page.goto(account_url)
+            shot(page, "02-account")
 
-        open_row(page, base, "account", "Harbor Logistics Ltd.")
-        shot("07-account-provisional-deadline")
+            page.goto(account_url.replace("/change/", "/top-up/"))
+            page.fill("#id_amount", "500")
+            page.select_option("#id_channel", "offline")
+            page.fill("#id_reference", "ICBC-20261126-0001")
+            shot(page, "03-top-up-form")
 
-        page.goto(f"{base}/admin/billing/order/?status__exact=fulfilled&q=Dragon")
-        page.locator("#result_list tbody tr th a").first.click()
-        page.wait_for_load_state()
-        shot("03-order-change")
+            # Item 9: above the threshold the amount is confirmed a second time, in words.
+            page.fill("#id_amount", "60,000.00")
+            submit(page)
+            shot(page, "04-top-up-second-confirmation")
 
-        top_up_url = account_url.rstrip("/").rsplit("/change", 1)[0] + "/top-up/"
-        page.goto(top_up_url)
-        page.fill("#id_amount", "500")
-        page.select_option("#id_channel", "offline")
-        page.fill("#id_reference", "ICBC-20261126-0001")
-        shot("04-top-up-form")
+            # P4: a price change shows its impact on renewals before it is published.
+            page.goto(package_url.replace("/change/", "/publish-price/"))
+            page.fill("#id_amount", "139")
+            page.fill("#id_effective_from", f"{year + 1}-02-01T00:00")
+            submit(page)
+            shot(page, "05-price-change-preview")
 
-        page.fill("#id_amount", "-20")
-        page.fill("#id_reference", "")
-        page.click("input[type=submit]")
-        page.wait_for_load_state()
-        shot("05-top-up-error")
+            page.goto(order_url)
+            shot(page, "06-order")
 
-        # P5: the subscription page with its notice state, as support sees it.
-        page.goto(f"{base}/admin/billing/subscription/?q=Acme&status__exact=active")
-        page.locator("#result_list tbody tr th a").first.click()
-        page.wait_for_load_state()
-        sub_id = re.search(r"/subscription/(\d+)/change", page.url).group(1)
-        shot("08-subscription-change")
+            # P5: the subscription with its notice state (a notice was recorded above).
+            page.goto(harbor_sub_url)
+            shot(page, "07-subscription-with-notice")
 
-        page.goto(f"{base}/admin/renewals/renewalrun/")
-        shot("11-renewal-runs")
-        page.goto(f"{base}/admin/renewals/notification/")
-        shot("12-notifications")
-        page.goto(f"{base}/admin/workdays/calendaryear/")
-        shot("13-calendar-years")
+            page.goto(calendar_url)
+            shot(page, "10-calendar-year", full_page=False)  # the year and its first days
 
-        # Support records an emailed notice: preview first (deadline, on time or late).
-        support = browser.new_page(viewport={"width": 1500, "height": 900})
-        support.goto(f"{base}/admin/login/")
-        support.fill("#id_username", "support")
-        support.fill("#id_password", "support-demo")
-        support.click("input[type=submit]")
-        support.wait_for_url(re.compile(r".*/admin/$"))
-        support.goto(f"{base}/admin/notices/nonrenewalnotice/record/?subscription={sub_id}")
-        support.locator("#id_received_at_0").fill(opts.received_date)
-        support.locator("#id_received_at_1").fill("09:30:00")
-        support.select_option("#id_channel", "email")
-        support.fill("#id_reference", "<CAF-20261126-42@mail.example.com>")
-        support.locator("input[type=submit]").first.click()
-        support.wait_for_load_state()
-        support.screenshot(path=str(OUT / "09-record-notice-preview.png"), full_page=True)
-        print("saved docs/screenshots/09-record-notice-preview.png")
-        support.locator("input[name=_confirm]").click()
-        support.wait_for_load_state()
-        support.screenshot(path=str(OUT / "10-notice-recorded.png"), full_page=True)
-        print("saved docs/screenshots/10-notice-recorded.png")
+            page.goto(f"{base}/admin/renewals/notification/")
+            shot(page, "11-notifications")
+            page.context.close()
+
+            # Support: record a notice (the preview: deadline, on time or late) and
+            # the withdraw form of the notice recorded above.
+            support = log_in(browser, base, locale, "support", "support-demo")
+            fill_notice_form(
+                support, base, sub_id=sub_id, received=received, reference="<CAF-77@mail>"
+            )
+            support.locator("input[name=_preview]").click()
+            support.wait_for_load_state()
+            shot(support, "08-notice-preview")
+
+            support.goto(notice_url.replace("/change/", "/withdraw/"))
+            support.fill("#id_reason", WITHDRAW_REASON[lang])
+            shot(support, "09-notice-withdraw-form")
+            support.context.close()
 
         browser.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.checks import Tags, Warning, register
 from django.db import DatabaseError, transaction
+from django.utils.translation import gettext as _
 
 
 @register("workdays", Tags.database)
@@ -27,6 +28,8 @@ def calendar_schedule_check(app_configs=None, databases=None, **kwargs):
     except DatabaseError:
         return []
     return [
-        Warning(msg, hint="Calendar years admin: load or enter the schedule.", id="workdays.W001")
+        Warning(
+            msg, hint=_("Calendar years admin: load or enter the schedule."), id="workdays.W001"
+        )
         for msg in messages
     ]

@@ -27,35 +27,50 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 
 class CalendarYear(models.Model):
     class Status(models.TextChoices):
-        OFFICIAL = "official", "Official (State Council schedule entered or confirmed)"
-        PROVISIONAL = "provisional", "Provisional (no official schedule yet)"
+        OFFICIAL = "official", _("Official (State Council schedule entered or confirmed)")
+        PROVISIONAL = "provisional", _("Provisional (no official schedule yet)")
 
     class Source(models.TextChoices):
-        STAFF = "staff", "Entered by staff"
-        LIBRARY = "library", "Loaded from the chinese-calendar library"
+        STAFF = "staff", _("Entered by staff")
+        LIBRARY = "library", _("Loaded from the chinese-calendar library")
 
-    year = models.PositiveSmallIntegerField(unique=True)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PROVISIONAL)
-    source = models.CharField(max_length=10, choices=Source.choices, default=Source.STAFF)
+    year = models.PositiveSmallIntegerField(_("year"), unique=True)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.PROVISIONAL
+    )
+    source = models.CharField(
+        _("source"), max_length=10, choices=Source.choices, default=Source.STAFF
+    )
     notice_reference = models.CharField(
+        _("notice reference"),
         max_length=200,
         blank=True,
-        help_text="The State Council notice (e.g. 国办发明电〔2026〕N号) the schedule comes from.",
+        help_text=_(
+            "The State Council notice (e.g. 国办发明电〔2026〕N号) the schedule comes from."
+        ),
     )
-    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
     confirmed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("confirmed by"),
     )
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("calendar year")
+        verbose_name_plural = _("calendar years")
         ordering = ["-year"]
         constraints = [
             models.CheckConstraint(
@@ -64,7 +79,11 @@ class CalendarYear(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.year} ({self.status})"
+        return _("%(year)s (%(status)s)") % {"year": self.year, "status": self.status_short}
+
+    @property
+    def status_short(self) -> str:
+        return _("official") if self.is_official else _("provisional")
 
     @property
     def is_official(self) -> bool:
@@ -76,26 +95,35 @@ class CalendarDay(models.Model):
     name of the holiday it belongs to."""
 
     class Kind(models.TextChoices):
-        OFF = "off", "Day off"
-        WORK = "work", "Working day"
+        OFF = "off", _("Day off")
+        WORK = "work", _("Working day")
 
-    calendar_year = models.ForeignKey(CalendarYear, on_delete=models.CASCADE, related_name="days")
-    date = models.DateField(unique=True)
-    kind = models.CharField(max_length=4, choices=Kind.choices)
-    name = models.CharField(max_length=100, blank=True, help_text="E.g. Spring Festival / 春节.")
+    calendar_year = models.ForeignKey(
+        CalendarYear, on_delete=models.CASCADE, related_name="days", verbose_name=_("calendar year")
+    )
+    date = models.DateField(_("date"), unique=True)
+    kind = models.CharField(_("kind"), max_length=4, choices=Kind.choices)
+    name = models.CharField(
+        _("name"), max_length=100, blank=True, help_text=_("E.g. Spring Festival / 春节.")
+    )
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("calendar day")
+        verbose_name_plural = _("calendar days")
         ordering = ["date"]
 
     def __str__(self) -> str:
-        return f"{self.date} {self.kind} {self.name}".strip()
+        return f"{self.date} {self.get_kind_display()} {self.name}".strip()
 
     def clean(self) -> None:
         if self.date and self.calendar_year_id and self.date.year != self.calendar_year.year:
             raise ValidationError(
-                {"date": f"{self.date} is not in {self.calendar_year.year}; add it to its year."}
+                {
+                    "date": _("%(date)s is not in %(year)s; add it to its year.")
+                    % {"date": self.date, "year": self.calendar_year.year}
+                }
             )
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.time import local_date
 
@@ -33,9 +34,12 @@ def calendar_warnings(*, now: dt.datetime | None = None) -> list[str]:
     year = next_year_missing(now=now)
     if year is not None:
         messages.append(
-            f"The PRC working-day schedule for {year} is not official yet: enter or load the "
-            f"State Council schedule (Working days admin). Until then deadlines in {year} are "
-            "counted Monday-Friday and marked provisional (P5)."
+            _(
+                "The PRC working-day schedule for %(year)s is not official yet: enter or load "
+                "the State Council schedule (Working days admin). Until then deadlines in "
+                "%(year)s are counted Monday-Friday and marked provisional (P5)."
+            )
+            % {"year": year}
         )
     return messages
 

@@ -181,7 +181,9 @@ class DayEntry(NamedTuple):
 
 def _check_year(year: Any) -> int:
     if isinstance(year, bool) or not isinstance(year, int) or not 2000 <= year <= 2200:
-        raise ValidationError({"year": f"{year!r} is not a calendar year (2000-2200)."})
+        raise ValidationError(
+            {"year": _("%(year)s is not a calendar year (2000-2200).") % {"year": repr(year)}}
+        )
     return year
 
 
@@ -209,17 +211,26 @@ def _validate_days(year: int, days: Iterable[DayEntry | tuple]) -> list[DayEntry
     for raw in days:
         entry = DayEntry(*raw)
         if not isinstance(entry.date, dt.date) or isinstance(entry.date, dt.datetime):
-            raise ValidationError({"days": f"{entry.date!r} is not a date."})
+            raise ValidationError(
+                {"days": _("%(date)s is not a date.") % {"date": repr(entry.date)}}
+            )
         if entry.date.year != year:
-            raise ValidationError({"days": f"{entry.date} is not in {year}."})
+            raise ValidationError(
+                {"days": _("%(date)s is not in %(year)s.") % {"date": entry.date, "year": year}}
+            )
         if entry.kind not in CalendarDay.Kind.values:
             raise ValidationError(
-                {"days": f"{entry.date}: kind must be 'off' or 'work', not {entry.kind!r}."}
+                {
+                    "days": _("%(date)s: kind must be 'off' or 'work', not %(kind)s.")
+                    % {"date": entry.date, "kind": repr(entry.kind)}
+                }
             )
         if entry.date in seen:
-            raise ValidationError({"days": f"{entry.date} is listed twice."})
+            raise ValidationError({"days": _("%(date)s is listed twice.") % {"date": entry.date}})
         if len(entry.name) > 100:
-            raise ValidationError({"days": f"{entry.date}: the name is longer than 100."})
+            raise ValidationError(
+                {"days": _("%(date)s: the name is longer than 100.") % {"date": entry.date}}
+            )
         seen.add(entry.date)
         out.append(entry)
     return out
@@ -294,7 +305,7 @@ def calendar_year_enter(
     entries = _validate_days(year, days)
     _require_days(year, len(entries))
     if len(notice_reference) > 200:
-        raise ValidationError({"notice_reference": "At most 200 characters."})
+        raise ValidationError({"notice_reference": _("At most 200 characters.")})
     reason = f"P5 calendar {year}: State Council schedule entered"
     row = _lock_year(year)
     _replace_days(row, entries, actor=actor, reason=reason)
@@ -324,9 +335,11 @@ def calendar_year_load_from_library(
     year = _check_year(year)
     if year not in LIBRARY_YEARS:
         raise ValidationError(
-            f"The chinese-calendar library has no schedule for {year} (it knows "
-            f"{LIBRARY_YEARS.start}-{LIBRARY_YEARS.stop - 1}); enter the State Council "
-            "schedule by hand."
+            _(
+                "The chinese-calendar library has no schedule for %(year)s (it knows "
+                "%(first)s-%(last)s); enter the State Council schedule by hand."
+            )
+            % {"year": year, "first": LIBRARY_YEARS.start, "last": LIBRARY_YEARS.stop - 1}
         )
     entries = library_days(year)
     row = _lock_year(year)
@@ -367,7 +380,9 @@ def calendar_year_saved(
     row = CalendarYear.objects.select_for_update().get(pk=calendar_year.pk)
     stray = [d.date for d in row.days.all() if d.date.year != row.year]
     if stray:
-        raise ValidationError(f"{stray[0]} is not in {row.year}.")
+        raise ValidationError(
+            _("%(date)s is not in %(year)s.") % {"date": stray[0], "year": row.year}
+        )
     if row.is_official:
         _require_days(row.year, row.days.count())
     reason = ""
@@ -405,8 +420,11 @@ def calendar_year_mark_official(
     if not row.days.exists():
         if year not in LIBRARY_YEARS:
             raise ValidationError(
-                f"{year} has no days entered and the library does not know it: enter the "
-                "State Council schedule (days off and make-up working days) first."
+                _(
+                    "%(year)s has no days entered and the library does not know it: enter the "
+                    "State Council schedule (days off and make-up working days) first."
+                )
+                % {"year": year}
             )
         reason = f"P5 calendar {year}: library schedule confirmed official"
         _replace_days(row, library_days(year), actor=actor, reason=reason)

@@ -7,7 +7,9 @@ from django.db.models import OuterRef, Subquery
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext_lazy as _
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import policy, selectors, services
 from billing.forms import TopUpForm
@@ -23,6 +25,7 @@ from .base import (
     admin_link,
     deadline_html,
     expiry_date,
+    ledger_memo,
     order_link,
     shanghai,
     yuan,
@@ -39,17 +42,18 @@ class RecentOrderFormSet(RecentFormSet):
 
 class AccountMemberInline(ReadOnlyInline):
     model = AccountMember
-    verbose_name_plural = "members"
+    verbose_name = gettext_lazy("member")
+    verbose_name_plural = gettext_lazy("members")
     readonly_fields = ["user", "role", "added", "suspended"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
 
-    @admin.display(description="Added")
+    @admin.display(description=gettext_lazy("Added"))
     def added(self, obj):
         return shanghai(obj.added_at)
 
-    @admin.display(description=_("Suspended (P3: beyond the seats)"))
+    @admin.display(description=gettext_lazy("Suspended (P3: beyond the seats)"))
     def suspended(self, obj):
         return member_suspension(obj)
 
@@ -66,54 +70,58 @@ def member_suspension(member: AccountMember) -> str:
 class RecentLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
     model = LedgerEntry
     formset = RecentLedgerFormSet
-    verbose_name_plural = f"recent ledger entries (latest {RecentLedgerFormSet.limit})"
+    verbose_name_plural = format_lazy(
+        gettext_lazy("recent ledger entries (latest {limit})"), limit=RecentLedgerFormSet.limit
+    )
     readonly_fields = ["when", "kind", "amount", "balance_after", "order_ref", "channel", "ref"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-pk")
 
-    @admin.display(description="Order")
+    @admin.display(description=gettext_lazy("Order"))
     def order_ref(self, obj):
         return order_link(obj.order_id)
 
-    @admin.display(description="Reference")
+    @admin.display(description=gettext_lazy("Reference"))
     def ref(self, obj):
-        return obj.reference or obj.memo or DASH
+        return obj.reference or ledger_memo(obj) or DASH
 
 
 class RecentOrderInline(ReadOnlyInline):
     model = Order
     fk_name = "account"
     formset = RecentOrderFormSet
-    verbose_name_plural = f"recent orders (latest {RecentOrderFormSet.limit})"
+    verbose_name_plural = format_lazy(
+        gettext_lazy("recent orders (latest {limit})"), limit=RecentOrderFormSet.limit
+    )
     readonly_fields = ["number", "package", "kind", "status", "amount", "channel", "created"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("package").order_by("-pk")
 
-    @admin.display(description="Order")
+    @admin.display(description=gettext_lazy("Order"))
     def number(self, obj):
         return order_link(obj.pk)
 
-    @admin.display(description="Amount")
+    @admin.display(description=gettext_lazy("Amount"))
     def amount(self, obj):
         return yuan(obj.amount_fen if obj.amount_fen is not None else obj.agreed_amount_fen)
 
-    @admin.display(description="Created")
+    @admin.display(description=gettext_lazy("Created"))
     def created(self, obj):
         return shanghai(obj.created_at)
 
 
 class LiveStatusFilter(admin.SimpleListFilter):
-    title = "subscription"
+    title = gettext_lazy("subscription")
     parameter_name = "live"
 
     def lookups(self, request, model_admin):
         return [
-            ("free", "Free"),
-            ("paid", "Paid, active"),
-            ("past_due", "Past due"),
-            ("ending", "Expiring in 7 days"),
+            ("free", _("Free")),
+            ("paid", _("Paid, active")),
+            ("past_due", _("Past due")),
+            ("ending", _("Expiring in 7 days")),
         ]
 
     def queryset(self, request, queryset):
@@ -154,8 +162,8 @@ class AccountAdmin(HistoryAdmin):
     date_hierarchy = "created_at"
     fieldsets = [
         (None, {"fields": ["name", "email", "language", "owner", "created"]}),
-        ("Money", {"fields": ["balance", "ledger_link"]}),
-        ("Live subscription", {"fields": ["subscription_summary"]}),
+        (gettext_lazy("Money"), {"fields": ["balance", "ledger_link"]}),
+        (gettext_lazy("Live subscription"), {"fields": ["subscription_summary"]}),
     ]
     readonly_fields = ["owner", "created", "balance", "ledger_link", "subscription_summary"]
     inlines = [AccountMemberInline, RecentOrderInline, RecentLedgerInline]
@@ -196,62 +204,65 @@ class AccountAdmin(HistoryAdmin):
 
     # --- columns ------------------------------------------------------------
 
-    @admin.display(description="Balance", ordering="balance_fen")
+    @admin.display(description=gettext_lazy("Balance"), ordering="balance_fen")
     def balance(self, obj):
         return yuan(obj.balance_fen)
 
-    @admin.display(description="Package", ordering="live_package_code")
+    @admin.display(description=gettext_lazy("Package"), ordering="live_package_code")
     def live_package(self, obj):
         return getattr(obj, "live_package_code", None) or DASH
 
-    @admin.display(description="Status")
+    @admin.display(description=gettext_lazy("Status"))
     def live_status(self, obj):
         value = getattr(obj, "live_status_value", None)
         return Subscription.Status(value).label if value else DASH
 
-    @admin.display(description="Expiry date", ordering="live_period_end")
+    @admin.display(description=gettext_lazy("Expiry date"), ordering="live_period_end")
     def live_expiry(self, obj):
         return expiry_date(getattr(obj, "live_period_end", None))
 
-    @admin.display(description="Created", ordering="created_at")
+    @admin.display(description=gettext_lazy("Created"), ordering="created_at")
     def created(self, obj):
         return shanghai(obj.created_at)
 
-    @admin.display(description="Ledger")
+    @admin.display(description=gettext_lazy("Ledger"))
     def ledger_link(self, obj):
         url = reverse("admin:billing_ledgerentry_changelist") + f"?account__id__exact={obj.pk}"
-        return format_html('<a href="{}">All ledger entries of this account</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("All ledger entries of this account"))
 
-    @admin.display(description="Live subscription")
+    @admin.display(description=gettext_lazy("Live subscription"))
     def subscription_summary(self, obj):
         sub = selectors.live_subscription(account=obj)
         if sub is None:
-            return "No live subscription."
+            return _("No live subscription.")
         rows = [
-            ("Package", admin_link(sub, f"{sub.package.name_en} ({sub.package.code})")),
-            ("Status", sub.get_status_display()),
-            ("Seats / environments", f"{sub.seats} / {sub.environments_limit}"),
+            (_("Package"), admin_link(sub, str(sub.package))),
+            (_("Status"), sub.get_status_display()),
+            (_("Seats / environments"), f"{sub.seats} / {sub.environments_limit}"),
         ]
         if sub.is_paid:
             renew_price = (
-                yuan(sub.renewal_price_fen) if sub.renewal_price_fen else "current price (P4)"
+                yuan(sub.renewal_price_fen) if sub.renewal_price_fen else _("current price (P4)")
             )
             rows += [
                 (
-                    "Current period",
+                    _("Current period"),
                     f"{shanghai(sub.current_period_start)} → {shanghai(sub.current_period_end)}",
                 ),
-                ("Expiry date", expiry_date(sub.current_period_end)),
+                (_("Expiry date"), expiry_date(sub.current_period_end)),
                 (
-                    "Non-renewal notice deadline",
+                    _("Non-renewal notice deadline"),
                     deadline_html(sub.notice_deadline, sub.notice_deadline_provisional),
                 ),
-                ("Auto-renew", "yes, at " + renew_price if sub.auto_renew else "no"),
+                (
+                    _("Auto-renew"),
+                    _("yes, at %(price)s") % {"price": renew_price} if sub.auto_renew else _("no"),
+                ),
             ]
             if sub.past_due_since:
-                rows.append(("Past due since", shanghai(sub.past_due_since)))
+                rows.append((_("Past due since"), shanghai(sub.past_due_since)))
         else:
-            rows.append(("Period", "Free forever (P2): no period, no payment."))
+            rows.append((_("Period"), _("Free forever (P2): no period, no payment.")))
         return format_html(
             '<table class="billing-summary">{}</table>',
             format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
@@ -271,12 +282,12 @@ class AccountAdmin(HistoryAdmin):
 
     def billing_tools(self, request, obj):
         if request.user.has_perm("billing.top_up_balance"):
-            return [(self.object_url(obj, "top_up"), "Top up balance")]
+            return [(self.object_url(obj, "top_up"), _("Top up balance"))]
         return []
 
-    @admin.action(description="Top up balance…", permissions=["top_up_balance"])
+    @admin.action(description=gettext_lazy("Top up balance…"), permissions=["top_up_balance"])
     def top_up_action(self, request, queryset):
-        return self.redirect_one(request, queryset, "top_up", "account")
+        return self.redirect_one(request, queryset, "top_up")
 
     def top_up(self, request, account, data) -> str:
         """Call the top-up service; the renewals app's admin replaces this with
@@ -290,10 +301,11 @@ class AccountAdmin(HistoryAdmin):
             confirmed_large=data["confirmed_large"],
             actor=request.user,
         )
-        return (
-            f"Topped up {policy.format_fen(entry.amount_fen)} to {account.name}; "
-            f"balance now {policy.format_fen(entry.balance_after_fen)}."
-        )
+        return _("Topped up %(amount)s to %(account)s; balance now %(balance)s.") % {
+            "amount": policy.format_fen(entry.amount_fen),
+            "account": account.name,
+            "balance": policy.format_fen(entry.balance_after_fen),
+        }
 
     def top_up_view(self, request, object_id):
         account = self.get_object(request, object_id)
@@ -308,12 +320,17 @@ class AccountAdmin(HistoryAdmin):
             obj=account,
             form_class=TopUpForm,
             permission="billing.top_up_balance",
-            title="Top up balance",
+            title=_("Top up balance"),
             call=call,
-            submit_label="Top up",
-            summary=[("Account", account.name), ("Current balance", yuan(account.balance_fen))],
-            intro="Adds prepaid funds received from the customer. The ledger records "
-            "who, when, how much and the reference; it cannot be edited afterwards.",
+            submit_label=_("Top up"),
+            summary=[
+                (_("Account"), account.name),
+                (_("Current balance"), yuan(account.balance_fen)),
+            ],
+            intro=_(
+                "Adds prepaid funds received from the customer. The ledger records who, when, "
+                "how much and the reference; it cannot be edited afterwards."
+            ),
         )
 
 
@@ -324,6 +341,6 @@ class AccountMemberAdmin(ViewOnlyMixin, HistoryAdmin):
     list_filter = ["role", ("suspended_at", admin.EmptyFieldListFilter)]
     search_fields = ["account__name", "user__username", "user__email"]
 
-    @admin.display(description=_("Suspended (P3)"), ordering="suspended_at")
+    @admin.display(description=gettext_lazy("Suspended (P3)"), ordering="suspended_at")
     def suspended(self, obj):
         return member_suspension(obj)

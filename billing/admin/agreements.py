@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Count
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import authz, services
 from billing.forms import AgreementVersionForm
@@ -65,11 +66,11 @@ class AgreementVersionAdmin(HistoryAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_acceptances=Count("acceptances"))
 
-    @admin.display(description="Effective from", ordering="effective_from")
+    @admin.display(description=gettext_lazy("Effective from"), ordering="effective_from")
     def effective(self, obj):
         return shanghai(obj.effective_from)
 
-    @admin.display(description="Acceptances", ordering="n_acceptances")
+    @admin.display(description=gettext_lazy("Acceptances"), ordering="n_acceptances")
     def acceptance_count(self, obj):
         return obj.n_acceptances
 
@@ -94,10 +95,10 @@ class AcceptanceAdmin(ViewOnlyMixin, HistoryAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="Version", ordering="agreement_version__version")
+    @admin.display(description=gettext_lazy("Version"), ordering="agreement_version__version")
     def version(self, obj):
         return obj.agreement_version.version
 
-    @admin.display(description="Accepted", ordering="accepted_at")
+    @admin.display(description=gettext_lazy("Accepted"), ordering="accepted_at")
     def accepted(self, obj):
         return shanghai(obj.accepted_at, "%Y-%m-%d %H:%M:%S")

@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import amounts, formtokens, policy
 from billing.forms import add_service_error
@@ -75,11 +76,31 @@ def deadline_html(deadline: dt.datetime | None, provisional: bool) -> str:
     text = shanghai(deadline, "%Y-%m-%d %H:%M:%S")
     if provisional:
         return format_html(
-            '{} <strong class="billing-provisional" title="{}">provisional</strong>',
+            '{} <strong class="billing-provisional" title="{}">{}</strong>',
             text,
-            "No official working-day schedule for that year yet: counted Monday-Friday.",
+            _("No official working-day schedule for that year yet: counted Monday-Friday."),
+            _("provisional"),
         )
     return text
+
+
+def ledger_memo(entry: Any) -> str:
+    """An entry's memo as a person reads it: the memos the services write
+    (``Payment for order #N``, ``Order #N code``, ``Renewal order #N``, ``<provider>
+    payment``) in the page's language; a memo staff typed, as typed (rule 10)."""
+    memo = entry.memo or ""
+    order_id = entry.order_id
+    if order_id is not None:
+        if memo == f"Payment for order #{order_id}":
+            return _("Payment for order #%(pk)s") % {"pk": order_id}
+        if memo == f"Renewal order #{order_id}":
+            return _("Renewal order #%(pk)s") % {"pk": order_id}
+        prefix = f"Order #{order_id} "
+        if memo.startswith(prefix) and " " not in memo[len(prefix) :]:
+            return _("Order #%(pk)s %(package)s") % {"pk": order_id, "package": memo[len(prefix) :]}
+    elif entry.channel == "online" and memo.endswith(" payment") and " " not in memo[:-8]:
+        return _("%(provider)s payment") % {"provider": memo[:-8]}
+    return memo
 
 
 def admin_link(obj: Any, text: str | None = None) -> str:
@@ -94,7 +115,7 @@ def order_link(order_id: int | None) -> str:
     if order_id is None:
         return DASH
     url = reverse("admin:billing_order_change", args=[order_id])
-    return format_html('<a href="{}">Order #{}</a>', url, order_id)
+    return format_html('<a href="{}">{}</a>', url, _("Order #%(pk)s") % {"pk": order_id})
 
 
 class HistoryAdmin(NoRevertHistoryAdmin):
@@ -151,7 +172,9 @@ class HistoryAdmin(NoRevertHistoryAdmin):
             raise PermissionDenied
         back_url = self.object_url(obj) if obj is not None else self.changelist_url()
         if permission and not request.user.has_perm(permission):
-            raise PermissionDenied(f"You do not have the {permission} permission.")
+            raise PermissionDenied(
+                _("You do not have the %(permission)s permission.") % {"permission": permission}
+            )
         confirmation = step = None
         token = ""
         if request.method == "POST":
@@ -230,15 +253,16 @@ class HistoryAdmin(NoRevertHistoryAdmin):
             submit_label=_("Confirm %(amount)s") % {"amount": amount},
         )
 
-    def redirect_one(
-        self, request: HttpRequest, queryset, view: str, noun: str
-    ) -> HttpResponse | None:
+    def redirect_one(self, request: HttpRequest, queryset, view: str) -> HttpResponse | None:
         """A changelist action that needs input: with exactly one row selected,
         go to its form page; otherwise say so and stay on the list."""
         objs = list(queryset[:2])
         if len(objs) != 1:
             self.message_user(
-                request, f"Select exactly one {noun} for this action.", messages.WARNING
+                request,
+                _("Select exactly one %(noun)s for this action.")
+                % {"noun": self.model._meta.verbose_name},
+                messages.WARNING,
             )
             return None
         return HttpResponseRedirect(self.object_url(objs[0], view))
@@ -271,17 +295,21 @@ class RecentFormSet(BaseInlineFormSet):
 class LedgerColumnsMixin:
     """The columns every ledger inline shows, in yuan and Shanghai time."""
 
-    @admin.display(description="When")
+    @admin.display(description=gettext_lazy("When"))
     def when(self, obj):
         return shanghai(obj.created_at)
 
-    @admin.display(description="Amount")
+    @admin.display(description=gettext_lazy("Amount"))
     def amount(self, obj):
         return yuan(obj.amount_fen)
 
-    @admin.display(description="Balance after")
+    @admin.display(description=gettext_lazy("Balance after"))
     def balance_after(self, obj):
         return yuan(obj.balance_after_fen)
+
+    @admin.display(description=gettext_lazy("Memo"))
+    def memo_text(self, obj):
+        return ledger_memo(obj)
 
 
 class ReadOnlyInline(PermittedLinksMixin, ViewOnlyMixin, admin.TabularInline):

@@ -5,6 +5,7 @@ from django.db.models import OuterRef, Subquery
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import policy, selectors, services
 from billing.forms import PriceChangeForm
@@ -24,21 +25,21 @@ from .base import (
 
 class PriceVersionInline(ReadOnlyInline):
     model = PriceVersion
-    verbose_name_plural = "price versions (newest first)"
+    verbose_name_plural = gettext_lazy("price versions (newest first)")
     readonly_fields = ["amount", "effective", "published", "published_by"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("published_by")
 
-    @admin.display(description="Price per seat and period")
+    @admin.display(description=gettext_lazy("Price per seat and period"))
     def amount(self, obj):
         return yuan(obj.amount_fen)
 
-    @admin.display(description="Effective from")
+    @admin.display(description=gettext_lazy("Effective from"))
     def effective(self, obj):
         return shanghai(obj.effective_from)
 
-    @admin.display(description="Published")
+    @admin.display(description=gettext_lazy("Published"))
     def published(self, obj):
         return shanghai(obj.published_at)
 
@@ -88,16 +89,19 @@ class PackageAdmin(HistoryAdmin):
             )
         )
 
-    @admin.display(description="Price now (per seat)")
+    @admin.display(description=gettext_lazy("Price now (per seat)"))
     def price_now(self, obj):
         return yuan(getattr(obj, "price_now_fen", None))
 
-    @admin.display(description="Next price change")
+    @admin.display(description=gettext_lazy("Next price change"))
     def next_change(self, obj):
         fen = getattr(obj, "next_price_fen", None)
         if fen is None:
             return DASH
-        return f"{yuan(fen)} from {shanghai(obj.next_price_from)}"
+        return _("%(price)s from %(when)s") % {
+            "price": yuan(fen),
+            "when": shanghai(obj.next_price_from),
+        }
 
     # --- money: publish a price change --------------------------------------
 
@@ -113,12 +117,14 @@ class PackageAdmin(HistoryAdmin):
 
     def billing_tools(self, request, obj):
         if not obj.is_free and request.user.has_perm("billing.publish_price_change"):
-            return [(self.object_url(obj, "publish_price"), "Publish price change")]
+            return [(self.object_url(obj, "publish_price"), _("Publish price change"))]
         return []
 
-    @admin.action(description="Publish price change…", permissions=["publish_price_change"])
+    @admin.action(
+        description=gettext_lazy("Publish price change…"), permissions=["publish_price_change"]
+    )
     def publish_price_change_action(self, request, queryset):
-        return self.redirect_one(request, queryset, "publish_price", "package")
+        return self.redirect_one(request, queryset, "publish_price")
 
     @staticmethod
     def _price_preview(package, data) -> SecondStep:
@@ -157,25 +163,34 @@ class PackageAdmin(HistoryAdmin):
                 effective_from=data["effective_from"],
                 actor=request.user,
             )
-            return (
-                f"Published {package.code}: {policy.format_fen(version.amount_fen)} per seat and "
-                f"period from {shanghai(version.effective_from)} (Asia/Shanghai)."
-            )
+            return _(
+                "Published %(code)s: %(price)s per seat and period from %(when)s (Asia/Shanghai)."
+            ) % {
+                "code": package.code,
+                "price": policy.format_fen(version.amount_fen),
+                "when": shanghai(version.effective_from),
+            }
 
         return self.service_form_page(
             request,
             obj=package,
             form_class=PriceChangeForm,
             permission="billing.publish_price_change",
-            title="Publish price change",
+            title=_("Publish price change"),
             call=call,
-            submit_label="Publish",
+            submit_label=_("Publish"),
             summary=[
-                ("Package", f"{package.name_en} ({package.code}), {package.get_kind_display()}"),
-                ("Price now", yuan(current.amount_fen) if current else DASH),
+                (
+                    _("Package"),
+                    _("%(package)s, %(kind)s")
+                    % {"package": package, "kind": package.get_kind_display()},
+                ),
+                (_("Price now"), yuan(current.amount_fen) if current else DASH),
             ],
-            intro="A new price applies to orders confirmed and renewals run from the effective "
-            "time on (P4); periods already paid keep their price. It cannot be undone.",
+            intro=_(
+                "A new price applies to orders confirmed and renewals run from the effective "
+                "time on (P4); periods already paid keep their price. It cannot be undone."
+            ),
         )
 
 
@@ -211,14 +226,14 @@ class PriceVersionAdmin(ViewOnlyMixin, HistoryAdmin):
     fields = ["package", "amount", "effective", "published", "published_by"]
     readonly_fields = fields
 
-    @admin.display(description="Price per seat and period", ordering="amount_fen")
+    @admin.display(description=gettext_lazy("Price per seat and period"), ordering="amount_fen")
     def amount(self, obj):
         return yuan(obj.amount_fen)
 
-    @admin.display(description="Effective from", ordering="effective_from")
+    @admin.display(description=gettext_lazy("Effective from"), ordering="effective_from")
     def effective(self, obj):
         return shanghai(obj.effective_from)
 
-    @admin.display(description="Published", ordering="published_at")
+    @admin.display(description=gettext_lazy("Published"), ordering="published_at")
     def published(self, obj):
         return shanghai(obj.published_at)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import authz, services
 from billing.forms import CancelForm, FulfilForm, OfflinePaymentForm
@@ -16,6 +18,7 @@ from .base import (
     ReadOnlyInline,
     ViewOnlyMixin,
     admin_link,
+    ledger_memo,
     order_link,
     shanghai,
     yuan,
@@ -30,8 +33,16 @@ CANCEL_PERMISSION = authz.CANCEL_ORDER
 
 class OrderLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
     model = LedgerEntry
-    verbose_name_plural = "ledger entries of this order"
-    readonly_fields = ["when", "kind", "amount", "balance_after", "channel", "reference", "memo"]
+    verbose_name_plural = gettext_lazy("ledger entries of this order")
+    readonly_fields = [
+        "when",
+        "kind",
+        "amount",
+        "balance_after",
+        "channel",
+        "reference",
+        "memo_text",
+    ]
 
 
 @admin.register(Order)
@@ -58,11 +69,14 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
     fieldsets = [
         (None, {"fields": ["account", "package", "kind", "seats", "status", "subscription"]}),
         (
-            "Price (frozen at confirmation, P4)",
+            gettext_lazy("Price (frozen at confirmation, P4)"),
             {"fields": ["amount", "price_version_display", "agreed_amount", "refunded"]},
         ),
-        ("Payment", {"fields": ["channel", "external_reference", "period"]}),
-        ("Status timeline", {"fields": ["timeline", "fulfilment_note", "cancel_reason"]}),
+        (gettext_lazy("Payment"), {"fields": ["channel", "external_reference", "period"]}),
+        (
+            gettext_lazy("Status timeline"),
+            {"fields": ["timeline", "fulfilment_note", "cancel_reason"]},
+        ),
     ]
     readonly_fields = [
         "account",
@@ -103,60 +117,61 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
 
     # --- columns ------------------------------------------------------------
 
-    @admin.display(description="Order", ordering="pk")
+    @admin.display(description=gettext_lazy("Order"), ordering="pk")
     def number(self, obj):
         return f"#{obj.pk}"
 
-    @admin.display(description="Package", ordering="package__code")
+    @admin.display(description=gettext_lazy("Package"), ordering="package__code")
     def package_code(self, obj):
         return obj.package.code
 
-    @admin.display(description="Amount", ordering="amount_fen")
+    @admin.display(description=gettext_lazy("Amount"), ordering="amount_fen")
     def amount(self, obj):
         if obj.amount_fen is None and obj.agreed_amount_fen is not None:
-            return f"{yuan(obj.agreed_amount_fen)} (agreed)"
+            return _("%(amount)s (agreed)") % {"amount": yuan(obj.agreed_amount_fen)}
         return yuan(obj.amount_fen)
 
-    @admin.display(description="Created", ordering="created_at")
+    @admin.display(description=gettext_lazy("Created"), ordering="created_at")
     def created(self, obj):
         return shanghai(obj.created_at)
 
-    @admin.display(description="Paid", ordering="paid_at")
+    @admin.display(description=gettext_lazy("Paid"), ordering="paid_at")
     def paid(self, obj):
         return shanghai(obj.paid_at)
 
-    @admin.display(description="Price version")
+    @admin.display(description=gettext_lazy("Price version"))
     def price_version_display(self, obj):
         pv = obj.price_version
         if pv is None:
-            return "custom (agreed with staff)" if obj.kind == Order.Kind.CUSTOM else DASH
+            return _("custom (agreed with staff)") if obj.kind == Order.Kind.CUSTOM else DASH
         return admin_link(
             pv,
-            f"{yuan(pv.amount_fen)} per seat and period, effective {shanghai(pv.effective_from)}",
+            _("%(price)s per seat and period, effective %(when)s")
+            % {"price": yuan(pv.amount_fen), "when": shanghai(pv.effective_from)},
         )
 
-    @admin.display(description="Agreed amount (custom)")
+    @admin.display(description=gettext_lazy("Agreed amount (custom)"))
     def agreed_amount(self, obj):
         return yuan(obj.agreed_amount_fen)
 
-    @admin.display(description="Refunded")
+    @admin.display(description=gettext_lazy("Refunded"))
     def refunded(self, obj):
         return yuan(obj.refunded_fen)
 
-    @admin.display(description="Period paid for")
+    @admin.display(description=gettext_lazy("Period paid for"))
     def period(self, obj):
         if obj.period_start is None:
             return DASH
         return f"{shanghai(obj.period_start)} → {shanghai(obj.period_end)}"
 
-    @admin.display(description="Timeline (Asia/Shanghai)")
+    @admin.display(description=gettext_lazy("Timeline (Asia/Shanghai)"))
     def timeline(self, obj):
         steps = [
-            ("Created", obj.created_at),
-            ("Confirmed (not refundable from here, P1)", obj.confirmed_at),
-            ("Paid", obj.paid_at),
-            ("Fulfilled", obj.fulfilled_at),
-            ("Cancelled", obj.cancelled_at),
+            (_("Created"), obj.created_at),
+            (_("Confirmed (not refundable from here, P1)"), obj.confirmed_at),
+            (_("Paid"), obj.paid_at),
+            (_("Fulfilled"), obj.fulfilled_at),
+            (_("Cancelled"), obj.cancelled_at),
         ]
         rows = [(label, shanghai(when, "%Y-%m-%d %H:%M:%S")) for label, when in steps if when]
         return format_html(
@@ -188,33 +203,35 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
         tools = []
         user = request.user
         if obj.status == Order.Status.CONFIRMED and user.has_perm("billing.record_offline_payment"):
-            tools.append((self.object_url(obj, "offline_payment"), "Record offline payment"))
+            tools.append((self.object_url(obj, "offline_payment"), _("Record offline payment")))
         if obj.status == Order.Status.PAID and user.has_perm(FULFIL_PERMISSION):
-            tools.append((self.object_url(obj, "fulfil"), "Fulfil"))
+            tools.append((self.object_url(obj, "fulfil"), _("Fulfil")))
         if obj.status in (Order.Status.DRAFT, Order.Status.CONFIRMED) and user.has_perm(
             CANCEL_PERMISSION
         ):
-            tools.append((self.object_url(obj, "cancel"), "Cancel unpaid order"))
+            tools.append((self.object_url(obj, "cancel"), _("Cancel unpaid order")))
         return tools
 
-    @admin.action(description="Record offline payment…", permissions=["record_offline_payment"])
+    @admin.action(
+        description=gettext_lazy("Record offline payment…"), permissions=["record_offline_payment"]
+    )
     def record_offline_payment_action(self, request, queryset):
-        return self.redirect_one(request, queryset, "offline_payment", "order")
+        return self.redirect_one(request, queryset, "offline_payment")
 
-    @admin.action(description="Fulfil…", permissions=["fulfil_order"])
+    @admin.action(description=gettext_lazy("Fulfil…"), permissions=["fulfil_order"])
     def fulfil_action(self, request, queryset):
-        return self.redirect_one(request, queryset, "fulfil", "order")
+        return self.redirect_one(request, queryset, "fulfil")
 
-    @admin.action(description="Cancel unpaid order…", permissions=["cancel_order"])
+    @admin.action(description=gettext_lazy("Cancel unpaid order…"), permissions=["cancel_order"])
     def cancel_action(self, request, queryset):
-        return self.redirect_one(request, queryset, "cancel", "order")
+        return self.redirect_one(request, queryset, "cancel")
 
     def _summary(self, order):
         return [
-            ("Order", f"#{order.pk} {order.get_kind_display()} {order.package.code}"),
-            ("Account", order.account.name),
-            ("Status", order.get_status_display()),
-            ("Amount", self.amount(order)),
+            (_("Order"), f"#{order.pk} {order.get_kind_display()} {order.package.code}"),
+            (_("Account"), order.account.name),
+            (_("Status"), order.get_status_display()),
+            (_("Amount"), self.amount(order)),
         ]
 
     def _order_page(self, request, object_id, *, call, **page):
@@ -236,10 +253,14 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             paid = services.offline_payment_record(
                 order=order, bank_reference=data["bank_reference"], actor=request.user
             )
-            return (
-                f"Recorded the offline payment of {yuan(paid.amount_fen)} for order #{paid.pk} "
-                f"(reference {paid.external_reference}); it is now paid."
-            )
+            return _(
+                "Recorded the offline payment of %(amount)s for order #%(pk)s (reference "
+                "%(reference)s); it is now paid."
+            ) % {
+                "amount": yuan(paid.amount_fen),
+                "pk": paid.pk,
+                "reference": paid.external_reference,
+            }
 
         return self._order_page(
             request,
@@ -247,19 +268,25 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             call=call,
             form_class=OfflinePaymentForm,
             permission="billing.record_offline_payment",
-            title="Record offline payment",
-            submit_label="Record payment",
-            intro="Record a bank transfer that pays this confirmed order in full. The ledger "
-            "gets the money received and the purchase (net zero on the balance).",
+            title=_("Record offline payment"),
+            submit_label=_("Record payment"),
+            intro=_(
+                "Record a bank transfer that pays this confirmed order in full. The ledger gets "
+                "the money received and the purchase (net zero on the balance)."
+            ),
         )
 
     def fulfil_view(self, request, object_id):
         def call(order, data):
             done = services.order_fulfil(order=order, note=data["note"], actor=request.user)
-            return (
-                f"Order #{done.pk} fulfilled: {done.account.name} now has {done.package.code} "
-                f"with {done.seats} seat(s)."
-            )
+            return _(
+                "Order #%(pk)s fulfilled: %(account)s now has %(package)s with %(seats)s seat(s)."
+            ) % {
+                "pk": done.pk,
+                "account": done.account.name,
+                "package": done.package.code,
+                "seats": done.seats,
+            }
 
         return self._order_page(
             request,
@@ -267,16 +294,18 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             call=call,
             form_class=FulfilForm,
             permission=FULFIL_PERMISSION,
-            title="Fulfil order",
-            submit_label="Fulfil",
-            intro="Grants the package's entitlements (seats, environments) for the paid "
-            "period (P3). For a custom service, describe what was provided.",
+            title=_("Fulfil order"),
+            submit_label=_("Fulfil"),
+            intro=_(
+                "Grants the package's entitlements (seats, environments) for the paid period "
+                "(P3). For a custom service, describe what was provided."
+            ),
         )
 
     def cancel_view(self, request, object_id):
         def call(order, data):
             done = services.order_cancel(order=order, reason=data["reason"], actor=request.user)
-            return f"Order #{done.pk} cancelled."
+            return _("Order #%(pk)s cancelled.") % {"pk": done.pk}
 
         return self._order_page(
             request,
@@ -284,10 +313,12 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             call=call,
             form_class=CancelForm,
             permission=CANCEL_PERMISSION,
-            title="Cancel unpaid order",
-            submit_label="Cancel order",
-            intro="An order that was never paid is cancelled, not refunded (P1). A paid order "
-            "cannot be cancelled here.",
+            title=_("Cancel unpaid order"),
+            submit_label=_("Cancel order"),
+            intro=_(
+                "An order that was never paid is cancelled, not refunded (P1). A paid order "
+                "cannot be cancelled here."
+            ),
         )
 
 
@@ -320,7 +351,7 @@ class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
         "order_ref",
         "channel",
         "reference",
-        "memo",
+        "memo_text",
         "when",
         "created_by",
     ]
@@ -335,18 +366,22 @@ class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="When", ordering="created_at")
+    @admin.display(description=gettext_lazy("When"), ordering="created_at")
     def when(self, obj):
         return shanghai(obj.created_at, "%Y-%m-%d %H:%M:%S")
 
-    @admin.display(description="Amount", ordering="amount_fen")
+    @admin.display(description=gettext_lazy("Amount"), ordering="amount_fen")
     def amount(self, obj):
         return yuan(obj.amount_fen)
 
-    @admin.display(description="Balance after")
+    @admin.display(description=gettext_lazy("Balance after"))
     def balance_after(self, obj):
         return yuan(obj.balance_after_fen)
 
-    @admin.display(description="Order", ordering="order_id")
+    @admin.display(description=gettext_lazy("Order"), ordering="order_id")
     def order_ref(self, obj):
         return order_link(obj.order_id)
+
+    @admin.display(description=gettext_lazy("Memo"))
+    def memo_text(self, obj):
+        return ledger_memo(obj)

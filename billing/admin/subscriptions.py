@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy
 
 from billing.models import Subscription
 
@@ -33,11 +34,11 @@ class SubscriptionAdmin(HistoryAdmin):
     fieldsets = [
         (None, {"fields": ["account", "package", "status", "seats", "environments_limit"]}),
         (
-            "Period (Asia/Shanghai)",
+            gettext_lazy("Period (Asia/Shanghai)"),
             {"fields": ["period_start", "period_end", "expiry", "deadline", "anchor_day"]},
         ),
         (
-            "Renewal and non-renewal notice (P5)",
+            gettext_lazy("Renewal and non-renewal notice (P5)"),
             {
                 "fields": [
                     "auto_renew",
@@ -77,38 +78,38 @@ class SubscriptionAdmin(HistoryAdmin):
     def save_model(self, request, obj, form, change):
         """Nothing on the subscription itself is editable here; only inlines save."""
 
-    @admin.display(description="Period start", ordering="current_period_start")
+    @admin.display(description=gettext_lazy("Period start"), ordering="current_period_start")
     def period_start(self, obj):
         return shanghai(obj.current_period_start)
 
-    @admin.display(description="Period end")
+    @admin.display(description=gettext_lazy("Period end"))
     def period_end(self, obj):
         return shanghai(obj.current_period_end)
 
-    @admin.display(description="Expiry date", ordering="current_period_end")
+    @admin.display(description=gettext_lazy("Expiry date"), ordering="current_period_end")
     def expiry(self, obj):
         return expiry_date(obj.current_period_end)
 
-    @admin.display(description="Notice deadline", ordering="notice_deadline")
+    @admin.display(description=gettext_lazy("Notice deadline"), ordering="notice_deadline")
     def deadline(self, obj):
         return deadline_html(obj.notice_deadline, obj.notice_deadline_provisional)
 
-    @admin.display(description="Billing anchor day")
+    @admin.display(description=gettext_lazy("Billing anchor day"))
     def anchor_day(self, obj):
         return obj.billing_anchor_day or "—"
 
-    @admin.display(description="Renewal price (custom)")
+    @admin.display(description=gettext_lazy("Renewal price (custom)"))
     def renewal_price(self, obj):
         return yuan(obj.renewal_price_fen)
 
-    @admin.display(description="Past due since", ordering="past_due_since")
+    @admin.display(description=gettext_lazy("Past due since"), ordering="past_due_since")
     def past_due(self, obj):
         return shanghai(obj.past_due_since)
 
-    @admin.display(description="Started")
+    @admin.display(description=gettext_lazy("Started"))
     def started(self, obj):
         return shanghai(obj.started_at)
 
-    @admin.display(description="Ended")
+    @admin.display(description=gettext_lazy("Ended"))
     def ended(self, obj):
         return shanghai(obj.ended_at)

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 
@@ -14,23 +15,32 @@ class Account(models.Model):
     """
 
     class Language(models.TextChoices):
+        # Each language is named in itself (as a language menu shows it), in
+        # every interface language: not translated on purpose.
         EN = "en", "English"
         ZH_HANS = "zh-hans", "简体中文"
 
-    name = models.CharField(max_length=200)
+    name = models.CharField(_("name"), max_length=200)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_accounts"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="owned_accounts",
+        verbose_name=_("owner"),
     )
-    email = models.EmailField(help_text="Where reminders and receipts go.")
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.EN)
+    email = models.EmailField(_("email"), help_text=_("Where reminders and receipts go."))
+    language = models.CharField(
+        _("language"), max_length=8, choices=Language.choices, default=Language.EN
+    )
     # Integer fen (1 yuan = 100 fen); never a float.
-    balance_fen = models.BigIntegerField(default=0, editable=False)
-    created_at = models.DateTimeField()
+    balance_fen = models.BigIntegerField(_("balance (fen)"), default=0, editable=False)
+    created_at = models.DateTimeField(_("created at"))
 
     # The ledger audits the balance; history audits everything else.
     history = HistoricalRecords(excluded_fields=["balance_fen"])
 
     class Meta:
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
         ordering = ["name", "pk"]
         constraints = [
             models.CheckConstraint(
@@ -53,22 +63,29 @@ class AccountMember(models.Model):
     cannot pay, top up or give notice (``billing.authz``)."""
 
     class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        ADMIN = "admin", "Admin"
-        MEMBER = "member", "Member"
+        OWNER = "owner", _("Owner")
+        ADMIN = "admin", _("Admin")
+        MEMBER = "member", _("Member")
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="members")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="members", verbose_name=_("account")
     )
-    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
-    added_at = models.DateTimeField()
-    suspended_at = models.DateTimeField(null=True, blank=True)
-    suspended_reason = models.CharField(max_length=200, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("user"),
+    )
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.MEMBER)
+    added_at = models.DateTimeField(_("added at"))
+    suspended_at = models.DateTimeField(_("suspended at"), null=True, blank=True)
+    suspended_reason = models.CharField(_("suspended reason"), max_length=200, blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("account member")
+        verbose_name_plural = _("account members")
         constraints = [
             models.UniqueConstraint(fields=["account", "user"], name="member_once_per_account"),
             # P3: the owner always keeps their seat.
@@ -79,4 +96,8 @@ class AccountMember(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} ({self.role}) @ {self.account}"
+        return _("%(user)s (%(role)s) @ %(account)s") % {
+            "user": self.user,
+            "role": self.get_role_display(),
+            "account": self.account,
+        }

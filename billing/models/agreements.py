@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from .accounts import Account
@@ -15,14 +16,17 @@ class AgreementVersion(models.Model):
     is never changed or removed (a database trigger refuses UPDATE and DELETE
     of a row whose ``effective_from`` has passed)."""
 
-    version = models.CharField(max_length=20, unique=True)
-    title = models.CharField(max_length=200, default="Refund Agreement")
-    text = models.TextField()
-    effective_from = models.DateTimeField(unique=True)
+    version = models.CharField(_("version"), max_length=20, unique=True)
+    # The agreement's own title, as published (data, not interface text).
+    title = models.CharField(_("title"), max_length=200, default="Refund Agreement")
+    text = models.TextField(_("text"))
+    effective_from = models.DateTimeField(_("effective from"), unique=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("agreement version")
+        verbose_name_plural = _("agreement versions")
         ordering = ["-effective_from"]
 
     def __str__(self) -> str:
@@ -37,24 +41,37 @@ class Acceptance(AppendOnlyModel):
     (PostgreSQL) TRUNCATE (migration ``0007_acceptance_append_only``)."""
 
     class Method(models.TextChoices):
-        CLICK = "click", "Clicked to confirm"
-        PURCHASE = "purchase", "Purchased and used the service"
+        CLICK = "click", _("Clicked to confirm")
+        PURCHASE = "purchase", _("Purchased and used the service")
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="acceptances")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    agreement_version = models.ForeignKey(
-        AgreementVersion, on_delete=models.PROTECT, related_name="acceptances"
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="acceptances", verbose_name=_("account")
     )
-    method = models.CharField(max_length=10, choices=Method.choices)
-    accepted_at = models.DateTimeField()
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=500, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("user")
+    )
+    agreement_version = models.ForeignKey(
+        AgreementVersion,
+        on_delete=models.PROTECT,
+        related_name="acceptances",
+        verbose_name=_("agreement version"),
+    )
+    method = models.CharField(_("method"), max_length=10, choices=Method.choices)
+    accepted_at = models.DateTimeField(_("accepted at"))
+    ip_address = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=500, blank=True)
 
     history = HistoricalRecords()
 
     class Meta(AppendOnlyModel.Meta):
+        verbose_name = _("acceptance")
+        verbose_name_plural = _("acceptances")
         ordering = ["-accepted_at"]
         indexes = [models.Index(fields=["account", "agreement_version"])]
 
     def __str__(self) -> str:
-        return f"{self.account} accepted {self.agreement_version.version} ({self.method})"
+        return _("%(account)s accepted %(version)s (%(method)s)") % {
+            "account": self.account,
+            "version": self.agreement_version.version,
+            "method": self.get_method_display(),
+        }

@@ -1,7 +1,11 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
+
+from ..policy import SHANGHAI, format_fen
 
 
 class Package(models.Model):
@@ -12,24 +16,26 @@ class Package(models.Model):
     profiles)."""
 
     class Kind(models.TextChoices):
-        FREE = "free", "Free (forever)"
-        MONTHLY = "monthly", "Monthly"
-        ANNUAL = "annual", "Annual"
-        CUSTOM = "custom", "Custom"
+        FREE = "free", _("Free (forever)")
+        MONTHLY = "monthly", _("Monthly")
+        ANNUAL = "annual", _("Annual")
+        CUSTOM = "custom", _("Custom")
 
-    code = models.SlugField(max_length=40, unique=True)
-    name_en = models.CharField(max_length=100)
-    name_zh = models.CharField(max_length=100)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name_en = models.CharField(_("name (English)"), max_length=100)
+    name_zh = models.CharField(_("name (Chinese)"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     # Length of one billing cycle in months; none for the free package.
-    period_months = models.PositiveSmallIntegerField(null=True, blank=True)
-    max_seats = models.PositiveIntegerField(default=1)
-    environments_limit = models.PositiveIntegerField(default=1)
-    is_active = models.BooleanField(default=True)
+    period_months = models.PositiveSmallIntegerField(_("period (months)"), null=True, blank=True)
+    max_seats = models.PositiveIntegerField(_("max seats"), default=1)
+    environments_limit = models.PositiveIntegerField(_("environments limit"), default=1)
+    is_active = models.BooleanField(_("active"), default=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("package")
+        verbose_name_plural = _("packages")
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
@@ -57,7 +63,12 @@ class Package(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name_en} ({self.code})"
+        return f"{self.localized_name} ({self.code})"
+
+    @property
+    def localized_name(self) -> str:
+        """The name in the active language (rule 10): Chinese for zh-*."""
+        return self.name_zh if (get_language() or "").lower().startswith("zh") else self.name_en
 
     @property
     def is_free(self) -> bool:
@@ -71,17 +82,28 @@ class PriceVersion(models.Model):
     ``effective_from`` not after it: one indexed query. Versions are never
     edited; a change is a new version, so a paid period is never touched."""
 
-    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="prices")
-    amount_fen = models.BigIntegerField(help_text="Price per seat and period, in fen.")
-    effective_from = models.DateTimeField()
-    published_at = models.DateTimeField()
+    package = models.ForeignKey(
+        Package, on_delete=models.PROTECT, related_name="prices", verbose_name=_("package")
+    )
+    amount_fen = models.BigIntegerField(
+        _("amount (fen)"), help_text=_("Price per seat and period, in fen.")
+    )
+    effective_from = models.DateTimeField(_("effective from"))
+    published_at = models.DateTimeField(_("published at"))
     published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("published by"),
     )
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("price version")
+        verbose_name_plural = _("price versions")
         ordering = ["package", "-effective_from"]
         permissions = [("publish_price_change", "Can publish a price change")]
         constraints = [
@@ -93,6 +115,8 @@ class PriceVersion(models.Model):
         indexes = [models.Index(fields=["package", "-effective_from"], name="price_lookup")]
 
     def __str__(self) -> str:
-        return (
-            f"{self.package.code} {self.amount_fen} fen from {self.effective_from:%Y-%m-%d %H:%M}"
-        )
+        return _("%(package)s %(amount)s from %(when)s") % {
+            "package": self.package.code,
+            "amount": format_fen(self.amount_fen),
+            "when": f"{self.effective_from.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+        }

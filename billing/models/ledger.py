@@ -2,7 +2,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
+from django.utils.translation import gettext_lazy as _
 
+from ..policy import format_fen
 from .accounts import Account
 from .orders import Order
 
@@ -22,32 +24,47 @@ class LedgerEntry(models.Model):
     once this entry applied; the last one equals ``Account.balance_fen``."""
 
     class Kind(models.TextChoices):
-        TOP_UP = "top_up", "Top-up"
-        PURCHASE = "purchase", "Purchase"
-        RENEWAL = "renewal", "Renewal"
-        REFUND = "refund", "Refund"
-        ADJUSTMENT = "adjustment", "Adjustment"
+        TOP_UP = "top_up", _("Top-up")
+        PURCHASE = "purchase", _("Purchase")
+        RENEWAL = "renewal", _("Renewal")
+        REFUND = "refund", _("Refund")
+        ADJUSTMENT = "adjustment", _("Adjustment")
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger")
-    kind = models.CharField(max_length=12, choices=Kind.choices)
-    amount_fen = models.BigIntegerField()
-    balance_after_fen = models.BigIntegerField()
-    order = models.ForeignKey(
-        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="ledger", verbose_name=_("account")
     )
-    channel = models.CharField(max_length=10, blank=True)
-    reference = models.CharField(max_length=100, blank=True)
-    memo = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField()
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    amount_fen = models.BigIntegerField(_("amount (fen)"))
+    balance_after_fen = models.BigIntegerField(_("balance after (fen)"))
+    order = models.ForeignKey(
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+        verbose_name=_("order"),
+    )
+    channel = models.CharField(
+        _("channel"), max_length=10, blank=True, choices=Order.Channel.choices
+    )
+    reference = models.CharField(_("reference"), max_length=100, blank=True)
+    memo = models.CharField(_("memo"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("created by"),
     )
 
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["account", "pk"]
-        verbose_name_plural = "ledger entries"
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
         # Finance roles only (rule 7: support cannot move money).
         permissions = [
             ("top_up_balance", "Can top up an account balance"),
@@ -90,7 +107,11 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount_fen} fen on {self.account_id}"
+        return _("%(kind)s %(amount)s on account #%(account)s") % {
+            "kind": self.get_kind_display(),
+            "amount": format_fen(self.amount_fen),
+            "account": self.account_id,
+        }
 
     def save(self, *args, **kwargs):
         if not self._state.adding:

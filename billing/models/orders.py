@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from .accounts import Account
@@ -19,66 +20,97 @@ class Order(models.Model):
     start), so a period is never charged twice (P5)."""
 
     class Kind(models.TextChoices):
-        NEW = "new", "New package"
-        UPGRADE = "upgrade", "Upgrade"
-        RENEWAL = "renewal", "Automatic renewal"
-        CUSTOM = "custom", "Custom service"
+        NEW = "new", _("New package")
+        UPGRADE = "upgrade", _("Upgrade")
+        RENEWAL = "renewal", _("Automatic renewal")
+        CUSTOM = "custom", _("Custom service")
 
     class Channel(models.TextChoices):
-        ONLINE = "online", "Online"
-        OFFLINE = "offline", "Offline (bank transfer)"
-        BALANCE = "balance", "Account balance"
-        OTHER = "other", "Other (agreed by both parties)"
+        ONLINE = "online", _("Online")
+        OFFLINE = "offline", _("Offline (bank transfer)")
+        BALANCE = "balance", _("Account balance")
+        OTHER = "other", _("Other (agreed by both parties)")
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        CONFIRMED = "confirmed", "Confirmed"
-        PAID = "paid", "Paid"
-        FULFILLED = "fulfilled", "Fulfilled"
-        CANCELLED = "cancelled", "Cancelled"
+        DRAFT = "draft", _("Draft")
+        CONFIRMED = "confirmed", _("Confirmed")
+        PAID = "paid", _("Paid")
+        FULFILLED = "fulfilled", _("Fulfilled")
+        CANCELLED = "cancelled", _("Cancelled")
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
-    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="orders")
-    subscription = models.ForeignKey(
-        Subscription, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="orders", verbose_name=_("account")
     )
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    seats = models.PositiveIntegerField(default=1)
+    package = models.ForeignKey(
+        Package, on_delete=models.PROTECT, related_name="orders", verbose_name=_("package")
+    )
+    subscription = models.ForeignKey(
+        Subscription,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name=_("subscription"),
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    seats = models.PositiveIntegerField(_("seats"), default=1)
     # Custom orders carry the price agreed with staff (fen, per period); other
     # kinds are priced from the price version in effect at confirmation.
-    agreed_amount_fen = models.BigIntegerField(null=True, blank=True)
+    agreed_amount_fen = models.BigIntegerField(_("agreed amount (fen)"), null=True, blank=True)
     price_version = models.ForeignKey(
-        PriceVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+        PriceVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name=_("price version"),
     )
-    amount_fen = models.BigIntegerField(null=True, blank=True, help_text="Frozen at confirmation.")
-    refunded_fen = models.BigIntegerField(default=0)
-    period_start = models.DateTimeField(null=True, blank=True)
-    period_end = models.DateTimeField(null=True, blank=True)
+    amount_fen = models.BigIntegerField(
+        _("amount (fen)"), null=True, blank=True, help_text=_("Frozen at confirmation.")
+    )
+    refunded_fen = models.BigIntegerField(_("refunded (fen)"), default=0)
+    period_start = models.DateTimeField(_("period start"), null=True, blank=True)
+    period_end = models.DateTimeField(_("period end"), null=True, blank=True)
     external_reference = models.CharField(
-        max_length=100, blank=True, help_text="Bank or payment-provider reference."
+        _("external reference"),
+        max_length=100,
+        blank=True,
+        help_text=_("Bank or payment-provider reference."),
     )
-    fulfilment_note = models.TextField(blank=True, help_text="What staff provided (custom, P3).")
-    created_at = models.DateTimeField()
+    fulfilment_note = models.TextField(
+        _("fulfilment note"), blank=True, help_text=_("What staff provided (custom, P3).")
+    )
+    created_at = models.DateTimeField(_("created at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    confirmed_at = models.DateTimeField(null=True, blank=True)
-    paid_at = models.DateTimeField(null=True, blank=True)
-    fulfilled_at = models.DateTimeField(null=True, blank=True)
-    cancelled_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    fulfilled_at = models.DateTimeField(_("fulfilled at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
     cancel_reason = models.CharField(
+        _("cancel reason"),
         max_length=CANCEL_REASON_MAX_LENGTH,
         blank=True,
         default="",
         db_default="",  # rows inserted by raw SQL (the renewal engine) get '' too
-        help_text="Why staff cancelled the unpaid order (P1), in full.",
+        help_text=_("Why staff cancelled the unpaid order (P1), in full."),
     )
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         ordering = ["-created_at", "-pk"]
         # Item 8: dedicated permissions for the two order moves staff make.
         permissions = [
@@ -149,4 +181,9 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Order #{self.pk} {self.kind} {self.package.code} ({self.status})"
+        return _("Order #%(pk)s %(kind)s %(package)s (%(status)s)") % {
+            "pk": self.pk,
+            "kind": self.get_kind_display(),
+            "package": self.package.code,
+            "status": self.get_status_display(),
+        }

@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from .accounts import Account
@@ -15,34 +16,48 @@ class Subscription(models.Model):
     ``current_period_end`` and ``notice_deadline`` is the P5 deadline for it."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        PAST_DUE = "past_due", "Past due"
-        ENDED = "ended", "Ended"
+        ACTIVE = "active", _("Active")
+        PAST_DUE = "past_due", _("Past due")
+        ENDED = "ended", _("Ended")
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="subscriptions")
-    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="subscriptions")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("account")
+    )
+    package = models.ForeignKey(
+        Package, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("package")
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
+    )
     # Entitlements granted at fulfilment (P3).
-    seats = models.PositiveIntegerField(default=1)
-    environments_limit = models.PositiveIntegerField(default=1)
+    seats = models.PositiveIntegerField(_("seats"), default=1)
+    environments_limit = models.PositiveIntegerField(_("environments limit"), default=1)
     # Billing cycle; none on the free package.
-    period_months = models.PositiveSmallIntegerField(null=True, blank=True)
-    billing_anchor_day = models.PositiveSmallIntegerField(null=True, blank=True)
-    current_period_start = models.DateTimeField(null=True, blank=True)
-    current_period_end = models.DateTimeField(null=True, blank=True, db_index=True)
-    auto_renew = models.BooleanField(default=True)
+    period_months = models.PositiveSmallIntegerField(_("period (months)"), null=True, blank=True)
+    billing_anchor_day = models.PositiveSmallIntegerField(
+        _("billing anchor day"), null=True, blank=True
+    )
+    current_period_start = models.DateTimeField(_("current period start"), null=True, blank=True)
+    current_period_end = models.DateTimeField(
+        _("current period end"), null=True, blank=True, db_index=True
+    )
+    auto_renew = models.BooleanField(_("auto-renew"), default=True)
     # Custom packages renew at the price agreed with staff (P4), in fen.
-    renewal_price_fen = models.BigIntegerField(null=True, blank=True)
+    renewal_price_fen = models.BigIntegerField(_("renewal price (fen)"), null=True, blank=True)
     # P5: the notice deadline of the current period, stored when the period starts.
-    notice_deadline = models.DateTimeField(null=True, blank=True)
-    notice_deadline_provisional = models.BooleanField(default=False)
-    past_due_since = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
+    notice_deadline = models.DateTimeField(_("notice deadline"), null=True, blank=True)
+    notice_deadline_provisional = models.BooleanField(
+        _("notice deadline provisional"), default=False
+    )
+    past_due_since = models.DateTimeField(_("past due since"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"))
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         ordering = ["-started_at", "-pk"]
         constraints = [
             models.UniqueConstraint(
@@ -84,7 +99,11 @@ class Subscription(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.account} on {self.package.code} ({self.status})"
+        return _("%(account)s on %(package)s (%(status)s)") % {
+            "account": self.account,
+            "package": self.package.code,
+            "status": self.get_status_display(),
+        }
 
     @property
     def is_paid(self) -> bool:

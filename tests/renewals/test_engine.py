@@ -174,7 +174,7 @@ def test_insufficient_balance_past_due_then_top_up_renews_without_gap(poor_sub):
     ("language", "expected"),
     [
         ("en", ["(¥99.00)", "balance (¥30.00)", "Top up at least ¥69.00 by 2025-04-06"]),
-        ("zh-hans", ["续订费用（¥99.00）", "余额（¥30.00）", "至少充值¥69.00"]),
+        ("zh-hans", ["续费金额（¥99.00）", "余额（¥30.00）", "至少充值¥69.00"]),
     ],
 )
 def test_past_due_notice_states_price_and_amount_to_top_up(catalog, agreement, language, expected):

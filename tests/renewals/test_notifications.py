@@ -134,7 +134,7 @@ def test_reminder_says_when_balance_does_not_cover(catalog, agreement):
     queue_reminders(at=DEADLINE - dt.timedelta(days=6))
     note = Notification.objects.get(kind="reminder")
     assert note.language == "zh-hans"
-    assert "不足以支付续订" in note.body
+    assert "不足以支付续费" in note.body
     assert "2025-04-03" in note.subject
 
 
