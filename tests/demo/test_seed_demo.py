@@ -19,6 +19,7 @@ from billing.models import (
     PriceVersion,
     Subscription,
 )
+from billing.selectors import orders_awaiting_fulfilment_too_long
 
 from ..processes import manage, production
 
@@ -61,21 +62,23 @@ def test_seed_demo_is_idempotent_and_the_ledger_reconciles(debug):
     assert code == 0
     assert "admin / admin-demo" in out and "support / support-demo" in out
     first = _snapshot()
-    assert first["Account"] == 10
+    assert first["Account"] == 11
     assert {p.kind for p in Package.objects.all()} == {"free", "monthly", "annual", "custom"}
     code, out, _ = _run("seed_demo")
     assert code == 0 and "nothing to do" in out
     assert _snapshot() == first
     code, out, _ = _run("check_ledger")
     assert code == 0
-    assert out.strip() == f"check_ledger: ok, 10 accounts, {first['LedgerEntry']} entries"
+    assert out.strip() == f"check_ledger: ok, 11 accounts, {first['LedgerEntry']} entries"
 
 
 @pytest.mark.django_db
 def test_seed_demo_states(debug):
     _run("seed_demo")
     statuses = set(Order.objects.values_list("status", flat=True))
-    assert statuses == {"draft", "confirmed", "fulfilled", "cancelled"}
+    assert statuses == {"draft", "confirmed", "paid", "fulfilled", "cancelled"}
+    # A custom service paid a week ago and not delivered: an E3 candidate (P3).
+    assert [o.account.name for o in orders_awaiting_fulfilment_too_long()] == ["玉石科技 Jade Tech"]
     kinds = set(
         Subscription.objects.exclude(status="ended").values_list("package__kind", flat=True)
     )
@@ -121,5 +124,5 @@ def test_seed_demo_in_production_runs_with_allow_production():
     result = manage("seed_demo", "--allow-production", **production())
     assert result.returncode == 0, result.stderr
     assert "admin / admin-demo" in result.stdout
-    assert Account.objects.count() == 10
+    assert Account.objects.count() == 11
     assert get_user_model().objects.get(username="admin").is_superuser

@@ -142,6 +142,7 @@ class Demo:
             ("acme", self.monthly_with_balance),
             ("harbor", self.annual),
             ("dragongate", self.custom),
+            ("jade", self.custom_awaiting_fulfilment),
             ("pine", self.past_due),
             ("qiao", self.ending_soon_low_balance),
             ("bamboo", self.cancelled_order),
@@ -184,6 +185,17 @@ class Demo:
             actor=self.finance,
             note="50 seats, 2,000 browser profiles, dedicated onboarding session.",
             now=at,
+        )
+
+    def custom_awaiting_fulfilment(self):
+        # P3: paid a week ago, not delivered yet: the admin index lists it as a
+        # refund exception E3 candidate until staff fulfil it.
+        at = self.ago(days=7)
+        acct = self.open("jade", "玉石科技 Jade Tech", language="zh-hans", at=at)
+        order = self.place(acct, "custom", seats=20, agreed_fen=600_000, at=at)
+        order = self.confirm(order, at=at)
+        services.offline_payment_record(
+            order=order, bank_reference="ICBC-20261120-0077", actor=self.finance, now=at
         )
 
     def past_due(self):
