@@ -66,15 +66,7 @@ class NotificationAdmin(ReadOnlyAdmin):
 
 class RenewingAccountAdmin(AccountAdmin):
     def top_up(self, request, account, data) -> str:
-        result = balance_top_up_and_renew(
-            account=account,
-            amount_fen=data["amount"],
-            channel=data["channel"],
-            reference=data["reference"],
-            memo=data["memo"],
-            confirmed_large=data["confirmed_large"],
-            actor=request.user,
-        )
+        result = balance_top_up_and_renew(**self.top_up_arguments(request, account, data))
         values = {
             "amount": format_fen(result.entry.amount_fen),
             "account": account.name,

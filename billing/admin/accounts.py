@@ -289,19 +289,25 @@ class AccountAdmin(HistoryAdmin):
     def top_up_action(self, request, queryset):
         return self.redirect_one(request, queryset, "top_up")
 
+    @staticmethod
+    def top_up_arguments(request, account, data) -> dict:
+        """The top-up service's arguments from the form (shared with the
+        renewals app's admin, which calls the composed service)."""
+        return {
+            "account": account,
+            "amount_fen": data["amount"],
+            "channel": data["channel"],
+            "reference": data["reference"],
+            "memo": data["memo"],
+            "confirmed_large": data["confirmed_large"],
+            "actor": request.user,
+        }
+
     def top_up(self, request, account, data) -> str:
         """Call the top-up service; the renewals app's admin replaces this with
         the composed top-up-and-renew service (it sits above billing)."""
-        entry = services.balance_top_up(
-            account=account,
-            amount_fen=data["amount"],
-            channel=data["channel"],
-            reference=data["reference"],
-            memo=data["memo"],
-            confirmed_large=data["confirmed_large"],
-            actor=request.user,
-        )
-        return _("Topped up %(amount)s to %(account)s; balance now %(balance)s.") % {
+        entry = services.balance_top_up(**self.top_up_arguments(request, account, data))
+        return _("Topped up %(amount)s to %(account)s. Balance now %(balance)s.") % {
             "amount": policy.format_fen(entry.amount_fen),
             "account": account.name,
             "balance": policy.format_fen(entry.balance_after_fen),
