@@ -197,6 +197,41 @@ def _refund_violations() -> list[str]:
     ]
 
 
+def _payout_violations() -> list[str]:
+    """A payout (P1) pays back what was refunded on its order, never more: per
+    order, the payouts sum to at most ``refunded_fen``; each has a reference."""
+    payouts = (
+        LedgerEntry.objects.filter(order=OuterRef("pk"), kind=LedgerEntry.Kind.PAYOUT)
+        .order_by()
+        .values("order")
+        .annotate(total=Sum("amount_fen"))
+        .values("total")[:1]
+    )
+    rows = (
+        Order.objects.annotate(
+            paid_out=-Coalesce(Subquery(payouts), Value(0), output_field=BigIntegerField())
+        )
+        .filter(paid_out__gt=F("refunded_fen"))
+        .order_by("pk")
+        .values_list("pk", "refunded_fen", "paid_out", "account_id", "account__name")
+    )
+    out = [
+        f"order #{pk} of {_acct(account_id, name)}: paid out {format_fen(paid_out)} but only "
+        f"{format_fen(refunded)} was refunded"
+        for pk, refunded, paid_out, account_id, name in rows
+    ]
+    bare = (
+        LedgerEntry.objects.filter(kind=LedgerEntry.Kind.PAYOUT, reference="")
+        .order_by("pk")
+        .values_list("pk", "account_id", "account__name")
+    )
+    out += [
+        f"{_acct(account_id, name)}: payout entry #{pk} has no reference"
+        for pk, account_id, name in bare
+    ]
+    return out
+
+
 def _external_payment_violations() -> list[str]:
     """Each order paid online, offline or another way has the top-up that
     records the money received, for its amount, channel and reference (P3)."""
@@ -268,7 +303,9 @@ def _renewal_price_violations() -> list[str]:
 
 def _overlap_violations() -> list[str]:
     """No two paid periods of one account overlap (each period is paid once;
-    an overlap is what refund exception E2 gives back)."""
+    an overlap is what refund exception E2 gives back). An overlap is settled
+    once the order paid later has been refunded at least its share of the
+    overlapping seconds (pro rata, rounded down to the fen, as E2 gives)."""
     later = Order.objects.filter(
         account_id=OuterRef("account_id"),
         status__in=PAID_STATUSES,
@@ -283,11 +320,19 @@ def _overlap_violations() -> list[str]:
         .order_by("pk")
         .values_list("pk", "other", "account_id", "account__name")
     )
-    return [
-        f"{_acct(account_id, name)}: the paid periods of orders #{pk} and #{other} overlap "
-        "(P1 E2: the same period paid twice)"
-        for pk, other, account_id, name in rows
-    ]
+    out = []
+    for pk, other, account_id, name in rows:
+        a, b = Order.objects.filter(pk__in=[pk, other]).order_by("paid_at", "pk")
+        start, end = max(a.period_start, b.period_start), min(a.period_end, b.period_end)
+        seconds = int((b.period_end - b.period_start).total_seconds())
+        share = (b.amount_fen or 0) * int((end - start).total_seconds()) // max(seconds, 1)
+        if 0 < share <= b.refunded_fen:
+            continue
+        out.append(
+            f"{_acct(account_id, name)}: the paid periods of orders #{pk} and #{other} overlap "
+            "(P1 E2: the same period paid twice)"
+        )
+    return out
 
 
 # Tables the database keeps append-only (triggers on UPDATE, DELETE, TRUNCATE).
@@ -331,6 +376,7 @@ def ledger_violations() -> list[str]:
         *_order_violations(),
         *_entry_account_violations(),
         *_refund_violations(),
+        *_payout_violations(),
         *_external_payment_violations(),
         *_renewal_price_violations(),
         *_overlap_violations(),

@@ -64,6 +64,10 @@ SUPPORT = [
     "workdays.view_calendaryear",
     "workdays.view_calendarday",
     "renewals.view_notification",
+    # P1 refund requests: support records a customer's request and sees the
+    # queue, but never approves, refuses or pays out (no refunds.decide_refund).
+    "refunds.view_refundrequest",
+    "refunds.add_refundrequest",
 ]
 
 FINANCE = [
@@ -72,6 +76,7 @@ FINANCE = [
     "notices.view_nonrenewalnotice",
     "complaints.view_complaint",
     "refunds.view_refundrequest",
+    "refunds.add_refundrequest",
     "refunds.change_refundrequest",
     "refunds.decide_refund",
     "renewals.view_renewalrun",

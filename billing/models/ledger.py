@@ -29,6 +29,10 @@ class LedgerEntry(models.Model):
         RENEWAL = "renewal", _("Renewal")
         REFUND = "refund", _("Refund")
         ADJUSTMENT = "adjustment", _("Adjustment")
+        # Money paid back out through an outside channel (P1): an external
+        # refund (after its refund credit, net zero) or an unused-balance
+        # withdrawal (no order).
+        PAYOUT = "payout", _("Payout")
 
     account = models.ForeignKey(
         Account, on_delete=models.PROTECT, related_name="ledger", verbose_name=_("account")
@@ -78,7 +82,7 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(
                 condition=(
                     Q(kind__in=["top_up", "refund"], amount_fen__gt=0)
-                    | Q(kind__in=["purchase", "renewal"], amount_fen__lt=0)
+                    | Q(kind__in=["purchase", "renewal", "payout"], amount_fen__lt=0)
                     | (Q(kind="adjustment") & ~Q(amount_fen=0))
                 ),
                 name="ledger_sign_matches_kind",
@@ -92,6 +96,11 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind__in=["purchase", "renewal", "refund"]) | Q(order__isnull=False),
                 name="ledger_charge_has_order",
+            ),
+            # A payout leaves through a bank or provider: it names its reference.
+            models.CheckConstraint(
+                condition=~Q(kind="payout") | ~Q(reference=""),
+                name="ledger_payout_has_reference",
             ),
             # Item 9: external money is recorded once. A bank or provider
             # reference arrives once per channel (case and surrounding spaces
