@@ -199,6 +199,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # P3: a paid custom service not fulfilled within this many working days is
 # listed on the admin index (a candidate for refund exception E3).
 FULFILMENT_DUE_WORKING_DAYS = env.int("FULFILMENT_DUE_WORKING_DAYS", default=2)
+# P1: a refund above this (fen) needs a second, different finance approver.
+REFUND_SECOND_APPROVAL_FEN = env.int("REFUND_SECOND_APPROVAL_FEN", default=100_000)
 # P5 fair-use: a past-due subscription is retried this many days before it ends.
 RENEWAL_GRACE_DAYS = env.int("RENEWAL_GRACE_DAYS", default=3)
 # How often beat looks for due subscriptions, and how many ids go in one task.

@@ -35,7 +35,7 @@ JUSTIFICATION_MAX_LENGTH = 2000
 
 
 def second_approval_fen() -> int:
-    return int(getattr(settings, "REFUND_SECOND_APPROVAL_FEN", 100_000))
+    return settings.REFUND_SECOND_APPROVAL_FEN
 
 
 # --- facts ---------------------------------------------------------------------
