@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from billing import services as billing_services
 from billing.authz import authorize, is_staff
-from billing.models import LedgerEntry, Order
+from billing.models import Account, LedgerEntry, Order
 from billing.policy import format_fen
 from core.audit import audit, resolve_now
 from notices.models import NonRenewalNotice
@@ -429,6 +429,78 @@ def refund_pay_out(
     audit(locked, actor=actor, reason=f"P1 {code}: paid out {format_fen(amount)} ({method})")
     locked.save()
     return locked
+
+
+@transaction.atomic
+def withdrawal_request(
+    *,
+    account: Account,
+    actor: Any,
+    amount_fen: int,
+    reason: str,
+    channel: str | None = None,
+    now: dt.datetime | None = None,
+) -> RefundRequest:
+    """Ask to withdraw unused balance (P1 fair use: a top-up never spent is not
+    a purchase, so clause 1 does not cover it). The customer asks (owner or
+    admin), or support for them; finance approves and pays it out externally
+    with a reference, capped by the balance at payout time. Purchases and
+    renewals already made stay non-refundable."""
+    authorize(
+        actor=actor,
+        account=account,
+        action=_("ask to withdraw unused balance"),
+        staff_perm=OPEN_PERMISSION,
+    )
+    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
+        raise ValidationError({"amount_fen": _("The amount to withdraw must be more than zero.")})
+    if channel is None:
+        channel = (
+            RefundRequest.Channel.ONLINE_CUSTOMER_SERVICE
+            if is_staff(actor)
+            else RefundRequest.Channel.ACCOUNT_PAGE
+        )
+    if channel not in RefundRequest.Channel.values or channel == RefundRequest.Channel.DETECTED:
+        raise ValidationError(
+            {
+                "channel": _("Unknown channel %(channel)s for a refund request.")
+                % {"channel": channel}
+            }
+        )
+    now = resolve_now(now)
+    locked = billing_services.lock_account(account.pk)
+    if amount_fen > locked.balance_fen:
+        raise ValidationError(
+            {
+                "amount_fen": _("%(amount)s is more than the unused balance of %(balance)s.")
+                % {"amount": format_fen(amount_fen), "balance": format_fen(locked.balance_fen)}
+            }
+        )
+    amount = policy.fen_text(amount_fen)
+    request = RefundRequest(
+        kind=RefundRequest.Kind.WITHDRAWAL,
+        account=locked,
+        channel=channel,
+        requested_by=actor if getattr(actor, "is_authenticated", False) else None,
+        requested_at=now,
+        reason=(reason or "").strip(),
+        decision=RefundRequest.Decision.WITHDRAWAL,
+        max_amount_fen=amount_fen,
+        explanation_en=(
+            f"Unused balance is not a purchase, so clause 1 of the {policy.AGREEMENT} does not "
+            f"cover it (rule P1, fair use): up to {amount} may be withdrawn once finance "
+            "approves, and never more than the balance when it is paid out. Purchases and "
+            "renewals already made remain non-refundable."
+        ),
+        explanation_zh=(
+            f"未使用的余额不属于购买，{policy.AGREEMENT_ZH}第 1 条不适用（规则 P1，合理使用）："
+            f"经财务批准后最多可提取 {amount}，且不超过付出时的余额。已完成的购买和续费仍不予退款。"
+        ),
+        status=RefundRequest.Status.PENDING,
+    )
+    audit(request, actor=actor, reason="P1 fair use: withdrawal of unused balance requested")
+    request.save()
+    return request
 
 
 # --- detection -----------------------------------------------------------------
