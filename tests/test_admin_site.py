@@ -29,6 +29,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from billing import services
 from notices import services as notice_services
 from notices.models import NonRenewalNotice
+from refunds.services import refund_request
 from renewals.models import Notification, RenewalRun
 from renewals.notifications import queue_reminders
 from renewals.services import renewal_scan
@@ -50,7 +51,7 @@ def world(catalog, agreement, t0):
     support = factories.make_staff("support_world", group="support")
     finance = factories.make_staff("finance_world", group="finance")
     acme = factories.make_account("Acme", now=t0, balance_fen=50_000)
-    factories.buy(acme, catalog["pro-monthly"], seats=2, now=t0)
+    acme_order = factories.buy(acme, catalog["pro-monthly"], seats=2, now=t0)
     services.order_place(account=acme, package=catalog["pro-annual"], actor=acme.owner, now=t0)
     beta = factories.make_account("Beta", now=t0)
     confirmed = services.order_confirm(
@@ -122,6 +123,10 @@ def world(catalog, agreement, t0):
     queue_reminders(at=gamma_sub.notice_deadline - dt.timedelta(days=3))
     renewal_scan(at=gamma_sub.current_period_end + dt.timedelta(minutes=1), trigger="command")
     assert RenewalRun.objects.exists() and Notification.objects.count() >= 2
+    # A refund request (P1), refused citing clause 1.
+    refund_request(
+        order=acme_order, actor=acme.owner, reason="world", channel="account_page", now=t0
+    )
     return {"support": support, "withdrawn": withdrawn}
 
 
