@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "notices",
     "renewals",
     "refunds",
+    "complaints",
     "demo",
 ]
 
@@ -201,6 +202,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 FULFILMENT_DUE_WORKING_DAYS = env.int("FULFILMENT_DUE_WORKING_DAYS", default=2)
 # P1: a refund above this (fen) needs a second, different finance approver.
 REFUND_SECOND_APPROVAL_FEN = env.int("REFUND_SECOND_APPROVAL_FEN", default=100_000)
+# P6 fair-use: complaint service levels, in working hours (09:00-18:00 Shanghai
+# on PRC working days): first response, and resolution (three working days).
+COMPLAINT_FIRST_RESPONSE_HOURS = env.int("COMPLAINT_FIRST_RESPONSE_HOURS", default=4)
+COMPLAINT_RESOLUTION_HOURS = env.int("COMPLAINT_RESOLUTION_HOURS", default=27)
+if COMPLAINT_FIRST_RESPONSE_HOURS < 1 or COMPLAINT_RESOLUTION_HOURS < 1:
+    raise ImproperlyConfigured("COMPLAINT_*_HOURS must be 1 or more (working hours).")
 # P5 fair-use: a past-due subscription is retried this many days before it ends.
 RENEWAL_GRACE_DAYS = env.int("RENEWAL_GRACE_DAYS", default=3)
 # How often beat looks for due subscriptions, and how many ids go in one task.
