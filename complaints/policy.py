@@ -55,3 +55,66 @@ def add_working_hours(
             remaining -= end - start
         day += dt.timedelta(days=1)
         clock = dt.time.min
+
+
+# --- the status machine (P6) ---------------------------------------------------
+
+NEW = "new"
+IN_PROGRESS = "in_progress"
+WAITING_ON_CUSTOMER = "waiting_on_customer"
+RESOLVED = "resolved"
+CLOSED = "closed"
+
+# Events, and the status each one leads to from each status it is allowed in.
+ASSIGN = "assign"
+STAFF_REPLY = "staff_reply"
+CUSTOMER_MESSAGE = "customer_message"
+RESOLVE = "resolve"
+CLOSE = "close"
+REOPEN = "reopen"
+
+TRANSITIONS: dict[str, dict[str, str]] = {
+    NEW: {
+        ASSIGN: IN_PROGRESS,
+        STAFF_REPLY: WAITING_ON_CUSTOMER,
+        CUSTOMER_MESSAGE: NEW,
+        RESOLVE: RESOLVED,
+    },
+    IN_PROGRESS: {
+        ASSIGN: IN_PROGRESS,
+        STAFF_REPLY: WAITING_ON_CUSTOMER,
+        CUSTOMER_MESSAGE: IN_PROGRESS,
+        RESOLVE: RESOLVED,
+    },
+    WAITING_ON_CUSTOMER: {
+        ASSIGN: WAITING_ON_CUSTOMER,
+        STAFF_REPLY: WAITING_ON_CUSTOMER,
+        CUSTOMER_MESSAGE: IN_PROGRESS,
+        RESOLVE: RESOLVED,
+    },
+    RESOLVED: {ASSIGN: RESOLVED, CLOSE: CLOSED, REOPEN: IN_PROGRESS},
+    CLOSED: {REOPEN: IN_PROGRESS},
+}
+
+
+class TransitionRefused(ValueError):
+    """``event`` is not allowed in ``status``."""
+
+    def __init__(self, status: str, event: str):
+        super().__init__(f"{event} is not allowed on a {status} complaint")
+        self.status = status
+        self.event = event
+
+
+def next_status(status: str, event: str) -> str:
+    """The status ``event`` leads to from ``status`` (P6), or ``TransitionRefused``."""
+    try:
+        return TRANSITIONS[status][event]
+    except KeyError:
+        raise TransitionRefused(status, event) from None
+
+
+def can_reopen(*, resolved_at: dt.datetime, at: dt.datetime, window_days: int) -> bool:
+    """A resolved or closed complaint may be reopened within ``window_days``
+    of its resolution (P6, fair use)."""
+    return at - resolved_at <= dt.timedelta(days=window_days)

@@ -208,6 +208,8 @@ COMPLAINT_FIRST_RESPONSE_HOURS = env.int("COMPLAINT_FIRST_RESPONSE_HOURS", defau
 COMPLAINT_RESOLUTION_HOURS = env.int("COMPLAINT_RESOLUTION_HOURS", default=27)
 if COMPLAINT_FIRST_RESPONSE_HOURS < 1 or COMPLAINT_RESOLUTION_HOURS < 1:
     raise ImproperlyConfigured("COMPLAINT_*_HOURS must be 1 or more (working hours).")
+# P6 fair-use: a resolved complaint may be reopened within this many days.
+COMPLAINT_REOPEN_DAYS = env.int("COMPLAINT_REOPEN_DAYS", default=30)
 # P5 fair-use: a past-due subscription is retried this many days before it ends.
 RENEWAL_GRACE_DAYS = env.int("RENEWAL_GRACE_DAYS", default=3)
 # How often beat looks for due subscriptions, and how many ids go in one task.
