@@ -27,6 +27,7 @@ from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing import services
+from complaints.services import complaint_open, complaint_reply
 from notices import services as notice_services
 from notices.models import NonRenewalNotice
 from refunds.services import refund_request
@@ -127,6 +128,18 @@ def world(catalog, agreement, t0):
     refund_request(
         order=acme_order, actor=acme.owner, reason="world", channel="account_page", now=t0
     )
+    # A complaint (P6) with a staff reply and an internal note.
+    complaint = complaint_open(
+        account=acme,
+        actor=support,
+        channel="email",
+        subject="world",
+        body="Why was I charged?",
+        order=acme_order,
+        now=t0,
+    )
+    complaint_reply(complaint=complaint, actor=support, body="Answer", now=t0)
+    complaint_reply(complaint=complaint, actor=support, body="Note", internal=True, now=t0)
     return {"support": support, "withdrawn": withdrawn}
 
 

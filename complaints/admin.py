@@ -1,0 +1,390 @@
+"""The support desk (P6): complaint queues (mine, unassigned, overdue, waiting
+on the customer) with the due times in Shanghai time and overdue marked, and
+a complaint page with the thread in order. Every action is a form page that
+calls one service and declares the permission it needs; support acts, finance
+reads (403 on acting), nobody deletes."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
+from billing.models import Order
+
+from . import services
+from .models import Complaint, ComplaintMessage
+
+OPEN_STATUSES = ("new", "in_progress", "waiting_on_customer")
+
+
+def _overdue_q(now) -> Q:
+    return Q(status__in=OPEN_STATUSES) & (
+        Q(first_response_at__isnull=True, first_response_due__lt=now) | Q(resolution_due__lt=now)
+    )
+
+
+class QueueFilter(admin.SimpleListFilter):
+    title = gettext_lazy("queue")
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("mine", gettext_lazy("Mine")),
+            ("unassigned", gettext_lazy("Unassigned")),
+            ("overdue", gettext_lazy("Overdue")),
+            ("waiting", gettext_lazy("Waiting on customer")),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "mine":
+            return queryset.filter(assignee=request.user, status__in=OPEN_STATUSES)
+        if value == "unassigned":
+            return queryset.filter(assignee__isnull=True, status__in=OPEN_STATUSES)
+        if value == "overdue":
+            return queryset.filter(_overdue_q(timezone.now()))
+        if value == "waiting":
+            return queryset.filter(status=Complaint.Status.WAITING_ON_CUSTOMER)
+        return queryset
+
+
+class ConfirmForm(forms.Form):
+    pass
+
+
+class MessageForm(forms.Form):
+    body = forms.CharField(
+        label=gettext_lazy("Message"), widget=forms.Textarea(attrs={"rows": 6, "cols": 70})
+    )
+
+
+class ResolveForm(forms.Form):
+    outcome = forms.ChoiceField(label=gettext_lazy("Outcome"), choices=Complaint.Outcome.choices)
+
+
+class RefundForm(forms.Form):
+    order = forms.IntegerField(label=gettext_lazy("Order number"), min_value=1)
+    reason = forms.CharField(
+        label=gettext_lazy("Reason"), widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
+    )
+
+
+def _due(instant, late: bool) -> str:
+    if late:
+        return format_html(
+            '<strong class="complaint-overdue" style="color:#ba2121">{} ({})</strong>',
+            shanghai(instant),
+            _("overdue"),
+        )
+    return shanghai(instant)
+
+
+@admin.register(Complaint)
+class ComplaintAdmin(HistoryAdmin):
+    list_display = [
+        "pk",
+        "subject",
+        "account",
+        "status",
+        "priority",
+        "assignee",
+        "received",
+        "first_response",
+        "resolution",
+    ]
+    list_display_links = ["pk", "subject"]
+    list_filter = [QueueFilter, "status", "category", "channel"]
+    list_select_related = ["account", "assignee"]
+    search_fields = ["subject", "account__name", "contact_email", "reference"]
+    fields = [
+        "subject",
+        "account",
+        "account_facts",
+        "order_ref",
+        "refund_ref",
+        "channel",
+        "reference",
+        "contact_email",
+        "category",
+        "status",
+        "priority",
+        "assignee",
+        "received",
+        "first_response",
+        "first_response_at_sh",
+        "resolution",
+        "outcome",
+        "thread",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=gettext_lazy("Received (Shanghai)"), ordering="received_at")
+    def received(self, obj):
+        return shanghai(obj.received_at)
+
+    @admin.display(
+        description=gettext_lazy("First response due (Shanghai)"), ordering="first_response_due"
+    )
+    def first_response(self, obj):
+        late = (
+            obj.status in OPEN_STATUSES
+            and obj.first_response_at is None
+            and obj.first_response_due < timezone.now()
+        )
+        return _due(obj.first_response_due, late)
+
+    @admin.display(description=gettext_lazy("Resolution due (Shanghai)"), ordering="resolution_due")
+    def resolution(self, obj):
+        late = obj.status in OPEN_STATUSES and obj.resolution_due < timezone.now()
+        return _due(obj.resolution_due, late)
+
+    @admin.display(description=gettext_lazy("First response at (Shanghai)"))
+    def first_response_at_sh(self, obj):
+        return shanghai(obj.first_response_at)
+
+    @admin.display(description=gettext_lazy("Order"))
+    def order_ref(self, obj):
+        return order_link(obj.order_id)
+
+    @admin.display(description=gettext_lazy("Refund request"))
+    def refund_ref(self, obj):
+        if obj.refund_request_id is None:
+            return "—"
+        url = reverse("admin:refunds_refundrequest_change", args=[obj.refund_request_id])
+        return format_html(
+            '<a href="{}">{}</a>',
+            url,
+            _("Refund request #%(pk)s") % {"pk": obj.refund_request_id},
+        )
+
+    @admin.display(description=gettext_lazy("Account balance and subscription"))
+    def account_facts(self, obj):
+        account = obj.account
+        if account is None:
+            return _("Not linked to an account.")
+        subscription = getattr(account, "subscription", None)
+        return _("Balance %(balance)s; package %(package)s") % {
+            "balance": yuan(account.balance_fen),
+            "package": subscription.package.name_en if subscription else "—",
+        }
+
+    @admin.display(description=gettext_lazy("Thread"))
+    def thread(self, obj):
+        rows = []
+        for message in obj.messages.select_related("author").order_by("created_at", "pk"):
+            if message.kind == ComplaintMessage.Kind.CUSTOMER:
+                who = message.author_email or str(message.author or _("customer"))
+            else:
+                who = str(message.author or "—")
+            seen = (
+                _("customer sees it")
+                if message.customer_sees
+                else _("internal: customer never sees it")
+            )
+            rows.append(
+                (
+                    "internal" if not message.customer_sees else "visible",
+                    shanghai(message.created_at),
+                    message.get_kind_display(),
+                    who,
+                    seen,
+                    message.body,
+                )
+            )
+        return format_html_join(
+            "",
+            '<div class="complaint-message {}" style="margin-bottom:1em">'
+            "<div><strong>{}</strong> · {} · {} · <em>{}</em></div>"
+            '<div style="white-space:pre-wrap">{}</div></div>',
+            rows,
+        )
+
+    # --- actions -------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/assign-me/", view(self.assign_view), name="complaints_assign"),
+            path("<path:object_id>/reply/", view(self.reply_view), name="complaints_reply"),
+            path("<path:object_id>/note/", view(self.note_view), name="complaints_note"),
+            path("<path:object_id>/resolve/", view(self.resolve_view), name="complaints_resolve"),
+            path("<path:object_id>/reopen/", view(self.reopen_view), name="complaints_reopen"),
+            path("<path:object_id>/refund/", view(self.refund_view), name="complaints_refund"),
+            *super().get_urls(),
+        ]
+
+    def billing_tools(self, request, obj):
+        tools = []
+        user = request.user
+        if user.has_perm(services.HANDLE):
+            if obj.status in OPEN_STATUSES:
+                tools.append(
+                    (reverse("admin:complaints_assign", args=[obj.pk]), _("Assign to me…"))
+                )
+                tools.append((reverse("admin:complaints_reply", args=[obj.pk]), _("Reply…")))
+                tools.append((reverse("admin:complaints_resolve", args=[obj.pk]), _("Resolve…")))
+                if obj.account_id:
+                    tools.append(
+                        (reverse("admin:complaints_refund", args=[obj.pk]), _("Refund request…"))
+                    )
+            else:
+                tools.append((reverse("admin:complaints_reopen", args=[obj.pk]), _("Reopen…")))
+        if user.has_perm(services.WRITE) and obj.status != Complaint.Status.CLOSED:
+            tools.append((reverse("admin:complaints_note", args=[obj.pk]), _("Internal note…")))
+        return tools
+
+    def _get(self, request, object_id) -> Complaint:
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise PermissionDenied
+        return obj
+
+    def _summary(self, obj):
+        return [
+            (_("Complaint"), str(obj)),
+            (_("Account"), str(obj.account or "—")),
+            (_("Status"), obj.get_status_display()),
+        ]
+
+    def _page(self, request, obj, *, form_class, permission, title, submit, call):
+        return self.service_form_page(
+            request,
+            obj=obj,
+            form_class=form_class,
+            permission=permission,
+            title=title,
+            call=call,
+            submit_label=submit,
+            summary=self._summary(obj),
+        )
+
+    def assign_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            services.complaint_assign(complaint=obj, actor=request.user, assignee=request.user)
+            return _("Complaint #%(pk)s is assigned to you.") % {"pk": obj.pk}
+
+        return self._page(
+            request,
+            obj,
+            form_class=ConfirmForm,
+            permission=services.HANDLE,
+            title=_("Assign to me"),
+            submit=_("Assign to me"),
+            call=call,
+        )
+
+    def reply_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            services.complaint_reply(complaint=obj, actor=request.user, body=data["body"])
+            return _("Reply sent to the customer.")
+
+        return self._page(
+            request,
+            obj,
+            form_class=MessageForm,
+            permission=services.HANDLE,
+            title=_("Reply to the customer"),
+            submit=_("Send reply"),
+            call=call,
+        )
+
+    def note_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            services.complaint_reply(
+                complaint=obj, actor=request.user, body=data["body"], internal=True
+            )
+            return _("Internal note added (the customer never sees it).")
+
+        return self._page(
+            request,
+            obj,
+            form_class=MessageForm,
+            permission=services.WRITE,
+            title=_("Internal note"),
+            submit=_("Add note"),
+            call=call,
+        )
+
+    def resolve_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            services.complaint_resolve(complaint=obj, actor=request.user, outcome=data["outcome"])
+            return _("Complaint #%(pk)s resolved.") % {"pk": obj.pk}
+
+        return self._page(
+            request,
+            obj,
+            form_class=ResolveForm,
+            permission=services.HANDLE,
+            title=_("Resolve complaint"),
+            submit=_("Resolve"),
+            call=call,
+        )
+
+    def reopen_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            services.complaint_reopen(complaint=obj, actor=request.user)
+            return _("Complaint #%(pk)s reopened.") % {"pk": obj.pk}
+
+        return self._page(
+            request,
+            obj,
+            form_class=ConfirmForm,
+            permission=services.HANDLE,
+            title=_("Reopen complaint"),
+            submit=_("Reopen"),
+            call=call,
+        )
+
+    def refund_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            order = Order.objects.filter(pk=data["order"], account_id=obj.account_id).first()
+            if order is None:
+                raise forms.ValidationError(
+                    {"order": _("This account has no order #%(pk)s.") % {"pk": data["order"]}}
+                )
+            done = services.complaint_to_refund(
+                complaint=obj, actor=request.user, order=order, reason=data["reason"]
+            )
+            return _("Refund request #%(pk)s: %(status)s.") % {
+                "pk": done.pk,
+                "status": done.get_status_display(),
+            }
+
+        return self._page(
+            request,
+            obj,
+            form_class=RefundForm,
+            permission=services.HANDLE,
+            title=_("Open a refund request"),
+            submit=_("Open refund request"),
+            call=call,
+        )
