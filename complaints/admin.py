@@ -12,12 +12,13 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
-from billing.models import Order
+from billing.models import Order, Subscription
 
 from . import services
 from .models import Complaint, ComplaintMessage
@@ -179,11 +180,28 @@ class ComplaintAdmin(HistoryAdmin):
         account = obj.account
         if account is None:
             return _("Not linked to an account.")
-        subscription = getattr(account, "subscription", None)
-        return _("Balance %(balance)s; package %(package)s") % {
-            "balance": yuan(account.balance_fen),
-            "package": subscription.package.name_en if subscription else "—",
-        }
+        subscription = (
+            account.subscriptions.exclude(status=Subscription.Status.ENDED)
+            .select_related("package")
+            .order_by("-pk")
+            .first()
+        )
+        package = "—"
+        if subscription is not None:
+            package = format_html(
+                '<a href="{}">{}</a> ({})',
+                reverse("admin:billing_subscription_change", args=[subscription.pk]),
+                str(subscription.package),
+                subscription.get_status_display(),
+            )
+        template = conditional_escape(_("Balance %(balance)s; package %(package)s"))
+        return mark_safe(  # noqa: S308 - the template and every value are escaped
+            template
+            % {
+                "balance": conditional_escape(yuan(account.balance_fen)),
+                "package": conditional_escape(package),
+            }
+        )
 
     @admin.display(description=gettext_lazy("Thread"))
     def thread(self, obj):

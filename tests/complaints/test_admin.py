@@ -64,6 +64,10 @@ def test_p6_support_works_a_complaint_in_the_admin(client, complaint, support_us
         body.index("I was charged twice") < body.index("VIP-SECRET") < body.index("We are on it.")
     )
     assert "internal: customer never sees it" in body
+    # The account's balance and its current subscription (linked).
+    subscription = complaint.account.subscriptions.exclude(status="ended").latest("pk")
+    assert reverse("admin:billing_subscription_change", args=[subscription.pk]) in body
+    assert str(subscription.package) in body
     resp = money_post(client, _url("resolve", complaint), {"outcome": "nope"})
     assert resp.status_code == 200  # the form's error; nothing written
     complaint.refresh_from_db()
