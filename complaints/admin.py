@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
-from billing.models import Order, Subscription
+from billing.models import Account, Order, Subscription
 
 from . import services
 from .models import Complaint, ComplaintMessage
@@ -69,6 +69,10 @@ class MessageForm(forms.Form):
 
 class ResolveForm(forms.Form):
     outcome = forms.ChoiceField(label=gettext_lazy("Outcome"), choices=Complaint.Outcome.choices)
+
+
+class LinkForm(forms.Form):
+    account = forms.IntegerField(label=gettext_lazy("Account number"), min_value=1)
 
 
 class RefundForm(forms.Form):
@@ -245,6 +249,7 @@ class ComplaintAdmin(HistoryAdmin):
             path("<path:object_id>/resolve/", view(self.resolve_view), name="complaints_resolve"),
             path("<path:object_id>/reopen/", view(self.reopen_view), name="complaints_reopen"),
             path("<path:object_id>/refund/", view(self.refund_view), name="complaints_refund"),
+            path("<path:object_id>/link/", view(self.link_view), name="complaints_link"),
             *super().get_urls(),
         ]
 
@@ -258,6 +263,10 @@ class ComplaintAdmin(HistoryAdmin):
                 )
                 tools.append((reverse("admin:complaints_reply", args=[obj.pk]), _("Reply…")))
                 tools.append((reverse("admin:complaints_resolve", args=[obj.pk]), _("Resolve…")))
+                if obj.account_id is None:
+                    tools.append(
+                        (reverse("admin:complaints_link", args=[obj.pk]), _("Link to an account…"))
+                    )
                 if obj.account_id:
                     tools.append(
                         (reverse("admin:complaints_refund", args=[obj.pk]), _("Refund request…"))
@@ -404,5 +413,30 @@ class ComplaintAdmin(HistoryAdmin):
             permission=services.HANDLE,
             title=_("Open a refund request"),
             submit=_("Open refund request"),
+            call=call,
+        )
+
+    def link_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            account = Account.objects.filter(pk=data["account"]).first()
+            if account is None:
+                raise forms.ValidationError(
+                    {"account": _("There is no account #%(pk)s.") % {"pk": data["account"]}}
+                )
+            services.complaint_link_account(complaint=obj, actor=request.user, account=account)
+            return _("Complaint #%(pk)s is linked to %(account)s.") % {
+                "pk": obj.pk,
+                "account": account,
+            }
+
+        return self._page(
+            request,
+            obj,
+            form_class=LinkForm,
+            permission=services.HANDLE,
+            title=_("Link to an account"),
+            submit=_("Link"),
             call=call,
         )

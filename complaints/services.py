@@ -498,3 +498,25 @@ def complaint_customer_message(
     audit(locked, actor=actor, reason=reason)
     locked.save()
     return message
+
+
+@transaction.atomic
+def complaint_link_account(
+    *, complaint: Complaint, actor: Any, account: Account, now: dt.datetime | None = None
+) -> Complaint:
+    """Link a complaint filed from an unknown sender's mail to ``account``
+    (support). Replies keep going to the address the mail came from."""
+    _require_staff(actor, HANDLE, _("link a complaint to an account"))
+    resolve_now(now)
+    locked = _lock(complaint)
+    if locked.account_id is not None:
+        raise ValidationError(
+            {
+                "account": _("This complaint is already linked to %(account)s.")
+                % {"account": locked.account}
+            }
+        )
+    locked.account = account
+    audit(locked, actor=actor, reason=f"P6 linked to account #{account.pk}")
+    locked.save()
+    return locked

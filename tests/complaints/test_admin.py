@@ -100,3 +100,22 @@ def test_p6_finance_reads_but_may_not_act(client, complaint, finance_user, suppo
     )
     assert Complaint.objects.filter(pk=complaint.pk).exists()
     assert mail.outbox == []
+
+
+def test_p6_support_links_an_unknown_senders_complaint_in_the_admin(client, account, support_user):
+    complaint = complaint_open(
+        account=None,
+        actor=None,
+        channel="email",
+        subject="Unknown sender",
+        body="Hello",
+        contact_email="someone@example.org",
+    )
+    client.force_login(support_user)
+    page = client.get(reverse("admin:complaints_complaint_change", args=[complaint.pk]))
+    assert _url("link", complaint) in page.content.decode()
+    resp = money_post(client, _url("link", complaint), {"account": 999_999})
+    assert "There is no account #999999" in resp.content.decode()
+    money_post(client, _url("link", complaint), {"account": account.pk}, follow=True)
+    complaint.refresh_from_db()
+    assert complaint.account == account

@@ -21,6 +21,7 @@ from complaints.services import (
     complaint_assign,
     complaint_close,
     complaint_customer_message,
+    complaint_link_account,
     complaint_open,
     complaint_reopen,
     complaint_reply,
@@ -349,3 +350,24 @@ def test_complaints_migration_reverses():
     assert "complaints_complaintmessage" not in tables
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert "complaints_complaint" in connection.introspection.table_names()
+
+
+def test_p6_support_links_an_unlinked_complaint_once(account, support_user, finance_user):
+    complaint = complaint_open(
+        account=None,
+        actor=None,
+        channel="email",
+        subject="Who am I",
+        body="From an unknown address",
+        contact_email="someone@example.org",
+        now=T1,
+    )
+    with pytest.raises(PermissionDenied):
+        complaint_link_account(complaint=complaint, actor=finance_user, account=account)
+    complaint = complaint_link_account(complaint=complaint, actor=support_user, account=account)
+    assert complaint.account == account
+    assert complaint.contact_email == "someone@example.org"
+    before = _snapshot()
+    with pytest.raises(ValidationError, match="already linked"):
+        complaint_link_account(complaint=complaint, actor=support_user, account=account)
+    assert _snapshot() == before
