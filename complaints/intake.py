@@ -15,7 +15,8 @@
 
 The body is the plain-text part, else the HTML part as text; charsets (GBK,
 GB18030, ...) and RFC 2047 subjects are decoded by the standard library.
-Attachments are not kept yet.
+Attachments are kept, each up to ``COMPLAINT_ATTACHMENT_MAX_BYTES``
+(a larger one by name, type and size only).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr, parsedate_to_datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -39,7 +41,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import Account, AccountMember
 
-from .models import Complaint, ComplaintMessage
+from .models import Complaint, ComplaintAttachment, ComplaintMessage
 from .services import SUBJECT_MAX_LENGTH, complaint_customer_message, complaint_open
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -173,6 +175,7 @@ def _one(mail: Mail, result: Intake, *, now: dt.datetime) -> None:
         except ValidationError:
             pass  # resolved too long ago: filed as a new complaint below
         else:
+            _attach(mail, ComplaintMessage.objects.get(message_id=message_id))
             result.threaded += 1
             return
     complaint_open(
@@ -187,7 +190,23 @@ def _one(mail: Mail, result: Intake, *, now: dt.datetime) -> None:
         message_id=message_id,
         now=now,
     )
+    _attach(mail, ComplaintMessage.objects.get(message_id=message_id))
     result.filed += 1
+
+
+def _attach(mail: Mail, message: ComplaintMessage) -> None:
+    cap = int(settings.COMPLAINT_ATTACHMENT_MAX_BYTES)
+    for part in mail.message.iter_attachments():
+        data = part.get_payload(decode=True) or b""
+        kept = len(data) <= cap
+        ComplaintAttachment.objects.create(
+            message=message,
+            filename=(part.get_filename() or "")[:255],
+            content_type=part.get_content_type()[:100],
+            size=len(data),
+            kept=kept,
+            content=data if kept else b"",
+        )
 
 
 def ingest(path: Path | str, *, now: dt.datetime | None = None) -> Intake:

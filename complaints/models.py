@@ -223,3 +223,31 @@ class ComplaintMessage(models.Model):
     @property
     def customer_sees(self) -> bool:
         return self.kind != self.Kind.INTERNAL_NOTE
+
+
+class ComplaintAttachment(models.Model):
+    """A file attached to a customer's mail (P6 intake). Its bytes are kept up
+    to ``COMPLAINT_ATTACHMENT_MAX_BYTES``; a larger file keeps its name, type
+    and size only (``kept`` false), so a huge mail cannot fill the database."""
+
+    message = models.ForeignKey(
+        ComplaintMessage,
+        on_delete=models.PROTECT,
+        related_name="attachments",
+        verbose_name=_("message"),
+    )
+    filename = models.CharField(_("file name"), max_length=255, blank=True)
+    content_type = models.CharField(_("content type"), max_length=100)
+    size = models.PositiveBigIntegerField(_("size (bytes)"))
+    kept = models.BooleanField(
+        _("kept"), help_text=_("False when the file was larger than the limit: not stored.")
+    )
+    content = models.BinaryField(_("content"), blank=True, default=b"")
+
+    class Meta:
+        verbose_name = _("complaint attachment")
+        verbose_name_plural = _("complaint attachments")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.filename or f"#{self.pk}"

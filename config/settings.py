@@ -210,6 +210,8 @@ if COMPLAINT_FIRST_RESPONSE_HOURS < 1 or COMPLAINT_RESOLUTION_HOURS < 1:
     raise ImproperlyConfigured("COMPLAINT_*_HOURS must be 1 or more (working hours).")
 # P6 fair-use: a resolved complaint may be reopened within this many days.
 COMPLAINT_REOPEN_DAYS = env.int("COMPLAINT_REOPEN_DAYS", default=30)
+# P6: a mail attachment larger than this (bytes) keeps its name and size only.
+COMPLAINT_ATTACHMENT_MAX_BYTES = env.int("COMPLAINT_ATTACHMENT_MAX_BYTES", default=5_000_000)
 # P5 fair-use: a past-due subscription is retried this many days before it ends.
 RENEWAL_GRACE_DAYS = env.int("RENEWAL_GRACE_DAYS", default=3)
 # How often beat looks for due subscriptions, and how many ids go in one task.

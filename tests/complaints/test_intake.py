@@ -228,3 +228,44 @@ def test_ingest_complaint_mail_refuses_a_missing_path(tmp_path):
     with pytest.raises(CommandError, match="does not exist"):
         ingest(tmp_path / "nope.eml")
     assert Complaint.objects.count() == 0
+
+
+def test_p6_attachments_are_kept_up_to_the_size_cap(account, tmp_path, settings):
+    settings.COMPLAINT_ATTACHMENT_MAX_BYTES = 10
+    boundary = "MIX"
+    small = base64.b64encode(b"receipt!").decode()
+    large = base64.b64encode(b"x" * 11).decode()
+    body = (
+        f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n"
+        f"--{boundary}\r\nContent-Type: application/pdf\r\n"
+        'Content-Disposition: attachment; filename="receipt.pdf"\r\n'
+        f"Content-Transfer-Encoding: base64\r\n\r\n{small}\r\n"
+        f"--{boundary}\r\nContent-Type: image/png\r\n"
+        'Content-Disposition: attachment; filename="screen.png"\r\n'
+        f"Content-Transfer-Encoding: base64\r\n\r\n{large}\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    (tmp_path / "a.eml").write_bytes(
+        eml(
+            sender=account.email,
+            body=body,
+            content_type=f'multipart/mixed; boundary="{boundary}"',
+        )
+    )
+    assert ingest(tmp_path) == "filed=1 threaded=0 duplicates=0"
+    message = ComplaintMessage.objects.get()
+    assert message.body == "See attached."
+    kept, dropped = message.attachments.order_by("pk")
+    assert (kept.filename, kept.content_type, kept.size, kept.kept) == (
+        "receipt.pdf",
+        "application/pdf",
+        8,
+        True,
+    )
+    assert bytes(kept.content) == b"receipt!"
+    assert (dropped.filename, dropped.size, dropped.kept, bytes(dropped.content)) == (
+        "screen.png",
+        11,
+        False,
+        b"",
+    )
