@@ -75,6 +75,10 @@ class LinkForm(forms.Form):
     account = forms.IntegerField(label=gettext_lazy("Account number"), min_value=1)
 
 
+class NoticeForm(forms.Form):
+    subscription = forms.IntegerField(label=gettext_lazy("Subscription number"), min_value=1)
+
+
 class RefundForm(forms.Form):
     order = forms.IntegerField(label=gettext_lazy("Order number"), min_value=1)
     reason = forms.CharField(
@@ -115,6 +119,7 @@ class ComplaintAdmin(HistoryAdmin):
         "account_facts",
         "order_ref",
         "refund_ref",
+        "notice_ref",
         "channel",
         "reference",
         "contact_email",
@@ -178,6 +183,13 @@ class ComplaintAdmin(HistoryAdmin):
             url,
             _("Refund request #%(pk)s") % {"pk": obj.refund_request_id},
         )
+
+    @admin.display(description=gettext_lazy("Non-renewal notice"))
+    def notice_ref(self, obj):
+        if obj.notice_id is None:
+            return "—"
+        url = reverse("admin:notices_nonrenewalnotice_change", args=[obj.notice_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.notice))
 
     @admin.display(description=gettext_lazy("Account balance and subscription"))
     def account_facts(self, obj):
@@ -250,6 +262,7 @@ class ComplaintAdmin(HistoryAdmin):
             path("<path:object_id>/reopen/", view(self.reopen_view), name="complaints_reopen"),
             path("<path:object_id>/refund/", view(self.refund_view), name="complaints_refund"),
             path("<path:object_id>/link/", view(self.link_view), name="complaints_link"),
+            path("<path:object_id>/notice/", view(self.notice_view), name="complaints_notice"),
             *super().get_urls(),
         ]
 
@@ -268,6 +281,12 @@ class ComplaintAdmin(HistoryAdmin):
                         (reverse("admin:complaints_link", args=[obj.pk]), _("Link to an account…"))
                     )
                 if obj.account_id:
+                    tools.append(
+                        (
+                            reverse("admin:complaints_notice", args=[obj.pk]),
+                            _("Non-renewal notice…"),
+                        )
+                    )
                     tools.append(
                         (reverse("admin:complaints_refund", args=[obj.pk]), _("Refund request…"))
                     )
@@ -439,4 +458,45 @@ class ComplaintAdmin(HistoryAdmin):
             title=_("Link to an account"),
             submit=_("Link"),
             call=call,
+        )
+
+    def notice_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            subscription = Subscription.objects.filter(
+                pk=data["subscription"], account_id=obj.account_id
+            ).first()
+            if subscription is None:
+                raise forms.ValidationError(
+                    {
+                        "subscription": _("This account has no subscription #%(pk)s.")
+                        % {"pk": data["subscription"]}
+                    }
+                )
+            notice = services.complaint_record_notice(
+                complaint=obj, actor=request.user, subscription=subscription
+            )
+            return _("Non-renewal notice recorded: %(notice)s.") % {"notice": notice}
+
+        current = (
+            Subscription.objects.filter(account_id=obj.account_id)
+            .exclude(status=Subscription.Status.ENDED)
+            .order_by("-pk")
+            .first()
+        )
+        return self.service_form_page(
+            request,
+            obj=obj,
+            form_class=NoticeForm,
+            permission=services.HANDLE,
+            title=_("Record a non-renewal notice"),
+            call=call,
+            submit_label=_("Record notice"),
+            summary=[
+                *self._summary(obj),
+                (_("Received (Shanghai)"), shanghai(obj.received_at)),
+                (_("Reference"), obj.reference or "—"),
+            ],
+            initial={"subscription": current.pk} if current else None,
         )

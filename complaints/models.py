@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from billing.models import Account, Order
+from notices.models import NonRenewalNotice
 from refunds.models import RefundRequest
 
 
@@ -120,6 +121,14 @@ class Complaint(models.Model):
         on_delete=models.PROTECT,
         related_name="complaints",
         verbose_name=_("refund request"),
+    )
+    notice = models.ForeignKey(
+        NonRenewalNotice,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="complaints",
+        verbose_name=_("non-renewal notice"),
     )
     history = HistoricalRecords()
 

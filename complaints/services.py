@@ -23,8 +23,10 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from billing.authz import authorize, is_staff
-from billing.models import Account, Order
+from billing.models import Account, Order, Subscription
 from core.audit import audit, resolve_now, user_or_none
+from notices.models import NonRenewalNotice
+from notices.services import notice_give
 from refunds.models import RefundRequest
 from refunds.services import refund_request
 from workdays.services import is_working_day, year_is_official
@@ -520,3 +522,39 @@ def complaint_link_account(
     audit(locked, actor=actor, reason=f"P6 linked to account #{account.pk}")
     locked.save()
     return locked
+
+
+# A complaint's channel, as the non-renewal notice records it.
+_NOTICE_CHANNEL = {
+    Complaint.Channel.ONLINE_CUSTOMER_SERVICE: NonRenewalNotice.Channel.ONLINE_CHAT,
+    Complaint.Channel.EMAIL: NonRenewalNotice.Channel.EMAIL,
+    Complaint.Channel.ACCOUNT_PAGE: NonRenewalNotice.Channel.ACCOUNT_PAGE,
+    Complaint.Channel.PHONE: NonRenewalNotice.Channel.PHONE,
+    Complaint.Channel.OTHER: NonRenewalNotice.Channel.OTHER,
+}
+
+
+@transaction.atomic
+def complaint_record_notice(
+    *, complaint: Complaint, actor: Any, subscription: Subscription, now: dt.datetime | None = None
+) -> NonRenewalNotice:
+    """Record the non-renewal notice a complaint carries (P5 through
+    ``notices.services.notice_give``): received when the complaint's message
+    was received, with its channel and reference; linked from the complaint."""
+    _require_staff(actor, HANDLE, _("record a notice from a complaint"))
+    if complaint.account_id is None:
+        raise ValidationError({"subscription": _("Link this complaint to an account first.")})
+    given = notice_give(
+        account=complaint.account,
+        subscription=subscription,
+        channel=_NOTICE_CHANNEL[complaint.channel],
+        actor=actor,
+        received_at=complaint.received_at,
+        reference=complaint.reference or f"complaint #{complaint.pk}",
+        now=now,
+    )
+    locked = _lock(complaint)
+    locked.notice = given.notice
+    audit(locked, actor=actor, reason=f"P6 -> P5 notice #{given.notice.pk}")
+    locked.save()
+    return given.notice

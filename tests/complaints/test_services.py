@@ -23,6 +23,7 @@ from complaints.services import (
     complaint_customer_message,
     complaint_link_account,
     complaint_open,
+    complaint_record_notice,
     complaint_reopen,
     complaint_reply,
     complaint_resolve,
@@ -371,3 +372,24 @@ def test_p6_support_links_an_unlinked_complaint_once(account, support_user, fina
     with pytest.raises(ValidationError, match="already linked"):
         complaint_link_account(complaint=complaint, actor=support_user, account=account)
     assert _snapshot() == before
+
+
+def test_p6_a_complaint_records_its_non_renewal_notice(
+    account, catalog, support_user, finance_user
+):
+    subscription = factories.buy(
+        account, catalog["pro-monthly"], now=RECEIVED - dt.timedelta(days=3), channel="online"
+    ).subscription
+    complaint = _open(account, support_user, channel="email", reference="<stop@mail.example>")
+    with pytest.raises(PermissionDenied):
+        complaint_record_notice(complaint=complaint, actor=finance_user, subscription=subscription)
+    notice = complaint_record_notice(
+        complaint=complaint, actor=support_user, subscription=subscription, now=T1
+    )
+    assert (notice.received_at, notice.channel, notice.reference) == (
+        RECEIVED,
+        "email",
+        "<stop@mail.example>",
+    )
+    complaint.refresh_from_db()
+    assert complaint.notice == notice
