@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 # Rule 10: the back office's name, in the staff member's language.
@@ -9,4 +9,7 @@ admin.site.index_title = _("Back office home")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Django's set_language: the language switcher on every page posts here.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("accounts.urls")),
 ]

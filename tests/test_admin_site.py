@@ -34,6 +34,7 @@ from refunds.services import refund_request
 from renewals.models import Notification, RenewalRun
 from renewals.notifications import queue_reminders
 from renewals.services import renewal_scan
+from tests.adminforms import staff_login
 from workdays.services import DayEntry
 
 from . import factories
@@ -207,7 +208,7 @@ def test_view_only_user_cannot_bring_a_withdrawn_notice_back(client, world):
     withdrawal and the notice was live again."""
     notice = world["withdrawn"]
     viewer = factories.make_staff("viewer", group="finance")  # view_nonrenewalnotice only
-    client.force_login(viewer)
+    staff_login(client, viewer)
     live_version = notice.history.filter(withdrawn_at__isnull=True).order_by("history_id").first()
     url = reverse(
         "admin:notices_nonrenewalnotice_simple_history", args=[notice.pk, live_version.history_id]
@@ -230,7 +231,7 @@ def test_admin_role_cannot_manage_users_groups_or_permissions(client, db):
     assert member.has_perm("billing.top_up_balance") and member.has_perm("auth.view_user")
     for perm in ("add_user", "change_user", "delete_user", "change_group", "change_permission"):
         assert not member.has_perm(f"auth.{perm}")
-    client.force_login(member)
+    staff_login(client, member)
     url = reverse("admin:auth_user_change", args=[member.pk])
     page = client.get(url)
     assert page.status_code == 200  # view only: no form fields
@@ -352,7 +353,7 @@ def test_every_link_shown_leads_to_a_page_the_user_may_open(client, world, role)
     user = (
         world["support"] if role == "support" else factories.make_staff(f"{role}_crawl", group=role)
     )
-    client.force_login(user)
+    staff_login(client, user)
     bad, visited = crawl(client, depth=4)
     print(f"\n{role}: {len(visited)} pages visited")
     assert bad == {}

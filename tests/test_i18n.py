@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.adminforms import staff_login
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCALE = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES"
 PO = LOCALE / "django.po"
@@ -535,7 +537,7 @@ def test_past_due_email_is_in_the_account_language(catalog, agreement):
 
 @pytest.mark.django_db
 def test_admin_index_is_chinese_for_a_chinese_browser(client, finance_user):
-    client.force_login(finance_user)
+    staff_login(client, finance_user)
     html = client.get("/admin/", **ZH).content.decode()
     assert '<html lang="zh-hans"' in html
     assert "MTlogin 计费后台" in html and "后台首页" in html
@@ -553,7 +555,7 @@ def test_top_up_form_and_message_are_chinese(client, finance_user, account):
 
     from .adminforms import money_post
 
-    client.force_login(finance_user)
+    staff_login(client, finance_user)
     url = reverse("admin:billing_account_top_up", args=[account.pk])
     html = client.get(url, **ZH).content.decode()
     for text in (
@@ -581,7 +583,7 @@ def test_notice_record_page_is_chinese(client, support_user, account, catalog, t
     from . import factories
 
     order = factories.buy(account_with_money(account, t0), catalog["pro-monthly"], now=t0)
-    client.force_login(support_user)
+    staff_login(client, support_user)
     url = f"/admin/notices/nonrenewalnotice/record/?subscription={order.subscription.pk}"
     html = client.get(url, **ZH).content.decode()
     for text in (

@@ -18,6 +18,7 @@ from billing.models import CANCEL_REASON_MAX_LENGTH, Order
 from billing.policy import SHANGHAI
 from core.audit import ELLIPSIS, fit_reason, reason_max_length
 from notices.models import REFERENCE_MAX_LENGTH, NonRenewalNotice
+from tests.adminforms import staff_login
 from workdays.models import CalendarYear
 
 from . import factories
@@ -48,7 +49,7 @@ def test_fit_reason_keeps_the_rule_id_and_fits():
 
 @pytest.fixture
 def finance_client(client, db):
-    client.force_login(factories.make_staff("fin_len", group="finance"))
+    staff_login(client, factories.make_staff("fin_len", group="finance"))
     return client
 
 
@@ -147,7 +148,7 @@ def test_recorded_notice_reference_at_its_maximum(client, catalog, agreement):
         now=dt.datetime(2025, 2, 14, 10, 0, tzinfo=SHANGHAI),
         channel=Order.Channel.ONLINE,
     )
-    client.force_login(support)
+    staff_login(client, support)
     response = client.post(
         reverse("admin:notices_nonrenewalnotice_record"),
         {
@@ -185,7 +186,7 @@ def test_withdrawal_reason_at_its_maximum(client, catalog, agreement):
         now=dt.datetime(2025, 3, 1, tzinfo=SHANGHAI),
     ).notice
     url = reverse("admin:notices_nonrenewalnotice_withdraw", args=[notice.pk])
-    client.force_login(factories.make_staff("sup_w_len", group="support"))
+    staff_login(client, factories.make_staff("sup_w_len", group="support"))
     # One over the limit: a form error, nothing written.
     response = money_post(
         client, url, {"reason": text(WITHDRAWAL_REASON_MAX_LENGTH + 1), "confirm": "on"}

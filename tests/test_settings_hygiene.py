@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ROOT / "config" / "settings.py"
 SKIP_DIRS = {".venv", "var", "tests", ".git", "node_modules"}
 DJANGO_WITHOUT_DEFAULT = {"ROOT_URLCONF"}  # read by Django, absent from global_settings
+# Read by installed packages, not by project code: django-axes, django-otp, django-csp.
+PACKAGE_PREFIXES = ("AXES_", "OTP_", "CONTENT_SECURITY_POLICY")
 
 
 def _project_settings() -> set[str]:
@@ -27,7 +29,7 @@ def _project_settings() -> set[str]:
         for n in names
         if not hasattr(global_settings, n)
         and n not in DJANGO_WITHOUT_DEFAULT
-        and not n.startswith(("CELERY_", "_"))
+        and not n.startswith(("CELERY_", "_", *PACKAGE_PREFIXES))
     }
 
 

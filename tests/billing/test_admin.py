@@ -24,6 +24,7 @@ from billing.models import (
     Subscription,
 )
 from billing.roles import setup_roles
+from tests.adminforms import staff_login
 
 from .. import factories
 from ..adminforms import money_post, page_token
@@ -76,13 +77,13 @@ def support(db):
 
 @pytest.fixture
 def finance_client(client, finance):
-    client.force_login(finance)
+    staff_login(client, finance)
     return client
 
 
 @pytest.fixture
 def support_client(client, support):
-    client.force_login(support)
+    staff_login(client, support)
     return client
 
 
@@ -260,7 +261,7 @@ def test_finance_tops_up(finance_client, finance, world):
 def test_top_up_tool_shown_to_finance_only(finance_client, world, client, support):
     acme = world["acme"]
     assert "Top up balance" in finance_client.get(_url("account_change", acme)).content.decode()
-    client.force_login(support)
+    staff_login(client, support)
     page = client.get(_url("account_change", acme))
     assert page.status_code == 200
     assert "Top up balance" not in page.content.decode()
@@ -560,7 +561,7 @@ def test_fulfil_and_cancel_have_their_own_permissions(client, world):
             codename__in=["view_order", "fulfil_order", "change_order"],
         )
     )
-    client.force_login(clerk)
+    staff_login(client, clerk)
     before = _counts()
     # change_order alone no longer cancels; fulfil_order fulfils.
     assert client.post(_url("order_cancel", world["draft"]), {"reason": "x"}).status_code == 403

@@ -15,6 +15,7 @@ from django.utils import timezone
 from billing import services
 from billing.models import Acceptance, AgreementVersion, LedgerEntry
 from billing.selectors import agreement_in_force
+from tests.adminforms import staff_login
 
 from .. import factories
 from ..adminforms import money_post
@@ -196,7 +197,7 @@ def _local(delta):
 
 
 def test_admin_add_publishes_through_the_service(client, publisher, agreement):
-    client.force_login(publisher)
+    staff_login(client, publisher)
     url = reverse("admin:billing_agreementversion_add")
     data = {"version": "2099-01", "title": "Refund Agreement", "text": "New"}
     past = money_post(client, url, {**data, "effective_from": _local(-dt.timedelta(days=1))})
@@ -216,7 +217,7 @@ def test_admin_add_publishes_through_the_service(client, publisher, agreement):
 
 def test_support_and_finance_cannot_publish_in_admin(client, support_user, finance_user):
     for user in (support_user, finance_user):
-        client.force_login(user)
+        staff_login(client, user)
         url = reverse("admin:billing_agreementversion_add")
         assert client.get(url).status_code == 403
     assert not LedgerEntry.objects.exists()

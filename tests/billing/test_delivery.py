@@ -15,6 +15,7 @@ from billing.models import Order, Subscription
 from billing.policy import SHANGHAI
 from billing.selectors import orders_awaiting_fulfilment_too_long
 from renewals.services import renewal_scan
+from tests.adminforms import staff_login
 
 from .. import factories
 
@@ -126,7 +127,7 @@ def test_the_setting_changes_the_delay(account, catalog):
 
 def test_admin_index_lists_them_for_finance(client, account, catalog, finance_user):
     order = _custom_paid(account, catalog, dt.datetime(2025, 3, 7, 10, 0, tzinfo=SHANGHAI))
-    client.force_login(finance_user)
+    staff_login(client, finance_user)
     with time_machine.travel(dt.datetime(2025, 3, 12, 10, 0, tzinfo=SHANGHAI), tick=False):
         body = client.get("/admin/").content.decode()
     assert 'id="orders-awaiting-fulfilment"' in body

@@ -21,6 +21,7 @@ from django.urls import reverse
 from billing import services
 from billing.models import Account, FormToken, LedgerEntry, Order
 from billing.policy import SHANGHAI
+from tests.adminforms import staff_login
 
 from .. import factories
 from ..adminforms import money_post, page_token
@@ -228,7 +229,7 @@ def test_a_provider_confirmed_large_top_up_is_recorded(account):
 
 @pytest.fixture
 def finance_client(client, finance_user):
-    client.force_login(finance_user)
+    staff_login(client, finance_user)
     return client
 
 
@@ -265,7 +266,7 @@ def test_a_token_is_for_its_page_and_its_user(finance_client, account, catalog):
         assert response.context["form_token"] not in ("", "made-up", foreign)
     colleague = factories.make_staff("fin2", group="finance")
     second = Client()
-    second.force_login(colleague)
+    staff_login(second, colleague)
     token = page_token(second, _top_up_url(account))
     response = finance_client.post(_top_up_url(account), {**OTHER, "form_token": token})
     assert "This form has expired or was not issued to you" in response.content.decode()
@@ -346,7 +347,7 @@ def test_a_double_click_credits_once(catalog, agreement):
     finance = factories.make_staff("fin-click", group="finance")
     clients = [Client(), Client()]
     for c in clients:
-        c.force_login(finance)
+        staff_login(c, finance)
     url = _top_up_url(account)
     token = page_token(clients[0], url)
     barrier = threading.Barrier(2)

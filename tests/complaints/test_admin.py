@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from complaints.models import Complaint
 from complaints.services import complaint_open, complaint_reply
+from tests.adminforms import staff_login
 
 from ..adminforms import money_post
 
@@ -36,7 +37,7 @@ def _url(name, complaint):
 
 
 def test_p6_queues_show_shanghai_due_times_and_mark_overdue(client, complaint, support_user):
-    client.force_login(support_user)
+    staff_login(client, support_user)
     body = client.get(reverse(CHANGELIST) + "?queue=overdue").content.decode()
     assert "Charged twice" in body
     assert "complaint-overdue" in body
@@ -50,7 +51,7 @@ def test_p6_queues_show_shanghai_due_times_and_mark_overdue(client, complaint, s
 
 
 def test_p6_support_works_a_complaint_in_the_admin(client, complaint, support_user):
-    client.force_login(support_user)
+    staff_login(client, support_user)
     money_post(client, _url("assign", complaint), {}, follow=True)
     assert "Charged twice" in client.get(reverse(CHANGELIST) + "?queue=mine").content.decode()
     money_post(client, _url("note", complaint), {"body": "VIP-SECRET note"}, follow=True)
@@ -80,7 +81,7 @@ def test_p6_support_works_a_complaint_in_the_admin(client, complaint, support_us
 
 def test_p6_finance_reads_but_may_not_act(client, complaint, finance_user, support_user):
     complaint_reply(complaint=complaint, actor=support_user, body="hidden note", internal=True)
-    client.force_login(finance_user)
+    staff_login(client, finance_user)
     assert client.get(reverse(CHANGELIST)).status_code == 200
     page = client.get(reverse("admin:complaints_complaint_change", args=[complaint.pk]))
     assert page.status_code == 200
@@ -111,7 +112,7 @@ def test_p6_support_links_an_unknown_senders_complaint_in_the_admin(client, acco
         body="Hello",
         contact_email="someone@example.org",
     )
-    client.force_login(support_user)
+    staff_login(client, support_user)
     page = client.get(reverse("admin:complaints_complaint_change", args=[complaint.pk]))
     assert _url("link", complaint) in page.content.decode()
     resp = money_post(client, _url("link", complaint), {"account": 999_999})

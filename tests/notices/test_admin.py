@@ -12,6 +12,7 @@ from billing.policy import SHANGHAI as SH
 from notices import services
 from notices.admin import NonRenewalNoticeInline, expiry_date, notice_deadline_display, notice_state
 from notices.models import NonRenewalNotice
+from tests.adminforms import staff_login
 
 from .. import factories
 from ..adminforms import money_post
@@ -51,7 +52,7 @@ def clock():
 
 
 def test_support_previews_then_records_a_late_notice(client, notice_support, subscription, clock):
-    client.force_login(notice_support)
+    staff_login(client, notice_support)
     page = client.get(f"{RECORD}?subscription={subscription.pk}")
     assert page.status_code == 200 and "Preview" in page.content.decode()
     # Step 1: preview shows the deadline and the judgement, writes nothing.
@@ -75,7 +76,7 @@ def test_support_previews_then_records_a_late_notice(client, notice_support, sub
 
 
 def test_preview_on_time(client, notice_support, subscription, clock):
-    client.force_login(notice_support)
+    staff_login(client, notice_support)
     body = client.post(
         RECORD, form_data(subscription, date="2025-03-12", time="23:59:59", _preview="1")
     ).content.decode()
@@ -83,7 +84,7 @@ def test_preview_on_time(client, notice_support, subscription, clock):
 
 
 def test_form_shows_service_errors(client, notice_support, subscription, clock):
-    client.force_login(notice_support)
+    staff_login(client, notice_support)
     body = client.post(
         RECORD, form_data(subscription, date="2025-03-14", _preview="1")
     ).content.decode()
@@ -96,7 +97,7 @@ def test_form_shows_service_errors(client, notice_support, subscription, clock):
 
 
 def test_changelist_filters_and_withdraw_action(client, notice_support, subscription, clock):
-    client.force_login(notice_support)
+    staff_login(client, notice_support)
     client.post(RECORD, form_data(subscription, _confirm="1"))
     notice = NonRenewalNotice.objects.get()
     url = "/admin/notices/nonrenewalnotice/"
@@ -126,7 +127,7 @@ def test_support_withdraws_with_a_reason_and_a_confirmation(client, notice):
     """P5: the real support role may withdraw; the page needs a reason and the
     confirmation; the reason is kept on the notice and in its history."""
     support = factories.make_staff("support_w", group="support")
-    client.force_login(support)
+    staff_login(client, support)
     page = client.get(reverse("admin:notices_nonrenewalnotice_change", args=[notice.pk]))
     assert withdraw_url(notice) in page.content.decode()  # the "Withdraw…" button
     body = client.get(withdraw_url(notice)).content.decode()
@@ -162,7 +163,7 @@ def test_support_withdraws_with_a_reason_and_a_confirmation(client, notice):
 
 def test_withdraw_needs_the_permission(client, notice):
     finance = factories.make_staff("finance_w", group="finance")  # may view notices only
-    client.force_login(finance)
+    staff_login(client, finance)
     assert client.get(withdraw_url(notice)).status_code == 403
     assert client.post(withdraw_url(notice), {"reason": "x", "confirm": "on"}).status_code == 403
     resp = client.post(
@@ -180,7 +181,7 @@ def test_withdraw_needs_the_permission(client, notice):
 
 def test_staff_without_permission_cannot_record(client, subscription, clock):
     plain = factories.make_staff("finance_x", group="finance")
-    client.force_login(plain)
+    staff_login(client, plain)
     assert client.get(RECORD).status_code == 403
 
 

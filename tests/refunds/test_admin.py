@@ -13,6 +13,7 @@ from notices.services import notice_give
 from refunds.models import RefundRequest
 from refunds.services import detect_exceptions
 from renewals.services import renew_subscriptions
+from tests.adminforms import staff_login
 
 from .. import factories
 from ..adminforms import money_post
@@ -53,7 +54,7 @@ def urls(req):
 
 
 def test_support_sees_the_queue_but_gets_403(client, proposal, support_user):
-    client.force_login(support_user)
+    staff_login(client, support_user)
     listing = client.get(LIST, {"queue": "detected"})
     assert listing.status_code == 200 and f">{proposal.pk}<" in listing.content.decode()
     page = client.get(reverse("admin:refunds_refundrequest_change", args=[proposal.pk]))
@@ -69,7 +70,7 @@ def test_support_sees_the_queue_but_gets_403(client, proposal, support_user):
 
 
 def test_finance_approves_and_pays_out_in_the_admin(client, proposal, finance_user):
-    client.force_login(finance_user)
+    staff_login(client, finance_user)
     page = client.get(reverse("admin:refunds_refundrequest_change", args=[proposal.pk]))
     body = page.content.decode()
     assert "E1" in body and "适用例外 E1" in body  # both explanations
@@ -100,7 +101,7 @@ def test_finance_approves_and_pays_out_in_the_admin(client, proposal, finance_us
 
 
 def test_finance_refuses_in_the_admin(client, proposal, finance_user):
-    client.force_login(finance_user)
+    staff_login(client, finance_user)
     resp = money_post(
         client, urls(proposal)["refuse"], {"justification": "not our mistake"}, follow=True
     )

@@ -10,6 +10,7 @@ from django.urls import reverse
 from billing.models import Account, Subscription
 from billing.policy import SHANGHAI
 from renewals.services import renewal_scan
+from tests.adminforms import staff_login
 
 from .. import factories
 from ..adminforms import money_post
@@ -25,7 +26,7 @@ def test_top_up_that_renews_a_past_due_subscription_says_so(client, catalog, agr
     sub = factories.buy(account, catalog["pro-monthly"], now=t_buy).subscription
     renewal_scan(at=T, trigger="command")
     assert Subscription.objects.get(pk=sub.pk).status == "past_due"
-    client.force_login(factories.make_staff("fin", group="finance"))
+    staff_login(client, factories.make_staff("fin", group="finance"))
     url = reverse("admin:billing_account_top_up", args=[account.pk])
     with time_machine.travel(T + dt.timedelta(days=1), tick=False):
         response = money_post(
@@ -44,7 +45,7 @@ def test_top_up_that_renews_a_past_due_subscription_says_so(client, catalog, agr
 
 def test_top_up_without_renewal_gives_the_new_balance(client, catalog, agreement):
     account = factories.make_account("Rich", now=T, balance_fen=100)
-    client.force_login(factories.make_staff("fin", group="finance"))
+    staff_login(client, factories.make_staff("fin", group="finance"))
     url = reverse("admin:billing_account_top_up", args=[account.pk])
     response = money_post(
         client,

@@ -18,6 +18,7 @@ from billing.models import Order
 from billing.policy import SHANGHAI
 from billing.selectors import calendar_warnings as billing_calendar_warnings
 from notices import services as notice_services
+from tests.adminforms import staff_login
 from workdays import services
 from workdays.models import CalendarDay, CalendarRevision, CalendarYear
 from workdays.selectors import calendar_warnings
@@ -308,7 +309,7 @@ def test_check_is_silent_without_tables(django_db_blocker):
 
 
 def test_admin_index_shows_warning(client, calendar_staff):
-    client.force_login(calendar_staff)
+    staff_login(client, calendar_staff)
     with time_machine.travel(dt.datetime(2026, 11, 26, 10, 0, tzinfo=SHANGHAI), tick=False):
         body = client.get("/admin/").content.decode()
         assert "workdays-warnings" in body and "2027 is not official" in body
@@ -320,7 +321,7 @@ def test_admin_index_shows_warning(client, calendar_staff):
 
 
 def test_admin_load_action_and_refusal(client, calendar_staff):
-    client.force_login(calendar_staff)
+    staff_login(client, calendar_staff)
     y26 = CalendarYear.objects.create(year=2026)
     y27 = CalendarYear.objects.create(year=2027)
     url = "/admin/workdays/calendaryear/"
@@ -341,7 +342,7 @@ def test_admin_load_action_and_refusal(client, calendar_staff):
 def test_admin_load_over_a_staff_year_asks_first(client, calendar_staff):
     """Item: loading the library never overwrites a staff-entered year without
     an explicit confirmation; the intermediate page lists what is replaced."""
-    client.force_login(calendar_staff)
+    staff_login(client, calendar_staff)
     row = services.calendar_year_enter(year=2026, days=STAFF_2026, actor=calendar_staff)
     y25 = CalendarYear.objects.create(year=2025)
     url = "/admin/workdays/calendaryear/"
@@ -384,7 +385,7 @@ def test_admin_load_over_a_staff_year_asks_first(client, calendar_staff):
 
 
 def test_admin_refuses_an_official_year_without_days(client, calendar_staff):
-    client.force_login(calendar_staff)
+    staff_login(client, calendar_staff)
     data = {
         "year": "2027",
         "status": "official",
@@ -402,7 +403,7 @@ def test_admin_refuses_an_official_year_without_days(client, calendar_staff):
 
 
 def test_admin_edit_with_day_inline_invalidates_cache(client, calendar_staff):
-    client.force_login(calendar_staff)
+    staff_login(client, calendar_staff)
     assert notice_deadline(D(2027, 1, 5)).provisional
     data = {
         "year": "2027",

@@ -1,0 +1,92 @@
+"""Who is looking at an account page, and for which account (issue 11).
+
+Every customer view is scoped to the signed-in user's account: the account
+comes from the user's membership (never from the URL), and every object a view
+shows is looked up *within* that account, so another account's ids give 404,
+never the data. Acting (paying, giving notice, managing members) needs an
+owner or admin membership that is not suspended (P3); the services check that
+again themselves (``billing.authz``), whoever calls them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from billing.authz import ACTING_ROLES
+from billing.models import Account, AccountMember
+
+SESSION_ACCOUNT = "account_id"
+
+
+def memberships(user: Any) -> QuerySet[AccountMember]:
+    """The user's memberships, owner first, then oldest first."""
+    return (
+        AccountMember.objects.filter(user=user)
+        .select_related("account")
+        .annotate(
+            _rank=Case(
+                When(role=AccountMember.Role.OWNER, then=Value(0)),
+                When(role=AccountMember.Role.ADMIN, then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("_rank", "added_at", "pk")
+    )
+
+
+def current_membership(request: HttpRequest) -> AccountMember | None:
+    """The membership the request acts under: the account chosen in this
+    session if the user still belongs to it, else the user's first."""
+    user = request.user
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    chosen = request.session.get(SESSION_ACCOUNT)
+    mine = memberships(user)
+    member = mine.filter(account_id=chosen).first() if chosen else None
+    return member or mine.first()
+
+
+def may_act(member: AccountMember | None) -> bool:
+    """Owner or admin, not suspended (P3): pays, gives notice, invites."""
+    return bool(member and member.role in ACTING_ROLES and member.suspended_at is None)
+
+
+def account_page(view: Callable[..., HttpResponse] | None = None, *, acting: bool = False) -> Any:
+    """Decorate a customer view: log in first, then ``request.account`` and
+    ``request.membership`` are set. With ``acting=True`` a member who may not
+    act gets a 403 page saying why (the service would refuse them too)."""
+
+    def decorate(fn: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(fn)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            member = current_membership(request)
+            if member is None:
+                return render(request, "accounts/no_account.html", status=403)
+            request.membership = member
+            request.account = member.account
+            if acting and not may_act(member):
+                return render(
+                    request,
+                    "accounts/not_allowed.html",
+                    {"member": member},
+                    status=403,
+                )
+            return fn(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
+
+
+def account_of(request: HttpRequest) -> Account:
+    return request.account  # type: ignore[attr-defined]

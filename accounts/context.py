@@ -1,0 +1,48 @@
+"""What every customer page needs: the navigation and the current account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_lazy as _
+
+from .access import current_membership, may_act
+
+# (url name, label, needs an acting role). A section shows once its view
+# exists, so the navigation never links to a page that is not there.
+SECTIONS = [
+    ("accounts:dashboard", _("Overview"), False),
+    ("accounts:packages", _("Packages"), False),
+    ("accounts:balance", _("Balance"), False),
+    ("accounts:notice", _("Renewal"), False),
+    ("accounts:members", _("Members"), False),
+    ("accounts:complaints", _("Support"), False),
+    ("accounts:refunds", _("Refunds"), False),
+    ("accounts:agreement", _("Agreement"), False),
+]
+
+
+def customer(request: HttpRequest) -> dict[str, Any]:
+    if request.path.startswith("/admin/"):
+        return {}
+    member = getattr(request, "membership", None) or current_membership(request)
+    nav = []
+    for name, label, acting in SECTIONS:
+        if acting and not may_act(member):
+            continue
+        try:
+            url = reverse(name)
+        except NoReverseMatch:
+            continue
+        nav.append({"url": url, "label": label, "current": request.path.startswith(url)})
+    # The overview is a prefix of every page: only an exact match marks it.
+    for item in nav:
+        if item["url"] == "/account/":
+            item["current"] = request.path == item["url"]
+    return {
+        "customer_nav": nav if member else [],
+        "customer_member": member,
+        "customer_may_act": may_act(member),
+    }

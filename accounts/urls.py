@@ -1,0 +1,22 @@
+"""The customer pages' URLs (issue 11: these paths are the interface).
+
+Each views module lists its own ``urlpatterns``; they are joined here under
+one namespace, ``accounts``.
+"""
+
+from django.urls import path
+
+from .views import auth, dashboard, money, public, service
+
+app_name = "accounts"
+
+urlpatterns = [
+    *public.urlpatterns,
+    *auth.urlpatterns,
+    *dashboard.urlpatterns,
+    *money.urlpatterns,
+    *service.urlpatterns,
+]
+
+# Keep ``path`` imported for modules that extend this list in tests.
+__all__ = ["app_name", "path", "urlpatterns"]
