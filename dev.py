@@ -122,6 +122,7 @@ def cmd_run(argv: list[str]) -> int:
             )
         time.sleep(2)
         say(f"admin: http://127.0.0.1:{port}/admin/")
+        say(f"customer pages: http://127.0.0.1:{port}/ (log in at /accounts/login/)")
         say("demo logins are printed above by seed_demo; Ctrl-C stops web, worker and beat")
         while all(p.poll() is None for p in running.values()):
             time.sleep(1)
