@@ -49,7 +49,7 @@ def test_list_shows_roles_and_who_is_suspended_and_why(client, owner, account, t
     )
     body = client.get(URL).content.decode()
     assert account.owner.email in body and "sleepy@example.com" in body
-    assert "Owner" in body and "suspended" in body
+    assert "Owner" in body and "Suspended" in body
     assert "the package has fewer seats than members" in body
     assert "1 of 1 seat in use." in body
 
