@@ -23,6 +23,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse, reverse_lazy
@@ -504,10 +505,17 @@ def members(request: HttpRequest) -> HttpResponse:
                     % {"email": member.user.email},
                 )
                 return redirect("accounts:members")
+    # Owner first, then admins, then members (as ``access.memberships``).
+    rank = Case(
+        When(role=AccountMember.Role.OWNER, then=Value(0)),
+        When(role=AccountMember.Role.ADMIN, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
     rows = list(
         AccountMember.objects.filter(account=account)
         .select_related("user")
-        .order_by("role", "added_at", "pk")
+        .order_by(rank, "added_at", "pk")
     )
     active = sum(1 for m in rows if m.suspended_at is None)
     seats = _seats(account)

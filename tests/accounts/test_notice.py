@@ -208,3 +208,16 @@ def test_a_forged_token_records_nothing(client, owner, paid, deadline):
     assert response.status_code == 200
     assert "has expired or was not issued to you" in response.content.decode()
     assert NonRenewalNotice.objects.count() == 0
+
+
+def test_p5_acknowledgement_is_in_the_accounts_language(client, owner, account, paid, deadline):
+    from billing.models import Account
+
+    Account.objects.filter(pk=account.pk).update(language="zh-hans")
+    with time_machine.travel(deadline - SECOND, tick=False):
+        submit(client, URL)
+    notice = NonRenewalNotice.objects.get()
+    mail = Notification.objects.get(kind="notice_given")
+    assert mail.language == "zh-hans"
+    assert mail.subject == f"我们已收到您的不续费通知（编号 #{notice.pk}）"
+    assert "属于按时提交" in mail.body and "2025-04-03 10:00:00（北京时间）" in mail.body
