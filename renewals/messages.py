@@ -86,6 +86,25 @@ def _templates(kind: str) -> tuple[str, str]:
                 "again at any time.\n"
             ),
         )
+    if kind == "notice_given":
+        return (
+            _("We received your non-renewal notice (reference %(reference)s)"),
+            _(
+                "Dear %(account)s,\n\nWe received your notice that %(package)s must not renew "
+                "(reference %(reference)s), at %(received)s. %(judgement)s\n\nYou can withdraw "
+                "it on your account page before %(end)s; automatic renewal then resumes.\n"
+            ),
+        )
+    if kind == "notice_withdrawn":
+        return (
+            _("Your non-renewal notice %(reference)s is withdrawn"),
+            _(
+                "Dear %(account)s,\n\nYour non-renewal notice %(reference)s for %(package)s was "
+                "withdrawn at %(received)s. Automatic renewal resumes: on %(expiry)s the next "
+                "cycle is deducted from your balance unless you give notice again by the "
+                "deadline.\n"
+            ),
+        )
     raise KeyError(kind)
 
 

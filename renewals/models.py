@@ -61,6 +61,10 @@ class Notification(models.Model):
         RECEIPT = "receipt", _("Renewal receipt")
         PAST_DUE = "past_due", _("Renewal failed: balance too low")
         ENDED = "ended", _("Package ended: back on the free package")
+        # P5: the acknowledgement of a notice given (or withdrawn) on the
+        # account pages, one per notice (see ``ONCE_PER_PERIOD``).
+        NOTICE_GIVEN = "notice_given", _("Non-renewal notice received")
+        NOTICE_WITHDRAWN = "notice_withdrawn", _("Non-renewal notice withdrawn")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -117,8 +121,13 @@ class Notification(models.Model):
         verbose_name_plural = _("notifications")
         ordering = ["-created_at", "-pk"]
         constraints = [
+            # Reminders, receipts and the like: one per period. Notice
+            # acknowledgements are not keyed by period (a notice withdrawn and
+            # given again for the same period is acknowledged again).
             models.UniqueConstraint(
-                fields=["subscription", "kind", "period_end"], name="notification_once_per_period"
+                fields=["subscription", "kind", "period_end"],
+                condition=~Q(kind__in=["notice_given", "notice_withdrawn"]),
+                name="notification_once_per_period",
             ),
             models.CheckConstraint(
                 condition=~Q(status="sent") | Q(sent_at__isnull=False),

@@ -119,6 +119,71 @@ def _render(
     return messages.render(kind, lang, **ctx)
 
 
+def notice_reference(notice_id: int) -> str:
+    """The reference number a customer quotes for a non-renewal notice: its
+    number, as support sees it ("Notice #12")."""
+    return f"#{notice_id}"
+
+
+def queue_notice_message(*, notice, at: dt.datetime) -> Notification:
+    """P5: acknowledge a non-renewal notice (``NonRenewalNotice``) given or
+    withdrawn on the account pages: an outbox row written in the caller's
+    transaction (so it exists exactly when the notice does), delivered like
+    every other message. A withdrawn notice gets the withdrawal message."""
+    subscription = Subscription.objects.select_related("account", "package").get(
+        pk=notice.subscription_id
+    )
+    account = subscription.account
+    lang = account.language
+    withdrawn = notice.withdrawn_at is not None
+    kind = Notification.Kind.NOTICE_WITHDRAWN if withdrawn else Notification.Kind.NOTICE_GIVEN
+    with translation.override(messages.language_of(lang)):
+        if notice.on_time:
+            judgement = _(
+                "It reached us by the deadline (%(deadline)s), so it is on time: your package "
+                "does not renew, it ends at %(end)s and your account returns to the free "
+                "package. Nothing more is deducted."
+            )
+        else:
+            judgement = _(
+                "It reached us after the deadline (%(deadline)s), so it is late: the renewal "
+                "on %(expiry)s still takes place and one more cycle is deducted from your "
+                "balance; your package then ends at %(end)s and your account returns to the "
+                "free package."
+            )
+        ctx = {
+            "deadline": _fmt_instant(notice.deadline),
+            "expiry": notice.expiry_date.isoformat(),
+            "end": _fmt_instant(notice.effective_end),
+        }
+        subject, body = messages.render(
+            kind,
+            lang,
+            account=account.name,
+            package=subscription.package.name_zh
+            if lang == "zh-hans"
+            else subscription.package.name_en,
+            reference=notice_reference(notice.pk),
+            received=_fmt_instant(notice.withdrawn_at if withdrawn else notice.received_at),
+            judgement=judgement % ctx,
+            **ctx,
+        )
+    return Notification.objects.create(
+        account=account,
+        subscription=subscription,
+        kind=kind,
+        period_end=notice.period_end,
+        language=lang,
+        to_email=account.email,
+        subject=subject,
+        body=body,
+        created_at=at,
+        available_at=at,
+        priority=policy.notification_priority(kind),
+        message_id=new_message_id(),
+    )
+
+
 def _start_of_day(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=SHANGHAI)
 

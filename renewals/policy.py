@@ -132,6 +132,8 @@ NOTIFICATION_PRIORITY = {
     "price_change": 0,
     "past_due": 0,
     "ended": 1,
+    "notice_given": 1,  # P5: the acknowledgement of a notice (account pages)
+    "notice_withdrawn": 1,
     "receipt": 2,
 }
 RETRY_FIRST_WAIT = dt.timedelta(minutes=1)

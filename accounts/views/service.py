@@ -1,1 +1,776 @@
-urlpatterns: list = []
+"""Customer self-service (issue 11): the non-renewal notice (P5), members
+(P3), complaints (P6), refunds (P1) and withdrawing unused balance (P1 fair use).
+
+Thin views: each calls one service with ``actor=request.user`` and shows the
+service's ``ValidationError`` on the form. Every object is looked up within
+``request.account`` (another account's id is a 404). Every POST carries a
+one-time form token (``billing.formtokens``), consumed in the service's
+transaction, so a double submit records once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Case, IntegerField, Value, When
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse, reverse_lazy
+from django.utils import timezone, translation
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from billing import formtokens
+from billing.forms import YuanField, add_service_error
+from billing.formtokens import FormAlreadySubmitted, FormExpired
+from billing.models import AccountMember, Order, Subscription
+from billing.selectors import live_subscription
+from billing.services import member_add, member_remove
+from complaints import services as complaint_services
+from complaints.models import Complaint, ComplaintMessage
+from notices import services as notice_services
+from notices.models import WITHDRAWAL_REASON_MAX_LENGTH, NonRenewalNotice
+from notices.selectors import notice_state_for
+from refunds import services as refund_services
+from refunds.models import RefundRequest
+from renewals.notifications import notice_reference, queue_notice_message
+from renewals.services import PriceBook
+
+from ..access import account_page, may_act
+
+# --- forms ----------------------------------------------------------------------
+
+
+class TokenForm(forms.Form):
+    """Every form here: the one-time token (item 9) travels as a hidden field."""
+
+    form_token = forms.CharField(widget=forms.HiddenInput, required=False)
+
+
+class NoticeForm(TokenForm):
+    # What the customer read before submitting ("on_time|<end>"): if the
+    # judgement changed meanwhile (the deadline passed), nothing is recorded
+    # and the page says so (P5: told before submitting).
+    seen = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
+class NoticeWithdrawForm(TokenForm):
+    reason = forms.CharField(
+        label=gettext_lazy("Why (optional)"),
+        required=False,
+        max_length=WITHDRAWAL_REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class InviteForm(TokenForm):
+    email = forms.EmailField(label=gettext_lazy("Email address"), max_length=254)
+    role = forms.ChoiceField(
+        label=gettext_lazy("Role"),
+        choices=[
+            (AccountMember.Role.MEMBER, gettext_lazy("Member: uses the software")),
+            (
+                AccountMember.Role.ADMIN,
+                gettext_lazy("Admin: also pays, gives notice and manages members"),
+            ),
+        ],
+        initial=AccountMember.Role.MEMBER,
+    )
+
+
+class ComplaintForm(TokenForm):
+    subject = forms.CharField(
+        label=gettext_lazy("Subject"), max_length=complaint_services.SUBJECT_MAX_LENGTH
+    )
+    category = forms.ChoiceField(
+        label=gettext_lazy("About"), choices=Complaint.Category.choices, initial="other"
+    )
+    order = forms.ModelChoiceField(
+        label=gettext_lazy("Order (optional)"),
+        queryset=Order.objects.none(),
+        required=False,
+        empty_label=gettext_lazy("No particular order"),
+    )
+    body = forms.CharField(
+        label=gettext_lazy("Your message"),
+        max_length=complaint_services.BODY_MAX_LENGTH,
+        widget=forms.Textarea,
+    )
+
+    def __init__(self, *args: Any, account: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["order"].queryset = _orders(account)
+        self.fields["order"].label_from_instance = _order_label
+
+
+class ReplyForm(TokenForm):
+    body = forms.CharField(
+        label=gettext_lazy("Your reply"),
+        max_length=complaint_services.BODY_MAX_LENGTH,
+        widget=forms.Textarea,
+    )
+
+
+class RefundForm(TokenForm):
+    order = forms.ModelChoiceField(
+        label=gettext_lazy("Order"), queryset=Order.objects.none(), empty_label=None
+    )
+    reason = forms.CharField(
+        label=gettext_lazy("Why do you ask for a refund? (optional)"),
+        required=False,
+        max_length=refund_services.JUSTIFICATION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+    def __init__(self, *args: Any, account: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["order"].queryset = _orders(account).filter(status__in=refund_services.PAID)
+        self.fields["order"].label_from_instance = _order_label
+
+
+class WithdrawalForm(TokenForm):
+    amount = YuanField(label=gettext_lazy("Amount to withdraw (yuan)"))
+    reason = forms.CharField(
+        label=gettext_lazy("Why (optional)"),
+        required=False,
+        max_length=refund_services.JUSTIFICATION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+def _orders(account: Any):
+    return Order.objects.filter(account=account).select_related("package").order_by("-pk")
+
+
+def _order_label(order: Order) -> str:
+    from accounts.formatting import money
+
+    return _("Order #%(pk)s: %(package)s, %(amount)s (%(status)s)") % {
+        "pk": order.pk,
+        "package": order.package.localized_name if order.package_id else "—",
+        "amount": money(order.amount_fen),
+        "status": order.get_status_display(),
+    }
+
+
+# --- the one-time token and the service call ------------------------------------------
+
+
+def _token_for(request: HttpRequest, form: forms.Form | None = None) -> str:
+    """The token the page carries: the posted one while it is still unused
+    (a corrected form is sent with it), else a new one."""
+    posted = request.POST.get(formtokens.FIELD, "") if request.method == "POST" else ""
+    if posted and formtokens.form_token_is_open(token=posted, user=request.user, path=request.path):
+        return posted
+    return formtokens.form_token_issue(user=request.user, path=request.path)
+
+
+def _with_token(request: HttpRequest, form: forms.Form) -> forms.Form:
+    token = _token_for(request, form)
+    if form.is_bound:
+        data = form.data.copy()
+        data[formtokens.FIELD] = token
+        form.data = data
+    else:
+        form.initial[formtokens.FIELD] = token
+    return form
+
+
+class _Already(Exception):
+    """The token was used before: a second submit of the same page."""
+
+
+def _submit(request: HttpRequest, form: forms.Form, call: Callable[[dict], Any]) -> Any:
+    """Consume the token and run ``call`` in one transaction. Returns what
+    ``call`` returned, or ``None`` with the error shown on ``form`` (the
+    transaction rolled back: nothing written). ``_Already`` when this page
+    was submitted before."""
+    try:
+        with transaction.atomic():
+            formtokens.form_token_consume(
+                token=request.POST.get(formtokens.FIELD, ""), user=request.user, path=request.path
+            )
+            return call(form.cleaned_data)
+    except FormAlreadySubmitted as exc:
+        messages.warning(request, exc.messages[0])
+        raise _Already from exc
+    except FormExpired as exc:
+        form.add_error(None, exc)
+    except ValidationError as exc:
+        add_service_error(form, exc)
+    return None
+
+
+def _chinese() -> bool:
+    return (translation.get_language() or "en").lower().startswith("zh")
+
+
+# --- P5: "I do not want to renew" -------------------------------------------------
+
+
+class _JudgementChanged(Exception):
+    def __init__(self, judgement: Any):
+        super().__init__()
+        self.judgement = judgement
+
+
+def _seen(judgement: Any) -> str:
+    judged = "on_time" if judgement.on_time else "late"
+    return f"{judged}|{int(judgement.effective_end.timestamp())}"
+
+
+def _renewal_amount(sub: Subscription) -> int | None:
+    amount, _version = PriceBook([sub.package_id]).renewal(sub)
+    return amount
+
+
+def _notice_context(request: HttpRequest, sub: Subscription | None, now: dt.datetime) -> dict:
+    """What the notice page shows: the subscription, its state and, for an
+    owner or admin with no notice given yet, what a notice given now means."""
+    ctx: dict[str, Any] = {"subscription": sub, "now": now, "preview": None, "error": None}
+    if sub is None or not sub.is_paid or sub.status == Subscription.Status.ENDED:
+        return ctx
+    state = notice_state_for(sub)
+    ctx["state"] = state
+    ctx["amount_fen"] = _renewal_amount(sub)
+    if state.notice is None and may_act(request.membership):
+        try:
+            ctx["preview"] = notice_services.notice_preview(
+                account=request.account,
+                subscription=sub,
+                channel=NonRenewalNotice.Channel.ACCOUNT_PAGE,
+                actor=request.user,
+                now=now,
+            )
+        except ValidationError as exc:
+            ctx["error"] = " ".join(exc.messages)
+    return ctx
+
+
+@account_page
+def notice(request: HttpRequest) -> HttpResponse:
+    """P5: the confirmation page. It says, from the deadline and the time
+    now, whether a notice given now is on time (the package ends at expiry,
+    back to free) or late (one more cycle is deducted), before submitting.
+    Turning auto-renewal off *is* this notice: there is no other switch."""
+    account = request.account
+    sub = live_subscription(account=account)
+    now = timezone.now()
+    form = NoticeForm()
+    if request.method == "POST":
+        if not may_act(request.membership):
+            return render(
+                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
+            )
+        form = NoticeForm(request.POST)
+        if form.is_valid() and sub is not None:
+            seen = form.cleaned_data["seen"]
+
+            def give(_data: dict) -> Any:
+                given = notice_services.notice_give(
+                    account=account,
+                    subscription=sub,
+                    channel=NonRenewalNotice.Channel.ACCOUNT_PAGE,
+                    actor=request.user,
+                    now=now,
+                )
+                if given.created and _seen(given.judgement) != seen:
+                    raise _JudgementChanged(given.judgement)  # rolls the notice back
+                if given.created:
+                    queue_notice_message(notice=given.notice, at=now)
+                return given
+
+            try:
+                given = _submit(request, form, give)
+            except _Already:
+                return redirect("accounts:notice")
+            except _JudgementChanged:
+                form.add_error(
+                    None,
+                    _(
+                        "Nothing was recorded: while you were reading, the situation changed "
+                        "(the deadline passed or the package renewed). Read the terms below "
+                        "again and confirm if you still want to give notice."
+                    ),
+                )
+                given = None
+            if given is not None:
+                if given.created:
+                    messages.success(
+                        request,
+                        _("Your notice is recorded. Reference number: %(ref)s.")
+                        % {"ref": notice_reference(given.notice.pk)},
+                    )
+                else:
+                    messages.info(request, _("A notice was already recorded; here it is."))
+                return redirect("accounts:notice_detail", pk=given.notice.pk)
+        elif sub is None:
+            form.add_error(None, _("There is no package to give notice for."))
+    ctx = _notice_context(request, sub, now)
+    if ctx["preview"] is not None:
+        form = _with_token(request, form)
+        if form.is_bound:
+            data = form.data.copy()
+            data["seen"] = _seen(ctx["preview"])
+            form.data = data
+        else:
+            form.initial["seen"] = _seen(ctx["preview"])
+    ctx["form"] = form
+    ctx["may_act"] = may_act(request.membership)
+    ctx["history"] = NonRenewalNotice.objects.filter(account=account).order_by("-pk")[:10]
+    return render(request, "accounts/notice.html", ctx)
+
+
+def _notice_of(request: HttpRequest, pk: int) -> NonRenewalNotice:
+    return get_object_or_404(
+        NonRenewalNotice.objects.select_related("subscription__package"),
+        pk=pk,
+        account=request.account,
+    )
+
+
+@account_page
+def notice_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The acknowledgement: the notice's reference number and what it does."""
+    item = _notice_of(request, pk)
+    now = timezone.now()
+    return render(
+        request,
+        "accounts/notice_detail.html",
+        {
+            "notice": item,
+            "reference": notice_reference(item.pk),
+            "email": request.account.email,
+            "may_withdraw": item.withdrawn_at is None
+            and now < item.effective_end
+            and may_act(request.membership),
+        },
+    )
+
+
+@account_page(acting=True)
+def notice_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+    """P5: withdraw a notice before it takes effect; auto-renewal resumes."""
+    item = _notice_of(request, pk)
+    form = NoticeWithdrawForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        now = timezone.now()
+
+        def withdraw(data: dict) -> NonRenewalNotice:
+            done = notice_services.notice_withdraw(
+                notice=item,
+                account=request.account,
+                actor=request.user,
+                reason=data["reason"],
+                now=now,
+            )
+            if done.withdrawn_at == now:  # withdrawn by this request
+                queue_notice_message(notice=done, at=now)
+            return done
+
+        try:
+            done = _submit(request, form, withdraw)
+        except _Already:
+            return redirect("accounts:notice_detail", pk=item.pk)
+        if done is not None:
+            messages.success(
+                request,
+                _("Notice %(ref)s is withdrawn: your package renews automatically again.")
+                % {"ref": notice_reference(done.pk)},
+            )
+            return redirect("accounts:notice_detail", pk=item.pk)
+    form = _with_token(request, form)
+    return render(
+        request,
+        "accounts/notice_withdraw.html",
+        {"notice": item, "reference": notice_reference(item.pk), "form": form},
+    )
+
+
+# --- P3: members ----------------------------------------------------------------------
+
+
+def _seats(account: Any) -> int:
+    sub = live_subscription(account=account)
+    return (sub.seats if sub is not None else None) or 1
+
+
+def _find_or_create_user(email: str) -> tuple[Any, bool]:
+    """The user an invitation is for: the one with this email, or a new one
+    with an unusable password (they set it through the emailed link)."""
+    User = get_user_model()
+    found = list(User.objects.filter(email__iexact=email).order_by("pk")[:2])
+    if len(found) > 1:
+        raise ValidationError(
+            {"email": _("Several users have this address; ask support to add this member.")}
+        )
+    if found:
+        user = found[0]
+        if user.is_staff or not user.is_active:
+            raise ValidationError(
+                {"email": _("This address cannot be invited; ask support to add this member.")}
+            )
+        return user, False
+    if User.objects.filter(username__iexact=email).exists():
+        raise ValidationError(
+            {"email": _("This address cannot be invited; ask support to add this member.")}
+        )
+    user = User(username=email, email=email)
+    user.set_unusable_password()
+    user.save()
+    return user, True
+
+
+def _send_invitation(request: HttpRequest, *, user: Any, account: Any, created: bool) -> None:
+    """Email the invitation (after the commit): a new user gets a link to set
+    a password (Django's password-reset token, valid PASSWORD_RESET_TIMEOUT,
+    good for one use); an existing user is told they were added."""
+    login_url = request.build_absolute_uri(reverse("accounts:login"))
+    link = ""
+    if created:
+        link = request.build_absolute_uri(
+            reverse(
+                "accounts:invite_accept",
+                kwargs={
+                    "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                    "token": default_token_generator.make_token(user),
+                },
+            )
+        )
+    inviter = request.user.get_username()
+    language = account.language if account.language in ("en", "zh-hans") else "en"
+    with translation.override(language):
+        subject = _("You are invited to %(account)s on MTlogin") % {"account": account.name}
+        if created:
+            body = _(
+                "%(inviter)s added you as a member of %(account)s on MTlogin.\n\n"
+                "Choose your password here (the link works once, for a few days):\n%(link)s\n\n"
+                "Then log in at %(login)s with this email address as your username.\n"
+            ) % {"inviter": inviter, "account": account.name, "link": link, "login": login_url}
+        else:
+            body = _(
+                "%(inviter)s added you as a member of %(account)s on MTlogin.\n\n"
+                "Log in at %(login)s with your usual username and password.\n"
+            ) % {"inviter": inviter, "account": account.name, "login": login_url}
+    to = user.email
+    transaction.on_commit(
+        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to], fail_silently=True)
+    )
+
+
+@account_page
+def members(request: HttpRequest) -> HttpResponse:
+    """P3: who uses the account, their role, who is suspended and why; the
+    owner and admins invite (up to the seats bought) and remove."""
+    account = request.account
+    acting = may_act(request.membership)
+    form = InviteForm()
+    if request.method == "POST":
+        if not acting:
+            return render(
+                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
+            )
+        form = InviteForm(request.POST)
+        if form.is_valid():
+
+            def invite(data: dict) -> AccountMember:
+                user, created = _find_or_create_user(data["email"].strip())
+                member = member_add(
+                    account=account, user=user, actor=request.user, role=data["role"]
+                )
+                _send_invitation(request, user=user, account=account, created=created)
+                return member
+
+            try:
+                member = _submit(request, form, invite)
+            except _Already:
+                return redirect("accounts:members")
+            if member is not None:
+                messages.success(
+                    request,
+                    _("%(email)s is now a member; we emailed them how to log in.")
+                    % {"email": member.user.email},
+                )
+                return redirect("accounts:members")
+    # Owner first, then admins, then members (as ``access.memberships``).
+    rank = Case(
+        When(role=AccountMember.Role.OWNER, then=Value(0)),
+        When(role=AccountMember.Role.ADMIN, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    rows = list(
+        AccountMember.objects.filter(account=account)
+        .select_related("user")
+        .order_by(rank, "added_at", "pk")
+    )
+    active = sum(1 for m in rows if m.suspended_at is None)
+    seats = _seats(account)
+    if acting:
+        form = _with_token(request, form)
+    return render(
+        request,
+        "accounts/members.html",
+        {
+            "members": rows,
+            "seats": seats,
+            "active": active,
+            "full": active >= seats,
+            "form": form,
+            "may_act": acting,
+        },
+    )
+
+
+@account_page(acting=True)
+def member_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
+    member = get_object_or_404(
+        AccountMember.objects.select_related("user"), pk=pk, account=request.account
+    )
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+
+        def remove(_data: dict) -> AccountMember:
+            return member_remove(account=request.account, user=member.user, actor=request.user)
+
+        try:
+            done = _submit(request, form, remove)
+        except _Already:
+            return redirect("accounts:members")
+        if done is not None:
+            messages.success(
+                request, _("%(user)s no longer has access.") % {"user": member.user.email}
+            )
+            return redirect("accounts:members")
+    form = _with_token(request, form)
+    return render(request, "accounts/member_remove.html", {"member": member, "form": form})
+
+
+class InviteAcceptView(auth_views.PasswordResetConfirmView):
+    """An invited user chooses a password through the emailed link (Django's
+    password-reset token: signed, one use, expires)."""
+
+    template_name = "accounts/invite_accept.html"
+    success_url = reverse_lazy("accounts:login")
+    post_reset_login = False
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        messages.success(self.request, _("Your password is set. Log in with it now."))
+        return response
+
+
+# --- P6: complaints -----------------------------------------------------------------------
+
+
+@account_page
+def complaints(request: HttpRequest) -> HttpResponse:
+    account = request.account
+    acting = may_act(request.membership)
+    form = ComplaintForm(account=account)
+    if request.method == "POST":
+        if not acting:
+            return render(
+                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
+            )
+        form = ComplaintForm(request.POST, account=account)
+        if form.is_valid():
+
+            def open_one(data: dict) -> Complaint:
+                return complaint_services.complaint_open(
+                    account=account,
+                    actor=request.user,
+                    channel=Complaint.Channel.ACCOUNT_PAGE,
+                    subject=data["subject"],
+                    body=data["body"],
+                    order=data["order"],
+                    category=data["category"],
+                )
+
+            try:
+                complaint = _submit(request, form, open_one)
+            except _Already:
+                return redirect("accounts:complaints")
+            if complaint is not None:
+                messages.success(
+                    request,
+                    _("Complaint #%(pk)s is open; support will answer here and by email.")
+                    % {"pk": complaint.pk},
+                )
+                return redirect("accounts:complaint_detail", pk=complaint.pk)
+    if acting:
+        form = _with_token(request, form)
+    rows = Complaint.objects.filter(account=account).select_related("order").order_by("-pk")
+    return render(
+        request,
+        "accounts/complaints.html",
+        {"complaints": rows, "form": form, "may_act": acting},
+    )
+
+
+@account_page
+def complaint_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The thread (internal notes never show, P6) and a reply form."""
+    complaint = get_object_or_404(
+        Complaint.objects.select_related("order__package"), pk=pk, account=request.account
+    )
+    acting = may_act(request.membership)
+    form = ReplyForm()
+    if request.method == "POST":
+        if not acting:
+            return render(
+                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
+            )
+        form = ReplyForm(request.POST)
+        if form.is_valid():
+
+            def reply(data: dict) -> ComplaintMessage:
+                return complaint_services.complaint_customer_message(
+                    complaint=complaint, actor=request.user, body=data["body"]
+                )
+
+            try:
+                sent = _submit(request, form, reply)
+            except _Already:
+                return redirect("accounts:complaint_detail", pk=complaint.pk)
+            if sent is not None:
+                messages.success(request, _("Your message is added to the thread."))
+                return redirect("accounts:complaint_detail", pk=complaint.pk)
+    # Only what the customer may read: never an internal note.
+    thread = (
+        ComplaintMessage.objects.filter(complaint=complaint)
+        .exclude(kind=ComplaintMessage.Kind.INTERNAL_NOTE)
+        .order_by("created_at", "pk")
+    )
+    if acting:
+        form = _with_token(request, form)
+    return render(
+        request,
+        "accounts/complaint_detail.html",
+        {
+            "complaint": complaint,
+            "thread": thread,
+            "form": form,
+            "may_act": acting,
+            "closed": complaint.status in (Complaint.Status.RESOLVED, Complaint.Status.CLOSED),
+        },
+    )
+
+
+# --- P1: refunds and unused balance -----------------------------------------------------
+
+
+@account_page
+def refunds(request: HttpRequest) -> HttpResponse:
+    """Ask for a refund of an order: decided at once (P1, clause 1 cited when
+    refused); the list shows each request's status after."""
+    account = request.account
+    acting = may_act(request.membership)
+    form = RefundForm(account=account)
+    if request.method == "POST":
+        if not acting:
+            return render(
+                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
+            )
+        form = RefundForm(request.POST, account=account)
+        if form.is_valid():
+
+            def ask(data: dict) -> RefundRequest:
+                return refund_services.refund_request(
+                    order=data["order"],
+                    actor=request.user,
+                    reason=data["reason"],
+                    channel=RefundRequest.Channel.ACCOUNT_PAGE,
+                )
+
+            try:
+                asked = _submit(request, form, ask)
+            except _Already:
+                return redirect("accounts:refunds")
+            if asked is not None:
+                return redirect("accounts:refund_detail", pk=asked.pk)
+    if acting:
+        form = _with_token(request, form)
+    rows = (
+        RefundRequest.objects.filter(account=account)
+        .select_related("order__package")
+        .order_by("-requested_at", "-pk")
+    )
+    return render(
+        request,
+        "accounts/refunds.html",
+        {"requests": rows, "form": form, "may_act": acting, "account": account},
+    )
+
+
+@account_page
+def refund_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(
+        RefundRequest.objects.select_related("order__package"), pk=pk, account=request.account
+    )
+    explanation = item.explanation_zh if _chinese() else item.explanation_en
+    return render(
+        request,
+        "accounts/refund_detail.html",
+        {"item": item, "explanation": explanation or item.explanation_en},
+    )
+
+
+@account_page(acting=True)
+def withdraw(request: HttpRequest) -> HttpResponse:
+    """P1 fair use: ask to withdraw unused balance (finance approves and pays
+    it out; purchases stay non-refundable)."""
+    account = request.account
+    form = WithdrawalForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+
+        def ask(data: dict) -> RefundRequest:
+            return refund_services.withdrawal_request(
+                account=account,
+                actor=request.user,
+                amount_fen=data["amount"],
+                reason=data["reason"],
+                channel=RefundRequest.Channel.ACCOUNT_PAGE,
+            )
+
+        try:
+            asked = _submit(request, form, ask)
+        except _Already:
+            return redirect("accounts:refunds")
+        if asked is not None:
+            return redirect("accounts:refund_detail", pk=asked.pk)
+    form = _with_token(request, form)
+    account.refresh_from_db(fields=["balance_fen"])
+    return render(request, "accounts/withdraw.html", {"form": form, "account": account})
+
+
+urlpatterns = [
+    path("account/notice/", notice, name="notice"),
+    path("account/notice/<int:pk>/", notice_detail, name="notice_detail"),
+    path("account/notice/<int:pk>/withdraw/", notice_withdraw, name="notice_withdraw"),
+    path("account/members/", members, name="members"),
+    path("account/members/<int:pk>/remove/", member_remove_view, name="member_remove"),
+    path(
+        "accounts/invite/<uidb64>/<token>/",
+        InviteAcceptView.as_view(),
+        name="invite_accept",
+    ),
+    path("account/complaints/", complaints, name="complaints"),
+    path("account/complaints/<int:pk>/", complaint_detail, name="complaint_detail"),
+    path("account/refunds/", refunds, name="refunds"),
+    path("account/refunds/<int:pk>/", refund_detail, name="refund_detail"),
+    path("account/withdraw/", withdraw, name="withdraw"),
+]
