@@ -10,19 +10,33 @@ again themselves (``billing.authz``), whoever calls them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from axes.helpers import get_client_ip_address
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from billing.authz import ACTING_ROLES
-from billing.models import Account, AccountMember
+from billing.models import Account, AccountMember, AgreementVersion
+from billing.selectors import agreement_in_force, has_accepted
+from core.audit import resolve_now
+
+from .services import Client
 
 SESSION_ACCOUNT = "account_id"
+
+
+def client_of(request: HttpRequest) -> Client:
+    """The IP address (as django-axes resolves it) and user agent P0 records."""
+    return Client(
+        ip_address=get_client_ip_address(request) or None,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
+    )
 
 
 def memberships(user: Any) -> QuerySet[AccountMember]:
@@ -90,3 +104,14 @@ def account_page(view: Callable[..., HttpResponse] | None = None, *, acting: boo
 
 def account_of(request: HttpRequest) -> Account:
     return request.account  # type: ignore[attr-defined]
+
+
+def needs_acceptance(account: Account, now: dt.datetime | None = None) -> AgreementVersion | None:
+    """P0: the agreement version in force at ``now`` if ``account`` has not
+    accepted it yet, else ``None``. The purchase pages call this before a
+    purchase and send the customer to ``accounts:agreement`` when it returns
+    a version. Two queries at most."""
+    version = agreement_in_force(at=resolve_now(now))
+    if version is None or has_accepted(account=account, version=version):
+        return None
+    return version
