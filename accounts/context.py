@@ -9,7 +9,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
-from .access import current_membership, may_act, memberships
+from .access import current_membership, may_act, user_memberships
 from .services import is_confirmed
 
 # (url name, label, needs an acting role). A section shows once its view
@@ -48,7 +48,8 @@ def customer(request: HttpRequest) -> dict[str, Any]:
         "customer_nav": nav if member else [],
         "customer_member": member,
         "customer_may_act": may_act(member),
-        # i11a: read only when a page shows them (one query each).
-        "customer_accounts": SimpleLazyObject(lambda: list(memberships(user)) if member else []),
+        # i11a: the account switcher (memberships already read for this request)
+        # and the email-confirmation banner (one query, only when shown).
+        "customer_accounts": SimpleLazyObject(lambda: user_memberships(request) if member else []),
         "customer_email_confirmed": SimpleLazyObject(lambda: bool(member) and is_confirmed(user)),
     }

@@ -10,7 +10,6 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from .. import services
 from ..access import SESSION_ACCOUNT, account_page, memberships
 from ..overview import overview
 
@@ -23,7 +22,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "account": request.account,
             "o": overview(account=request.account, now=timezone.now()),
-            "email_confirmed": services.is_confirmed(request.user),
         },
     )
 
