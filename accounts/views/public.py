@@ -9,6 +9,7 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse, reverse_lazy
@@ -23,6 +24,9 @@ from billing.selectors import agreement_in_force, price_in_effect
 from .. import services
 from ..access import client_of
 
+# The landing page lists the catalogue in this order (P4: free, monthly, annual, custom).
+KIND_ORDER = (Package.Kind.FREE, Package.Kind.MONTHLY, Package.Kind.ANNUAL, Package.Kind.CUSTOM)
+
 # Sign-up logs the new user in with the project's password backend (django-axes
 # is first in AUTHENTICATION_BACKENDS and authenticates nobody itself).
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -34,7 +38,15 @@ def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     offers = [
         {"package": package, "price": price_in_effect(package=package, at=now)}
-        for package in Package.objects.filter(is_active=True).order_by("max_seats", "code")
+        for package in Package.objects.filter(is_active=True)
+        .annotate(
+            _rank=Case(
+                *(When(kind=kind, then=Value(i)) for i, kind in enumerate(KIND_ORDER)),
+                default=Value(len(KIND_ORDER)),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("_rank", "max_seats", "code")
     ]
     return render(
         request,

@@ -50,8 +50,8 @@ def test_page_shows_the_text_in_force_and_that_it_was_accepted(client, account):
     assert "Your account has accepted version 2024-02-05, the one in force." in body
     assert 'id="accept-agreement"' not in body
     # The summary in plain words, rule by rule.
-    for rule in ("(P0)", "(P1)", "(P2)", "(P3)", "(P4)", "(P5)", "(P6)"):
-        assert rule in body
+    for rule in ("P0", "P1", "P2", "P3", "P4", "P5", "P6"):
+        assert f'<span class="badge">{rule}</span>' in body
     # The account's acceptance history, with how it was given.
     assert "Clicked to confirm" in body
 
