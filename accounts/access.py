@@ -10,19 +10,32 @@ again themselves (``billing.authz``), whoever calls them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from axes.helpers import get_client_ip_address
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Exists, IntegerField, OuterRef, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from billing.authz import ACTING_ROLES
-from billing.models import Account, AccountMember
+from billing.models import Acceptance, Account, AccountMember, AgreementVersion
+from core.audit import resolve_now
+
+from .services import Client
 
 SESSION_ACCOUNT = "account_id"
+
+
+def client_of(request: HttpRequest) -> Client:
+    """The IP address (as django-axes resolves it) and user agent P0 records."""
+    return Client(
+        ip_address=get_client_ip_address(request) or None,
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
+    )
 
 
 def memberships(user: Any) -> QuerySet[AccountMember]:
@@ -44,14 +57,26 @@ def memberships(user: Any) -> QuerySet[AccountMember]:
 
 def current_membership(request: HttpRequest) -> AccountMember | None:
     """The membership the request acts under: the account chosen in this
-    session if the user still belongs to it, else the user's first."""
+    session if the user still belongs to it, else the user's first. One
+    query per request: the memberships are kept on the request for the
+    account switcher (``user_memberships``)."""
     user = request.user
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
+    mine = user_memberships(request)
     chosen = request.session.get(SESSION_ACCOUNT)
-    mine = memberships(user)
-    member = mine.filter(account_id=chosen).first() if chosen else None
-    return member or mine.first()
+    member = next((m for m in mine if m.account_id == chosen), None) if chosen else None
+    return member or (mine[0] if mine else None)
+
+
+def user_memberships(request: HttpRequest) -> list[AccountMember]:
+    """All of the signed-in user's memberships (with their accounts), read once
+    per request."""
+    cached = getattr(request, "_customer_memberships", None)
+    if cached is None:
+        cached = list(memberships(request.user))
+        request._customer_memberships = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def may_act(member: AccountMember | None) -> bool:
@@ -90,3 +115,23 @@ def account_page(view: Callable[..., HttpResponse] | None = None, *, acting: boo
 
 def account_of(request: HttpRequest) -> Account:
     return request.account  # type: ignore[attr-defined]
+
+
+def needs_acceptance(account: Account, now: dt.datetime | None = None) -> AgreementVersion | None:
+    """P0: the agreement version in force at ``now`` if ``account`` has not
+    accepted it yet, else ``None``. The purchase pages call this before a
+    purchase and send the customer to ``accounts:agreement`` (with
+    ``?next=``) when it returns a version. One query."""
+    version = (
+        AgreementVersion.objects.filter(effective_from__lte=resolve_now(now))
+        .annotate(
+            accepted=Exists(
+                Acceptance.objects.filter(account=account, agreement_version=OuterRef("pk"))
+            )
+        )
+        .order_by("-effective_from")
+        .first()
+    )
+    if version is None or version.accepted:
+        return None
+    return version

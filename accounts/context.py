@@ -6,9 +6,11 @@ from typing import Any
 
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
-from .access import current_membership, may_act
+from .access import current_membership, may_act, user_memberships
+from .services import is_confirmed
 
 # (url name, label, needs an acting role). A section shows once its view
 # exists, so the navigation never links to a page that is not there.
@@ -41,8 +43,13 @@ def customer(request: HttpRequest) -> dict[str, Any]:
     for item in nav:
         if item["url"] == "/account/":
             item["current"] = request.path == item["url"]
+    user = request.user
     return {
         "customer_nav": nav if member else [],
         "customer_member": member,
         "customer_may_act": may_act(member),
+        # i11a: the account switcher (memberships already read for this request)
+        # and the email-confirmation banner (one query, only when shown).
+        "customer_accounts": SimpleLazyObject(lambda: user_memberships(request) if member else []),
+        "customer_email_confirmed": SimpleLazyObject(lambda: bool(member) and is_confirmed(user)),
     }

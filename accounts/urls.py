@@ -6,7 +6,7 @@ one namespace, ``accounts``.
 
 from django.urls import path
 
-from .views import auth, dashboard, money, public, service
+from .views import agreement, auth, dashboard, money, public, service
 
 app_name = "accounts"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     *public.urlpatterns,
     *auth.urlpatterns,
     *dashboard.urlpatterns,
+    *agreement.urlpatterns,
     *money.urlpatterns,
     *service.urlpatterns,
 ]

@@ -89,7 +89,7 @@ class RefundForm(forms.Form):
 def _due(instant, late: bool) -> str:
     if late:
         return format_html(
-            '<strong class="complaint-overdue" style="color:#ba2121">{} ({})</strong>',
+            '<strong class="complaint-overdue">{} ({})</strong>',
             shanghai(instant),
             _("overdue"),
         )
@@ -98,6 +98,10 @@ def _due(instant, late: bool) -> str:
 
 @admin.register(Complaint)
 class ComplaintAdmin(HistoryAdmin):
+    class Media:
+        # Issue 11 (CSP): the thread's styles are a file, not style="" attributes.
+        css = {"all": ["billing/admin.css"]}
+
     list_display = [
         "pk",
         "subject",
@@ -244,9 +248,9 @@ class ComplaintAdmin(HistoryAdmin):
             )
         return format_html_join(
             "",
-            '<div class="complaint-message {}" style="margin-bottom:1em">'
+            '<div class="complaint-message {}">'
             "<div><strong>{}</strong> · {} · {} · <em>{}</em></div>"
-            '<div style="white-space:pre-wrap">{}</div></div>',
+            '<div class="complaint-body">{}</div></div>',
             rows,
         )
 

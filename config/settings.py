@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Issue 11: a Content-Security-Policy header on every response (below).
+    "csp.middleware.CSPMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Login throttling (issues 10, 11): last, as django-axes asks.
     "axes.middleware.AxesMiddleware",
@@ -137,9 +139,16 @@ AXES_RESET_ON_SUCCESS = True
 # Axes' own admin has actions without declared permissions (rule 11): the
 # project registers its own read-only views of the attempts instead.
 AXES_ENABLE_ADMIN = False
+# Issue 11: a locked-out login gets the site's own page (translated, saying
+# how long), with status 429, not axes' plain-text reply.
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 
 AUTH_PASSWORD_VALIDATORS = [
+    # Issue 11: customers choose their own passwords at sign-up and reset.
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en"
@@ -179,6 +188,32 @@ if EMAIL_TIMEOUT < 1 or EMAIL_RECLAIM_SECONDS < 10 * EMAIL_TIMEOUT:
     raise ImproperlyConfigured(
         "EMAIL_RECLAIM_SECONDS must be at least 10 * EMAIL_TIMEOUT (and EMAIL_TIMEOUT >= 1)."
     )
+
+# Issue 11: how long the link in a sign-up's confirmation email stays valid.
+EMAIL_CONFIRM_MAX_AGE_DAYS = env.int("EMAIL_CONFIRM_MAX_AGE_DAYS", default=3)
+# Django's password-reset links (its own setting): one day.
+PASSWORD_RESET_TIMEOUT = 24 * 3600
+
+# --- Content-Security-Policy (issue 11, django-csp 4) -------------------------
+# Everything from this site only; no inline script at all (no 'unsafe-inline',
+# no nonces): the customer pages use no JavaScript, and the admin's scripts are
+# static files (Django 5.2 passes its data in data- attributes). Inline
+# <style> blocks and style="" attributes are refused too; styles are files.
+_SELF = "'self'"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [_SELF],
+        "script-src": [_SELF],
+        "style-src": [_SELF],
+        "img-src": [_SELF, "data:"],
+        "font-src": [_SELF],
+        "connect-src": [_SELF],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": [_SELF],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # --- HTTPS (production) -------------------------------------------------------
 # With DEBUG=false: cookies only over HTTPS, plain HTTP redirected to HTTPS, and

@@ -1,26 +1,52 @@
-"""The account overview (issue 11)."""
+"""The account overview (issue 11) and the account switcher."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
-from billing.selectors import live_subscription
-
-from ..access import account_page
+from ..access import SESSION_ACCOUNT, account_page, memberships
+from ..overview import overview
 
 
 @account_page
 def dashboard(request: HttpRequest) -> HttpResponse:
-    account = request.account
     return render(
         request,
         "accounts/dashboard.html",
-        {"account": account, "subscription": live_subscription(account=account)},
+        {
+            "account": request.account,
+            "o": overview(account=request.account, now=timezone.now()),
+        },
     )
+
+
+@login_required
+@require_POST
+def switch_account(request: HttpRequest) -> HttpResponse:
+    """Act under another account the user is a member of (session
+    ``account_id``). An account the user does not belong to is a 404."""
+    try:
+        account_id = int(request.POST.get("account_id", ""))
+    except ValueError:
+        raise Http404 from None
+    if not memberships(request.user).filter(account_id=account_id).exists():
+        raise Http404
+    request.session[SESSION_ACCOUNT] = account_id
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = ""
+    return redirect(target or "accounts:dashboard")
 
 
 urlpatterns = [
     path("account/", dashboard, name="dashboard"),
+    path("account/switch/", switch_account, name="switch_account"),
 ]

@@ -126,3 +126,23 @@ def test_seed_demo_in_production_runs_with_allow_production():
     assert "admin / admin-demo" in result.stdout
     assert Account.objects.count() == 11
     assert get_user_model().objects.get(username="admin").is_superuser
+
+
+@pytest.mark.django_db
+def test_demo_customers_log_in_on_the_account_pages(debug, client):
+    """Issue 11: the README's customer logins work at /accounts/login/, land
+    on their own overview, and their addresses count as confirmed."""
+    from demo.management.commands.seed_demo import CUSTOMER_PASSWORD
+
+    code, out, _err = _run("seed_demo")
+    assert code == 0
+    assert "log in at /accounts/login/" in out
+    for username, account_name in (("lin", "Lin Studio"), ("acme", "Acme Trading Co.")):
+        response = client.post(
+            "/accounts/login/", {"username": username, "password": CUSTOMER_PASSWORD}
+        )
+        assert response.status_code == 302 and response["Location"] == "/account/", username
+        body = client.get("/account/").content.decode()
+        assert account_name in body
+        assert 'id="confirm-email-banner"' not in body
+        client.post("/accounts/logout/")

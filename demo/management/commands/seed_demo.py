@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.services import Client, email_confirmation_record
 from billing import policy, services
 from billing.models import Account, AgreementVersion, Order, Package, PriceVersion
 from billing.roles import setup_roles
@@ -52,6 +53,7 @@ STAFF = [
     ("admin", "admin-demo", "admin", True),
 ]
 CUSTOMER_PASSWORD = "customer-demo"
+DEMO_CLIENT = Client(ip_address="203.0.113.10", user_agent="Mozilla/5.0 (demo)")
 
 
 def _months_before(instant: dt.datetime, months: int) -> dt.datetime:
@@ -81,6 +83,9 @@ class Demo:
         account = services.account_open(
             name=name, owner=user, email=user.email, language=language, now=at
         )
+        # Issue 11: the demo customers log in at /accounts/login/ with their
+        # published password; their addresses count as confirmed (no banner).
+        email_confirmation_record(user=user, email=user.email, client=DEMO_CLIENT, now=at)
         if accept:
             services.agreement_accept(
                 account=account,
@@ -383,3 +388,4 @@ class Command(BaseCommand):
         for username, password, group, _superuser in STAFF:
             write(f"  {username} / {password}   ({group})")
         write(f"  customers: lin, acme, harbor, ... / {CUSTOMER_PASSWORD}")
+        write("Customer pages: log in at /accounts/login/ (account overview at /account/).")
