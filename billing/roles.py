@@ -36,6 +36,8 @@ BILLING_MODELS = [
     "ledgerentry",
     "agreementversion",
     "acceptance",
+    "onlinepayment",
+    "autorenewalconsent",
 ]
 BILLING_VIEW = [f"billing.view_{m}" for m in BILLING_MODELS]
 

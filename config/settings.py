@@ -296,6 +296,11 @@ if REMINDER_DAYS_BEFORE_DEADLINE < 0:
 # confirmation signed with that provider's shared secret ("alipay=...,wechatpay=...").
 # None configured: online money is never recorded.
 PAYMENT_PROVIDER_SECRETS = env.dict("PAYMENT_PROVIDER_SECRETS", default={})
+# Issue 11: the sandbox provider (a payment page on this site, no real money) is
+# enabled by a "sandbox" secret; the demo (DEBUG) has one by default. Production
+# never should: check accounts.W001 warns if it does.
+if DEBUG:
+    PAYMENT_PROVIDER_SECRETS.setdefault("sandbox", "sandbox-demo-secret")
 # Item 9: a top-up above this (fen; default ¥50,000) needs a second confirmation
 # stating the amount in words.
 TOP_UP_CONFIRM_ABOVE_FEN = env.int("TOP_UP_CONFIRM_ABOVE_FEN", default=5_000_000)

@@ -38,8 +38,12 @@ connection_created.connect(_allow_test_flush)
 
 @pytest.fixture(autouse=True)
 def _payment_provider(settings):
-    """The payment provider the tests sign confirmations as (item 8)."""
-    settings.PAYMENT_PROVIDER_SECRETS = {"testpay": "test-provider-secret"}
+    """The payment providers the tests sign confirmations as (item 8), and
+    the account pages' sandbox provider (issue 11)."""
+    settings.PAYMENT_PROVIDER_SECRETS = {
+        "testpay": "test-provider-secret",
+        "sandbox": "sandbox-test-secret",
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -125,6 +125,10 @@ def world(catalog, agreement, t0):
     queue_reminders(at=gamma_sub.notice_deadline - dt.timedelta(days=3))
     renewal_scan(at=gamma_sub.current_period_end + dt.timedelta(minutes=1), trigger="command")
     assert RenewalRun.objects.exists() and Notification.objects.count() >= 2
+    # An online payment started on the account pages (issue 11), still pending.
+    services.online_payment_start(
+        account=acme, provider="sandbox", amount_fen=10_000, actor=acme.owner, now=t0
+    )
     # A refund request (P1), refused citing clause 1.
     refund_request(
         order=acme_order, actor=acme.owner, reason="world", channel="account_page", now=t0

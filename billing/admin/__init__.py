@@ -5,6 +5,7 @@ from .accounts import AccountAdmin, AccountMemberAdmin
 from .agreements import AcceptanceAdmin, AgreementVersionAdmin
 from .catalog import PackageAdmin, PriceVersionAdmin
 from .orders import LedgerEntryAdmin, OrderAdmin
+from .payments import AutoRenewalConsentAdmin, OnlinePaymentAdmin
 from .subscriptions import SubscriptionAdmin
 from .users import RoleAwareUserAdmin
 
@@ -13,7 +14,9 @@ __all__ = [
     "AccountAdmin",
     "AccountMemberAdmin",
     "AgreementVersionAdmin",
+    "AutoRenewalConsentAdmin",
     "LedgerEntryAdmin",
+    "OnlinePaymentAdmin",
     "OrderAdmin",
     "PackageAdmin",
     "PriceVersionAdmin",

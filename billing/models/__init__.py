@@ -4,6 +4,7 @@ from .catalog import Package, PriceVersion
 from .formtokens import FormToken
 from .ledger import LedgerEntry
 from .orders import CANCEL_REASON_MAX_LENGTH, Order
+from .payments import AutoRenewalConsent, OnlinePayment
 from .subscriptions import Subscription
 
 __all__ = [
@@ -12,8 +13,10 @@ __all__ = [
     "Account",
     "AccountMember",
     "AgreementVersion",
+    "AutoRenewalConsent",
     "FormToken",
     "LedgerEntry",
+    "OnlinePayment",
     "Order",
     "Package",
     "PriceVersion",
