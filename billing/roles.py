@@ -23,8 +23,11 @@ exist yet are skipped and reported, so the roles can be applied at any stage.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 BILLING_MODELS = [
     "account",
@@ -98,6 +101,34 @@ ROLES: dict[str, list[str] | None] = {
     "finance": FINANCE,
     "admin": None,  # every permission except USER_ADMIN_PERMISSIONS
 }
+
+
+# What staff read for each group (the group names stay stable codes).
+ROLE_LABELS = {
+    "support": _("Support"),
+    "finance": _("Finance"),
+    "admin": _("Administrator"),
+}
+
+# Staff holding any of these move money or decide refunds (P1): they log in
+# to the admin with a second factor (issue 10). The admin role holds them all.
+SECOND_FACTOR_PERMISSIONS = [*MONEY_PERMISSIONS, "refunds.decide_refund"]
+
+
+def role_label(name: str) -> str:
+    """A group's name as staff read it: the role's translated name, or the
+    group's own name for a group that is not one of the roles."""
+    return str(ROLE_LABELS.get(name, name))
+
+
+def needs_second_factor(user: Any) -> bool:
+    """Whether ``user`` logs in to the admin with a second factor (TOTP):
+    superusers and staff whose role moves money (finance, admin). Support logs
+    in with a password only. Reads the user's permission cache, which the
+    admin loads anyway (no extra query per page)."""
+    if not (getattr(user, "is_authenticated", False) and user.is_active and user.is_staff):
+        return False
+    return user.is_superuser or any(user.has_perm(p) for p in SECOND_FACTOR_PERMISSIONS)
 
 
 def _resolve(names: list[str]) -> tuple[list[Permission], list[str]]:

@@ -51,7 +51,8 @@ if _missing:
     )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with the staff site (second factor for money roles, issue 10).
+    "config.apps.StaffAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
