@@ -146,6 +146,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# One time format for staff in every language: 2026-11-27 10:00:00 (issue 10).
+FORMAT_MODULE_PATH = ["config.formats"]
 # Business dates are Asia/Shanghai; instants are stored aware (UTC in the database).
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True

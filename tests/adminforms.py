@@ -30,10 +30,9 @@ def staff_login(client, user) -> None:
     tests/test_staff_login.py logs in through the real form."""
     client.force_login(user)
     if needs_second_factor(user):
-        device = (
-            TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
-            or TOTPDevice.objects.create(user=user, name="admin", confirmed=True)
-        )
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by(
+            "pk"
+        ).first() or TOTPDevice.objects.create(user=user, name="admin", confirmed=True)
         session = client.session
         session[DEVICE_ID_SESSION_KEY] = device.persistent_id
         session.save()
