@@ -8,11 +8,18 @@
   up, record offline payments, publish price changes, place (custom) orders,
   fulfil and cancel orders (``billing.fulfil_order``, ``billing.cancel_order``;
   order fields themselves are never edited, so no ``change_order``).
-- ``admin`` is superuser-like staff: every permission, except adding,
-  changing or deleting users, groups and permissions (a member could make
-  themselves superuser); only superusers manage users. Admins may view them.
+- ``admin`` (shown as "Administrator") is superuser-like staff: every
+  permission, except adding, changing or deleting users, groups and
+  permissions (a member could make themselves superuser) and any access to
+  second-factor devices (their secret keys); only superusers manage those.
+  Admins may view users, and the login records (django-axes), which no
+  other role sees.
   Only it publishes agreement versions and adds or removes account members on
   a customer's behalf (customers manage their own members as owner or admin).
+
+Staff read the roles by their translated names (``ROLE_LABELS``). Finance,
+admin and superusers log in to the admin with a second factor
+(``needs_second_factor``, ``config.admin_site``); support with a password.
 
 The services check these permissions themselves (``billing.authz``), not only
 the admin pages.
@@ -95,11 +102,17 @@ USER_ADMIN_PERMISSIONS = [
     for model in ("user", "group", "permission")
     for action in ("add", "change", "delete")
 ]
+# Second-factor devices hold secret keys: whoever reads or edits them could
+# stand in for a finance user. Only superusers manage them (a lost phone: a
+# superuser deletes the device and the user enrols a new one at next login).
+DEVICE_PERMISSIONS = [
+    f"otp_totp.{action}_totpdevice" for action in ("add", "change", "delete", "view")
+]
 
 ROLES: dict[str, list[str] | None] = {
     "support": SUPPORT,
     "finance": FINANCE,
-    "admin": None,  # every permission except USER_ADMIN_PERMISSIONS
+    "admin": None,  # every permission except USER_ADMIN_PERMISSIONS and DEVICE_PERMISSIONS
 }
 
 
@@ -154,7 +167,9 @@ def setup_roles() -> dict[str, list[str]]:
     for name, perms in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
         if perms is None:
-            excluded = {tuple(p.split(".", 1)) for p in USER_ADMIN_PERMISSIONS}
+            excluded = {
+                tuple(p.split(".", 1)) for p in (*USER_ADMIN_PERMISSIONS, *DEVICE_PERMISSIONS)
+            }
             wanted = [
                 p
                 for p in Permission.objects.select_related("content_type")

@@ -135,6 +135,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# A clear, translated lockout page (the admin's own on the admin login), HTTP 429.
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
 # Axes' own admin has actions without declared permissions (rule 11): the
 # project registers its own read-only views of the attempts instead.
 AXES_ENABLE_ADMIN = False
