@@ -11,7 +11,10 @@ class StaffAdminConfig(AdminConfig):
 
     def ready(self):
         super().ready()
-        # django-axes names its app "Axes": staff read what it holds, in their
-        # language (its model names are in our catalogue, accounts/admin.py).
+        # django-axes and django-otp name their apps "Axes" and "Otp_Totp":
+        # staff read what they hold, in their language (axes' model names are
+        # in our catalogue, accounts/admin.py).
         if apps.is_installed("axes"):
             apps.get_app_config("axes").verbose_name = _("Login records")
+        if apps.is_installed("django_otp.plugins.otp_totp"):
+            apps.get_app_config("otp_totp").verbose_name = _("Second factor (TOTP)")

@@ -337,6 +337,8 @@ def test_roles_are_shown_by_their_translated_names(client):
     client.cookies["django_language"] = "zh-hans"
     users = client.get(reverse("admin:auth_user_changelist")).content.decode()
     assert "客服" in users and "财务" in users and "管理员" in users
+    # The role filter names them too.
+    assert re.search(r'<a href="\?groups__id__exact=\d+">财务</a>', users)
     groups = client.get(reverse("admin:auth_group_changelist")).content.decode()
     assert "客服" in groups and "财务" in groups
     finance = get_user_model().objects.get(username="finance_named")

@@ -21,8 +21,17 @@ def _labels(groups) -> str:
     return ", ".join(sorted(role_label(g.name) for g in groups)) or "—"
 
 
+class RoleFilter(admin.RelatedFieldListFilter):
+    """Filter users by role, the roles named as staff read them."""
+
+    def field_choices(self, field, request, model_admin):
+        groups = Group.objects.order_by("name").values_list("pk", "name")
+        return [(pk, role_label(name)) for pk, name in groups]
+
+
 class RoleAwareUserAdmin(UserAdmin):
     list_display = ("username", "email", "roles", "is_staff", "is_superuser", "is_active")
+    list_filter = ("is_staff", "is_superuser", "is_active", ("groups", RoleFilter))
     readonly_fields = ("roles",)
 
     def get_queryset(self, request):
