@@ -26,13 +26,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -144,7 +145,10 @@ class StaffAdminSite(admin.AdminSite):
         )
 
     @method_decorator(never_cache)
+    @login_not_required
     def login(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        if request.method == "GET" and self.has_permission(request):
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
         if request.method == "GET" and self._needs_enrolment(request):
             return self._to_enrolment(request)
         context = {
@@ -160,8 +164,6 @@ class StaffAdminSite(admin.AdminSite):
         if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
             context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=self.name)
         context.update(extra_context or {})
-        if request.method == "GET" and self.has_permission(request):
-            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
         request.current_app = self.name
         response = LoginView.as_view(
             extra_context=context,
@@ -178,7 +180,7 @@ class StaffAdminSite(admin.AdminSite):
         if target and url_has_allowed_host_and_scheme(
             target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
         ):
-            url += "?" + REDIRECT_FIELD_NAME + "=" + target
+            url += "?" + urlencode({REDIRECT_FIELD_NAME: target})
         return HttpResponseRedirect(url)
 
     def get_urls(self):
