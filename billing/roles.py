@@ -8,11 +8,18 @@
   up, record offline payments, publish price changes, place (custom) orders,
   fulfil and cancel orders (``billing.fulfil_order``, ``billing.cancel_order``;
   order fields themselves are never edited, so no ``change_order``).
-- ``admin`` is superuser-like staff: every permission, except adding,
-  changing or deleting users, groups and permissions (a member could make
-  themselves superuser); only superusers manage users. Admins may view them.
+- ``admin`` (shown as "Administrator") is superuser-like staff: every
+  permission, except adding, changing or deleting users, groups and
+  permissions (a member could make themselves superuser) and any access to
+  second-factor devices (their secret keys); only superusers manage those.
+  Admins may view users, and the login records (django-axes), which no
+  other role sees.
   Only it publishes agreement versions and adds or removes account members on
   a customer's behalf (customers manage their own members as owner or admin).
+
+Staff read the roles by their translated names (``ROLE_LABELS``). Finance,
+admin and superusers log in to the admin with a second factor
+(``needs_second_factor``, ``config.admin_site``); support with a password.
 
 The services check these permissions themselves (``billing.authz``), not only
 the admin pages.
@@ -23,8 +30,11 @@ exist yet are skipped and reported, so the roles can be applied at any stage.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 BILLING_MODELS = [
     "account",
@@ -94,12 +104,46 @@ USER_ADMIN_PERMISSIONS = [
     for model in ("user", "group", "permission")
     for action in ("add", "change", "delete")
 ]
+# Second-factor devices hold secret keys: whoever reads or edits them could
+# stand in for a finance user. Only superusers manage them (a lost phone: a
+# superuser deletes the device and the user enrols a new one at next login).
+DEVICE_PERMISSIONS = [
+    f"otp_totp.{action}_totpdevice" for action in ("add", "change", "delete", "view")
+]
 
 ROLES: dict[str, list[str] | None] = {
     "support": SUPPORT,
     "finance": FINANCE,
-    "admin": None,  # every permission except USER_ADMIN_PERMISSIONS
+    "admin": None,  # every permission except USER_ADMIN_PERMISSIONS and DEVICE_PERMISSIONS
 }
+
+
+# What staff read for each group (the group names stay stable codes).
+ROLE_LABELS = {
+    "support": _("Support"),
+    "finance": _("Finance"),
+    "admin": _("Administrator"),
+}
+
+# Staff holding any of these move money or decide refunds (P1): they log in
+# to the admin with a second factor (issue 10). The admin role holds them all.
+SECOND_FACTOR_PERMISSIONS = [*MONEY_PERMISSIONS, "refunds.decide_refund"]
+
+
+def role_label(name: str) -> str:
+    """A group's name as staff read it: the role's translated name, or the
+    group's own name for a group that is not one of the roles."""
+    return str(ROLE_LABELS.get(name, name))
+
+
+def needs_second_factor(user: Any) -> bool:
+    """Whether ``user`` logs in to the admin with a second factor (TOTP):
+    superusers and staff whose role moves money (finance, admin). Support logs
+    in with a password only. Reads the user's permission cache, which the
+    admin loads anyway (no extra query per page)."""
+    if not (getattr(user, "is_authenticated", False) and user.is_active and user.is_staff):
+        return False
+    return user.is_superuser or any(user.has_perm(p) for p in SECOND_FACTOR_PERMISSIONS)
 
 
 def _resolve(names: list[str]) -> tuple[list[Permission], list[str]]:
@@ -125,7 +169,9 @@ def setup_roles() -> dict[str, list[str]]:
     for name, perms in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
         if perms is None:
-            excluded = {tuple(p.split(".", 1)) for p in USER_ADMIN_PERMISSIONS}
+            excluded = {
+                tuple(p.split(".", 1)) for p in (*USER_ADMIN_PERMISSIONS, *DEVICE_PERMISSIONS)
+            }
             wanted = [
                 p
                 for p in Permission.objects.select_related("content_type")

@@ -11,7 +11,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from core.time import SHANGHAI
+from core.time import SHANGHAI, format_instant
 from workdays.selectors import calendar_warnings as calendar_own_warnings
 from workdays.services import add_working_days, notice_deadline
 
@@ -158,7 +158,7 @@ def provisional_deadline_warning(*, now: dt.datetime | None = None) -> str | Non
         "count": len(prov),
         "days": _horizon_days(),
         "expiry": first_expiry,
-        "deadline": f"{first_at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+        "deadline": format_instant(first_at),
     }
 
 

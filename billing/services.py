@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
 from core.audit import user_or_none
+from core.time import format_instant
 from workdays.services import notice_deadline
 
 from . import amounts, authz, policy
@@ -125,12 +126,12 @@ def _duplicate_reference(*, channel: str, reference: str) -> ValidationError:
         ) % {
             "order": earlier.order_id,
             "entry": earlier.pk,
-            "when": f"{earlier.created_at.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+            "when": format_instant(earlier.created_at),
         }
     else:
         where = " " + _("as a top-up (ledger entry #%(entry)s, %(when)s)") % {
             "entry": earlier.pk,
-            "when": f"{earlier.created_at.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+            "when": format_instant(earlier.created_at),
         }
     message = _(
         "The %(channel)s reference %(reference)s was already recorded%(where)s. External "
@@ -354,8 +355,8 @@ def agreement_version_publish(
                     "before now, %(now)s)."
                 )
                 % {
-                    "when": f"{effective_from.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
-                    "now": f"{now.astimezone(policy.SHANGHAI):%Y-%m-%d %H:%M}",
+                    "when": format_instant(effective_from),
+                    "now": format_instant(now),
                 }
             }
         )

@@ -51,7 +51,8 @@ if _missing:
     )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with the staff site (second factor for money roles, issue 10).
+    "config.apps.StaffAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -136,12 +137,15 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Every failed login is also kept in the failure log (issue 10), not only the
+# running count of the attempt; administrators read both in the admin.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# A clear, translated lockout page, HTTP 429: the admin's own on the admin
+# login, the account pages' own (accounts/locked_out.html) on the customer login.
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
 # Axes' own admin has actions without declared permissions (rule 11): the
 # project registers its own read-only views of the attempts instead.
 AXES_ENABLE_ADMIN = False
-# Issue 11: a locked-out login gets the site's own page (translated, saying
-# how long), with status 429, not axes' plain-text reply.
-AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 
 AUTH_PASSWORD_VALIDATORS = [
     # Issue 11: customers choose their own passwords at sign-up and reset.
@@ -154,6 +158,11 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The language chosen with set_language (customer pages and the admin's user
+# tools) is remembered for a year, across logins.
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+# One time format for staff in every language: 2026-11-27 10:00:00 (issue 10).
+FORMAT_MODULE_PATH = ["config.formats"]
 # Business dates are Asia/Shanghai; instants are stored aware (UTC in the database).
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True

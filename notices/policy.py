@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext as _
 
 from billing.policy import SHANGHAI, local_date, period_end
+from core.time import format_instant
 
 
 class NoticeRefused(ValueError):
@@ -73,7 +74,7 @@ class Judgement:
 
 
 def fmt(instant: dt.datetime) -> str:
-    return _("%(when)s (Shanghai)") % {"when": f"{instant.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}"}
+    return _("%(when)s (Shanghai)") % {"when": format_instant(instant)}
 
 
 def judge(

@@ -3,7 +3,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Account, Subscription
-from billing.policy import SHANGHAI
+from core.time import format_instant
 
 
 class RenewalRun(models.Model):
@@ -38,7 +38,7 @@ class RenewalRun(models.Model):
     def __str__(self) -> str:
         return _("Renewal run #%(pk)s at %(at)s") % {
             "pk": self.pk,
-            "at": f"{self.at.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+            "at": format_instant(self.at),
         }
 
 

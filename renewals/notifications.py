@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import Subscription
 from billing.policy import SHANGHAI, format_fen, local_date
+from core.time import format_instant
 from workdays.services import is_working_day
 
 from . import messages, policy
@@ -45,9 +46,7 @@ AMOUNT_KINDS = frozenset(
 
 def _fmt_instant(instant: dt.datetime) -> str:
     """An instant for a customer message, in the active language."""
-    return _("%(when)s (Beijing time)") % {
-        "when": instant.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
-    }
+    return _("%(when)s (Beijing time)") % {"when": format_instant(instant)}
 
 
 def notification_for(

@@ -3,6 +3,11 @@ page, which issues its one-time token, then post the form with that token."""
 
 from __future__ import annotations
 
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from billing.roles import needs_second_factor
+
 
 def page_token(client, url: str) -> str:
     response = client.get(url)
@@ -18,6 +23,16 @@ def money_post(client, url: str, data: dict, **kwargs):
 def staff_login(client, user) -> None:
     """Log ``user`` in to ``client`` as the admin sees a real login.
 
-    Every admin test logs staff in through this helper, so that when a role
-    needs more than a password (a second factor, issue 10) the tests follow."""
+    Every admin test logs staff in through this helper: a role that moves
+    money (finance, admin, superusers) also gets a confirmed TOTP device and a
+    session verified with it, as a login with the right code leaves it
+    (``django_otp.login``: the device's persistent id in the session).
+    tests/test_staff_login.py logs in through the real form."""
     client.force_login(user)
+    if needs_second_factor(user):
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by(
+            "pk"
+        ).first() or TOTPDevice.objects.create(user=user, name="admin", confirmed=True)
+        session = client.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()

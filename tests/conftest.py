@@ -8,6 +8,7 @@ from billing.policy import SHANGHAI
 from workdays.services import calendar_cache_clear
 
 from . import factories
+from .adminforms import staff_login
 
 
 def pytest_configure(config):
@@ -84,3 +85,11 @@ def finance_user(db):
 @pytest.fixture
 def support_user(db):
     return factories.make_staff("support1", group="support")
+
+
+@pytest.fixture
+def admin_client(db, admin_user, client):
+    """pytest-django's superuser client, logged in as a real admin login
+    leaves it: with the verified second factor a superuser needs (issue 10)."""
+    staff_login(client, admin_user)
+    return client

@@ -27,6 +27,7 @@ from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing import services
+from billing.models import Account, AgreementVersion, LedgerEntry, Order, Package, PriceVersion
 from complaints.services import complaint_open, complaint_reply
 from notices import services as notice_services
 from notices.models import NonRenewalNotice
@@ -381,3 +382,97 @@ def test_every_link_shown_leads_to_a_page_the_user_may_open(client, world, role)
     else:  # the admin role looks at users, without the password page
         expected |= {"/admin/auth/user/N/change/", "/admin/django_celery_beat/periodictask/"}
     assert expected <= reached, expected - reached
+
+
+# --- every role boundary in the admin (issue 10, rule 7) -----------------------------------
+
+
+def _boundary_objects(world) -> dict:
+    from complaints.models import Complaint
+    from refunds.models import RefundRequest
+
+    draft = Order.objects.filter(status="draft").order_by("pk").first()
+    confirmed = services.order_confirm(order=draft, actor=draft.account.owner)
+    return {
+        "account": Account.objects.get(name="Acme"),
+        "package": Package.objects.get(code="pro-annual"),
+        "confirmed_order": confirmed,
+        "paid_custom": Order.objects.get(kind="custom", status="paid"),
+        "refund": RefundRequest.objects.order_by("pk").first(),
+        "notice": NonRenewalNotice.objects.filter(withdrawn_at__isnull=True).first(),
+        "complaint": Complaint.objects.order_by("pk").first(),
+        "group": Group.objects.get(name="support"),
+        None: None,
+    }
+
+
+# (what staff would do, admin URL name, object, roles that may). Support never
+# moves money, changes prices or decides refunds; finance does not record
+# customers' notices; only the admin role reads login records; nobody but a
+# superuser manages staff users or role permissions.
+ROLE_BOUNDARIES = [
+    ("top up a balance", "billing_account_top_up", "account", {"finance", "admin"}),
+    ("publish a price change", "billing_package_publish_price", "package", {"finance", "admin"}),
+    (
+        "record an offline payment",
+        "billing_order_offline_payment",
+        "confirmed_order",
+        {"finance", "admin"},
+    ),
+    ("fulfil a custom order", "billing_order_fulfil", "paid_custom", {"finance", "admin"}),
+    ("cancel an order", "billing_order_cancel", "confirmed_order", {"finance", "admin"}),
+    ("approve a refund", "refunds_approve", "refund", {"finance", "admin"}),
+    ("refuse a refund", "refunds_refuse", "refund", {"finance", "admin"}),
+    ("pay out a refund", "refunds_pay_out", "refund", {"finance", "admin"}),
+    ("publish an agreement version", "billing_agreementversion_add", None, {"admin"}),
+    ("record a customer's notice", "notices_nonrenewalnotice_record", None, {"support", "admin"}),
+    ("withdraw a notice", "notices_nonrenewalnotice_withdraw", "notice", {"support", "admin"}),
+    (
+        "open a refund request from a complaint",
+        "complaints_refund",
+        "complaint",
+        {"support", "admin"},
+    ),
+    ("add a staff user", "auth_user_add", None, set()),
+    ("change a role's permissions", "auth_group_change", "group", set()),
+    ("read the login records", "axes_accessattempt_changelist", None, {"admin"}),
+]
+
+
+def _written() -> tuple:
+    from complaints.models import Complaint
+    from refunds.models import RefundRequest
+
+    return (
+        LedgerEntry.objects.count(),
+        list(Order.objects.order_by("pk").values_list("pk", "status")),
+        PriceVersion.objects.count(),
+        list(RefundRequest.objects.order_by("pk").values_list("pk", "status")),
+        list(NonRenewalNotice.objects.order_by("pk").values_list("pk", "withdrawn_at")),
+        list(Complaint.objects.order_by("pk").values_list("pk", "refund_request_id")),
+        AgreementVersion.objects.count(),
+        get_user_model().objects.count(),
+        Group.objects.get(name="support").permissions.count(),
+    )
+
+
+@pytest.mark.parametrize("role", ["support", "finance", "admin"])
+def test_every_role_boundary_in_the_admin(client, world, role):
+    """Each money or rights page: a role without the permission gets 403 on
+    GET and on POST and nothing is written; a role with it reaches the page
+    (the services refuse the same actors: tests/billing/test_authz.py)."""
+    objects = _boundary_objects(world)
+    staff_login(client, factories.make_staff(f"{role}_bounds", group=role))
+    for what, name, key, allowed in ROLE_BOUNDARIES:
+        obj = objects[key]
+        url = reverse(f"admin:{name}", args=[obj.pk] if obj is not None else [])
+        status = client.get(url).status_code
+        if role in allowed:
+            assert status in (200, 302), (what, status)
+            continue
+        # The admin role may look at a group (view permission), never change it.
+        view_only = name == "auth_group_change" and role == "admin"
+        assert status == (200 if view_only else 403), (role, what, status)
+        before = _written()
+        assert client.post(url, {"amount": "100", "reason": "x"}).status_code == 403, what
+        assert _written() == before, what

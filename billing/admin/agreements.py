@@ -101,4 +101,4 @@ class AcceptanceAdmin(ViewOnlyMixin, HistoryAdmin):
 
     @admin.display(description=gettext_lazy("Accepted"), ordering="accepted_at")
     def accepted(self, obj):
-        return shanghai(obj.accepted_at, "%Y-%m-%d %H:%M:%S")
+        return shanghai(obj.accepted_at)

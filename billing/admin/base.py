@@ -28,6 +28,7 @@ from billing.forms import add_service_error
 from billing.formtokens import FormAlreadySubmitted, FormExpired
 from billing.services import ConfirmationRequired
 from core.admin_mixins import NoRevertHistoryAdmin, PermittedLinksMixin
+from core.time import INSTANT_FORMAT
 
 DASH = "—"
 
@@ -60,8 +61,9 @@ def yuan(fen: int | None) -> str:
     return DASH if fen is None else policy.format_fen(fen)
 
 
-def shanghai(instant: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """An instant as Asia/Shanghai wall-clock time."""
+def shanghai(instant: dt.datetime | None, fmt: str = INSTANT_FORMAT) -> str:
+    """An instant as Asia/Shanghai wall-clock time, with seconds by default
+    (issue 10: one time format for staff, ``2026-11-27 10:00:00``)."""
     return DASH if instant is None else instant.astimezone(policy.SHANGHAI).strftime(fmt)
 
 
@@ -73,7 +75,7 @@ def expiry_date(period_end: dt.datetime | None) -> str:
 def deadline_html(deadline: dt.datetime | None, provisional: bool) -> str:
     if deadline is None:
         return DASH
-    text = shanghai(deadline, "%Y-%m-%d %H:%M:%S")
+    text = shanghai(deadline)
     if provisional:
         return format_html(
             '{} <strong class="billing-provisional" title="{}">{}</strong>',

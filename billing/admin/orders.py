@@ -173,7 +173,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
             (_("Fulfilled"), obj.fulfilled_at),
             (_("Cancelled"), obj.cancelled_at),
         ]
-        rows = [(label, shanghai(when, "%Y-%m-%d %H:%M:%S")) for label, when in steps if when]
+        rows = [(label, shanghai(when)) for label, when in steps if when]
         return format_html(
             '<table class="billing-summary">{}</table>',
             format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
@@ -368,7 +368,7 @@ class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("When"), ordering="created_at")
     def when(self, obj):
-        return shanghai(obj.created_at, "%Y-%m-%d %H:%M:%S")
+        return shanghai(obj.created_at)
 
     @admin.display(description=gettext_lazy("Amount"), ordering="amount_fen")
     def amount(self, obj):

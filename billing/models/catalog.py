@@ -5,7 +5,9 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from ..policy import SHANGHAI, format_fen
+from core.time import format_instant
+
+from ..policy import format_fen
 
 
 class Package(models.Model):
@@ -118,5 +120,5 @@ class PriceVersion(models.Model):
         return _("%(package)s %(amount)s from %(when)s") % {
             "package": self.package.code,
             "amount": format_fen(self.amount_fen),
-            "when": f"{self.effective_from.astimezone(SHANGHAI):%Y-%m-%d %H:%M}",
+            "when": format_instant(self.effective_from),
         }

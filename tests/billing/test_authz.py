@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
 from billing import services
 from billing.models import Acceptance, AccountMember, LedgerEntry, Order, PriceVersion
@@ -25,6 +25,8 @@ from billing.payments import PaymentConfirmation
 from billing.policy import SHANGHAI
 from notices.models import NonRenewalNotice
 from notices.services import notice_give, notice_withdraw
+from refunds.models import RefundRequest
+from refunds.services import refund_approve, refund_pay_out, refund_refuse, refund_request
 
 from .. import factories
 
@@ -146,6 +148,36 @@ def _withdraw(w: World) -> Callable[[Any], Any]:
         actor=actor,
         reason="the customer's email asked so",
         now=T + dt.timedelta(days=2),
+    )
+
+
+def _paid_order(w: World) -> Order:
+    return w.account.orders.filter(status="fulfilled").order_by("pk").first()
+
+
+def _pending_refund(w: World) -> RefundRequest:
+    """A P1 exception awaiting a finance decision, as ``refund_request`` or the
+    detection job opens it (E1: a renewal charged after a timely notice)."""
+    order = _paid_order(w)
+    return RefundRequest.objects.create(
+        account=w.account,
+        order=order,
+        channel="email",
+        requested_at=T,
+        reason="charged after my notice",
+        decision="exception",
+        exception_code="E1",
+        max_amount_fen=1_000,
+        status="pending",
+    )
+
+
+def _approved_refund(w: World) -> RefundRequest:
+    return refund_approve(
+        request=_pending_refund(w),
+        actor=factories.factory_finance(),
+        justification="E1: notice received in time",
+        now=T,
     )
 
 
@@ -295,6 +327,48 @@ CASES: dict[str, tuple[Callable[[World], Callable[[Any], Any]], set[str]]] = {
         {"owner", "admin", "support", "admin_staff"},
     ),
     "notice_withdraw": (_withdraw, {"owner", "admin", "support", "admin_staff"}),
+    # P1 refunds: customers ask for their own account, staff record a request
+    # received elsewhere; only finance (and the admin role) decide or pay out.
+    "refund_request": (
+        lambda w: (
+            lambda actor: refund_request(
+                order=_paid_order(w),
+                actor=actor,
+                reason="please refund",
+                channel="email" if getattr(actor, "is_staff", False) else "account_page",
+                now=T,
+            )
+        ),
+        {"owner", "admin", "support", "finance", "admin_staff"},
+    ),
+    "refund_approve": (
+        lambda w: (
+            lambda request: (
+                lambda actor: refund_approve(
+                    request=request, actor=actor, justification="E1 applies", now=T
+                )
+            )
+        )(_pending_refund(w)),
+        {"finance", "admin_staff"},
+    ),
+    "refund_refuse": (
+        lambda w: (
+            lambda request: (
+                lambda actor: refund_refuse(
+                    request=request, actor=actor, justification="no exception applies", now=T
+                )
+            )
+        )(_pending_refund(w)),
+        {"finance", "admin_staff"},
+    ),
+    "refund_pay_out": (
+        lambda w: (
+            lambda request: (
+                lambda actor: refund_pay_out(request=request, actor=actor, method="balance", now=T)
+            )
+        )(_approved_refund(w)),
+        {"finance", "admin_staff"},
+    ),
     "member_add": (
         lambda w: (
             lambda actor: services.member_add(
@@ -322,6 +396,7 @@ def _written() -> tuple:
         Acceptance.objects.count(),
         list(NonRenewalNotice.objects.order_by("pk").values_list("pk", "withdrawn_at")),
         list(AccountMember.objects.order_by("pk").values_list("pk", "suspended_at")),
+        list(RefundRequest.objects.order_by("pk").values_list("pk", "status")),
     )
 
 
@@ -345,9 +420,14 @@ def test_who_may_call_each_service(world, service, actor_kind):
         call(actor)
         assert _written() != before, "the allowed call should have written something"
     else:
-        with pytest.raises(ValidationError) as exc:
+        # Staff without the permission: PermissionDenied (refund decisions) or
+        # ActorRefused; anyone else ActorRefused. Nothing is written either way.
+        with pytest.raises((ValidationError, PermissionDenied)) as exc:
             call(actor)
-        assert _codes(exc.value) <= {"actor_refused", "online_needs_confirmation"}, exc.value
+        if isinstance(exc.value, PermissionDenied):
+            assert getattr(actor, "is_staff", False), exc.value
+        else:
+            assert _codes(exc.value) <= {"actor_refused", "online_needs_confirmation"}, exc.value
         assert _written() == before
 
 

@@ -58,7 +58,7 @@ def test_a_bank_reference_tops_up_once(account, finance_user):
         message = exc.value.message_dict["reference"][0]
         assert message == (
             f"The offline reference {ref.strip()} was already recorded as a top-up (ledger entry "
-            f"#{first.pk}, 2025-03-03 10:00). External money is recorded once; check the "
+            f"#{first.pk}, 2025-03-03 10:00:00). External money is recorded once; check the "
             "reference."
         )
     assert _refs("ICBC-2025-0001") == 1
@@ -177,7 +177,7 @@ def test_a_race_on_one_reference_gets_the_same_clear_message(catalog, agreement)
     entry = results["first"]
     assert refused.message_dict["reference"] == [
         f"The offline reference BOC-RACE was already recorded as a top-up (ledger entry "
-        f"#{entry.pk}, 2025-03-03 10:00). External money is recorded once; check the reference."
+        f"#{entry.pk}, 2025-03-03 10:00:00). External money is recorded once; check the reference."
     ]
     assert _refs("BOC-RACE") == 1
     assert Account.objects.get(pk=two.pk).balance_fen == 0

@@ -1,13 +1,17 @@
 """seed_demo: idempotent demo data with a consistent ledger, and never in
 production by accident (refused when DEBUG is false unless --allow-production)."""
 
+import base64
 import io
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from django.utils import timezone
+from django_otp.oath import totp
 
 from billing.models import (
     Acceptance,
@@ -95,6 +99,31 @@ def test_seed_demo_states(debug):
     assert finance.has_perm("billing.top_up_balance") and not finance.is_superuser
     support = get_user_model().objects.get(username="support")
     assert support.is_staff and not support.has_perm("billing.top_up_balance")
+
+
+@pytest.mark.django_db
+def test_the_demo_money_roles_log_in_with_the_printed_key(debug, client):
+    """Issue 10: the demo's finance and admin users have a TOTP device whose
+    key seed_demo prints, so a person logs in with any authenticator app (or
+    oathtool); support logs in with its password only."""
+    code, out, _ = _run("seed_demo")
+    assert code == 0
+    keys = dict(
+        re.findall(r"^  (finance|admin): ([A-Z2-7]{32})   \(oathtool --totp -b \2\)$", out, re.M)
+    )
+    assert set(keys) == {"finance", "admin"}
+    for username, password in (("finance", "finance-demo"), ("admin", "admin-demo")):
+        client.post(reverse("admin:logout"))
+        data = {"username": username, "password": password, "next": "/admin/"}
+        assert client.post("/admin/login/", data).status_code == 200  # the code is missing
+        token = f"{totp(base64.b32decode(keys[username])):06d}"
+        response = client.post("/admin/login/", {**data, "otp_token": token})
+        assert response.status_code == 302, username
+        assert client.get("/admin/").status_code == 200
+    client.post(reverse("admin:logout"))
+    data = {"username": "support", "password": "support-demo", "next": "/admin/"}
+    assert client.post("/admin/login/", data).status_code == 302
+    assert client.get("/admin/").status_code == 200
 
 
 # --- never in production by accident ------------------------------------------------

@@ -11,6 +11,7 @@ false (production) unless given ``--allow-production``.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Callable
 
@@ -21,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.services import Client, email_confirmation_record
 from billing import policy, services
@@ -54,6 +56,14 @@ STAFF = [
 ]
 CUSTOMER_PASSWORD = "customer-demo"
 DEMO_CLIENT = Client(ip_address="203.0.113.10", user_agent="Mozilla/5.0 (demo)")
+
+# The second factor of the demo's money roles (issue 10): published like their
+# passwords, so a person can log in to the demo with any authenticator app or
+# ``oathtool --totp -b <base32 key>``. 20-byte keys, shown base32 by ``report``.
+DEMO_TOTP_KEYS = {
+    "finance": "66696e616e63652d64656d6f2d746f74702d3230",  # MZUW4YLOMNSS2ZDFNVXS25DPORYC2MRQ
+    "admin": "61646d696e2d64656d6f2d746f74702d6b657921",  # MFSG22LOFVSGK3LPFV2G65DQFVVWK6JB
+}
 
 
 def _months_before(instant: dt.datetime, months: int) -> dt.datetime:
@@ -372,6 +382,14 @@ class Command(BaseCommand):
                 )
                 self.created.append(f"staff {username}")
             user.groups.add(Group.objects.get(name=group))
+            if username in DEMO_TOTP_KEYS:
+                _device, made = TOTPDevice.objects.get_or_create(
+                    user=user,
+                    name="demo",
+                    defaults={"key": DEMO_TOTP_KEYS[username], "confirmed": True},
+                )
+                if made:
+                    self.created.append(f"authenticator of {username}")
             users[username] = user
         return users
 
@@ -387,5 +405,9 @@ class Command(BaseCommand):
         write("Demo logins (admin at /admin/):")
         for username, password, group, _superuser in STAFF:
             write(f"  {username} / {password}   ({group})")
+        write("Finance and admin also enter a 6-digit code (TOTP, 30 s) from these demo keys:")
+        for username, key in DEMO_TOTP_KEYS.items():
+            secret = base64.b32encode(bytes.fromhex(key)).decode("ascii")
+            write(f"  {username}: {secret}   (oathtool --totp -b {secret})")
         write(f"  customers: lin, acme, harbor, ... / {CUSTOMER_PASSWORD}")
         write("Customer pages: log in at /accounts/login/ (account overview at /account/).")
