@@ -29,6 +29,8 @@ def test_top_up_and_buy_with_consent_in_english_and_chinese(
         locale: factories.make_account(f"Browser {suffix.upper()} Co", now=t0)
         for locale, suffix in LOCALES.items()
     }
+    for account in accounts.values():
+        factories.confirm_email(account.owner)
     users = {locale: account.owner.username for locale, account in accounts.items()}
     shots = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path_factory.mktemp("i11b-shots"))
     base = live_server.url

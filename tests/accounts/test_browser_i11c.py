@@ -44,6 +44,7 @@ def _late_start(now: dt.datetime) -> dt.datetime:
 def _customer(name: str, *, now: dt.datetime, catalog, seats: int = 1, start=None):
     account = factories.make_account(name, now=start or now, balance_fen=3 * 9_900 * seats)
     order = factories.buy(account, catalog["pro-monthly"], now=start or now, seats=seats)
+    factories.confirm_email(account.owner)
     return account, order
 
 
