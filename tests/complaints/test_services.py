@@ -17,6 +17,7 @@ from billing.authz import ActorRefused
 from billing.policy import SHANGHAI as SH
 from complaints import policy
 from complaints.models import Complaint, ComplaintMessage
+from complaints.outbox import deliver_replies
 from complaints.services import (
     complaint_assign,
     complaint_close,
@@ -28,7 +29,6 @@ from complaints.services import (
     complaint_reply,
     complaint_resolve,
     complaint_to_refund,
-    deliver_replies,
 )
 from refunds.models import RefundRequest
 
@@ -337,7 +337,7 @@ def test_deliver_complaint_mail_command_sends_pending_replies(account, support_u
     complaint_reply(complaint=complaint, actor=support_user, body="Answer", now=T1)
     out = StringIO()
     call_command("deliver_complaint_mail", stdout=out)
-    assert out.getvalue().strip() == "sent=1"
+    assert out.getvalue().strip() == "sent=1 retried=0 failed=0 released=0 batches=1"
     assert [m.body for m in mail.outbox] == ["Answer"]
 
 
