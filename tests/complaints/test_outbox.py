@@ -229,7 +229,7 @@ def test_deliver_complaint_mail_command_prints_what_it_did(account, support_user
 # --- the beat path: the Redis broker and a real Celery worker -------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db  # not transactional: the rows migrations wrote are still there
 @pytest.mark.celery_worker
 def test_p6_the_beat_entry_runs_the_worker_task(worker_factory):
     entry = PeriodicTask.objects.get(name="Deliver complaint replies (P6)")
