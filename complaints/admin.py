@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
 from billing.models import Account, Order, Subscription
@@ -88,7 +88,11 @@ class ResendForm(forms.Form):
         self.fields["message"].choices = [
             (
                 reply.pk,
-                _("Reply of %(when)s to %(to)s (%(attempts)s attempts): %(error)s")
+                ngettext(
+                    "Reply of %(when)s to %(to)s (%(attempts)s attempt): %(error)s",
+                    "Reply of %(when)s to %(to)s (%(attempts)s attempts): %(error)s",
+                    reply.email_attempts,
+                )
                 % {
                     "when": shanghai(reply.created_at),
                     "to": reply.email_to,
@@ -143,10 +147,13 @@ def _mail_state(message: ComplaintMessage) -> str:
             text += " — " + message.email_error
         return format_html(" · {}", text)
     if status == Status.FAILED:
+        text = ngettext(
+            "EMAIL NOT SENT after %(attempts)s attempt: %(error)s",
+            "EMAIL NOT SENT after %(attempts)s attempts: %(error)s",
+            message.email_attempts,
+        ) % {"attempts": message.email_attempts, "error": message.email_error or "—"}
         return format_html(
-            ' · <strong class="complaint-mail-failed" style="color:#ba2121">{}</strong>',
-            _("EMAIL NOT SENT after %(attempts)s attempts: %(error)s")
-            % {"attempts": message.email_attempts, "error": message.email_error or "—"},
+            ' · <strong class="complaint-mail-failed" style="color:#ba2121">{}</strong>', text
         )
     return ""
 
@@ -190,6 +197,7 @@ class ComplaintAdmin(HistoryAdmin):
         "thread",
     ]
     readonly_fields = fields
+    change_form_template = "admin/complaints/change_form.html"
 
     def has_add_permission(self, request):
         return False
