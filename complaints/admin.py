@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import conditional_escape, format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
 from billing.models import Account, Order, Subscription
@@ -42,6 +42,7 @@ class QueueFilter(admin.SimpleListFilter):
             ("unassigned", gettext_lazy("Unassigned")),
             ("overdue", gettext_lazy("Overdue")),
             ("waiting", gettext_lazy("Waiting on customer")),
+            ("undelivered", gettext_lazy("Reply email failed")),
         ]
 
     def queryset(self, request, queryset):
@@ -54,6 +55,10 @@ class QueueFilter(admin.SimpleListFilter):
             return queryset.filter(_overdue_q(timezone.now()))
         if value == "waiting":
             return queryset.filter(status=Complaint.Status.WAITING_ON_CUSTOMER)
+        if value == "undelivered":
+            return queryset.filter(
+                messages__email_status=ComplaintMessage.EmailStatus.FAILED
+            ).distinct()
         return queryset
 
 
@@ -69,6 +74,34 @@ class MessageForm(forms.Form):
 
 class ResolveForm(forms.Form):
     outcome = forms.ChoiceField(label=gettext_lazy("Outcome"), choices=Complaint.Outcome.choices)
+
+
+class PriorityForm(forms.Form):
+    priority = forms.ChoiceField(label=gettext_lazy("Priority"), choices=Complaint.Priority.choices)
+
+
+class ResendForm(forms.Form):
+    message = forms.TypedChoiceField(label=gettext_lazy("Reply"), coerce=int, choices=())
+
+    def __init__(self, *args, replies=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["message"].choices = [
+            (
+                reply.pk,
+                ngettext(
+                    "Reply of %(when)s to %(to)s (%(attempts)s attempt): %(error)s",
+                    "Reply of %(when)s to %(to)s (%(attempts)s attempts): %(error)s",
+                    reply.email_attempts,
+                )
+                % {
+                    "when": shanghai(reply.created_at),
+                    "to": reply.email_to,
+                    "attempts": reply.email_attempts,
+                    "error": reply.email_error or "—",
+                },
+            )
+            for reply in replies
+        ]
 
 
 class LinkForm(forms.Form):
@@ -96,6 +129,33 @@ def _due(instant, late: bool) -> str:
     return shanghai(instant)
 
 
+def _mail_state(message: ComplaintMessage) -> str:
+    """A staff reply's email, as staff need to know it: sent (when), queued
+    (next attempt), or failed for good (attempts and the error, in red)."""
+    status = message.email_status
+    Status = ComplaintMessage.EmailStatus
+    if status == Status.SENT:
+        return format_html(
+            " · {}", _("emailed %(when)s") % {"when": shanghai(message.email_sent_at)}
+        )
+    if status in (Status.PENDING, Status.SENDING):
+        text = _("email queued (attempts so far: %(attempts)s; next attempt %(when)s)") % {
+            "attempts": message.email_attempts,
+            "when": shanghai(message.email_available_at),
+        }
+        if message.email_error:
+            text += " — " + message.email_error
+        return format_html(" · {}", text)
+    if status == Status.FAILED:
+        text = ngettext(
+            "EMAIL NOT SENT after %(attempts)s attempt: %(error)s",
+            "EMAIL NOT SENT after %(attempts)s attempts: %(error)s",
+            message.email_attempts,
+        ) % {"attempts": message.email_attempts, "error": message.email_error or "—"}
+        return format_html(' · <strong class="complaint-mail-failed">{}</strong>', text)
+    return ""
+
+
 @admin.register(Complaint)
 class ComplaintAdmin(HistoryAdmin):
     class Media:
@@ -114,7 +174,7 @@ class ComplaintAdmin(HistoryAdmin):
         "resolution",
     ]
     list_display_links = ["pk", "subject"]
-    list_filter = [QueueFilter, "status", "category", "channel"]
+    list_filter = [QueueFilter, "status", "priority", "category", "channel"]
     list_select_related = ["account", "assignee"]
     search_fields = ["subject", "account__name", "contact_email", "reference"]
     fields = [
@@ -139,6 +199,7 @@ class ComplaintAdmin(HistoryAdmin):
         "thread",
     ]
     readonly_fields = fields
+    change_form_template = "admin/complaints/change_form.html"
 
     def has_add_permission(self, request):
         return False
@@ -243,13 +304,14 @@ class ComplaintAdmin(HistoryAdmin):
                     message.get_kind_display(),
                     who,
                     seen,
+                    _mail_state(message),
                     message.body,
                 )
             )
         return format_html_join(
             "",
             '<div class="complaint-message {}">'
-            "<div><strong>{}</strong> · {} · {} · <em>{}</em></div>"
+            "<div><strong>{}</strong> · {} · {} · <em>{}</em>{}</div>"
             '<div class="complaint-body">{}</div></div>',
             rows,
         )
@@ -264,6 +326,11 @@ class ComplaintAdmin(HistoryAdmin):
             path("<path:object_id>/note/", view(self.note_view), name="complaints_note"),
             path("<path:object_id>/resolve/", view(self.resolve_view), name="complaints_resolve"),
             path("<path:object_id>/reopen/", view(self.reopen_view), name="complaints_reopen"),
+            path("<path:object_id>/close/", view(self.close_view), name="complaints_close"),
+            path(
+                "<path:object_id>/priority/", view(self.priority_view), name="complaints_priority"
+            ),
+            path("<path:object_id>/resend/", view(self.resend_view), name="complaints_resend"),
             path("<path:object_id>/refund/", view(self.refund_view), name="complaints_refund"),
             path("<path:object_id>/link/", view(self.link_view), name="complaints_link"),
             path("<path:object_id>/notice/", view(self.notice_view), name="complaints_notice"),
@@ -296,6 +363,19 @@ class ComplaintAdmin(HistoryAdmin):
                     )
             else:
                 tools.append((reverse("admin:complaints_reopen", args=[obj.pk]), _("Reopen…")))
+            if obj.status == Complaint.Status.RESOLVED:
+                tools.append((reverse("admin:complaints_close", args=[obj.pk]), _("Close…")))
+            if obj.status != Complaint.Status.CLOSED:
+                tools.append(
+                    (reverse("admin:complaints_priority", args=[obj.pk]), _("Change priority…"))
+                )
+                if self._failed_replies(obj):
+                    tools.append(
+                        (
+                            reverse("admin:complaints_resend", args=[obj.pk]),
+                            _("Send a failed reply again…"),
+                        )
+                    )
         if user.has_perm(services.WRITE) and obj.status != Complaint.Status.CLOSED:
             tools.append((reverse("admin:complaints_note", args=[obj.pk]), _("Internal note…")))
         return tools
@@ -311,7 +391,17 @@ class ComplaintAdmin(HistoryAdmin):
             (_("Complaint"), str(obj)),
             (_("Account"), str(obj.account or "—")),
             (_("Status"), obj.get_status_display()),
+            (_("Priority"), obj.get_priority_display()),
         ]
+
+    @staticmethod
+    def _failed_replies(obj):
+        return list(
+            obj.messages.filter(
+                kind=ComplaintMessage.Kind.STAFF_REPLY,
+                email_status=ComplaintMessage.EmailStatus.FAILED,
+            ).order_by("created_at", "pk")
+        )
 
     def _page(self, request, obj, *, form_class, permission, title, submit, call):
         return self.service_form_page(
@@ -409,6 +499,70 @@ class ComplaintAdmin(HistoryAdmin):
             permission=services.HANDLE,
             title=_("Reopen complaint"),
             submit=_("Reopen"),
+            call=call,
+        )
+
+    def close_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            services.complaint_close(complaint=obj, actor=request.user)
+            return _("Complaint #%(pk)s closed.") % {"pk": obj.pk}
+
+        return self._page(
+            request,
+            obj,
+            form_class=ConfirmForm,
+            permission=services.HANDLE,
+            title=_("Close complaint"),
+            submit=_("Close"),
+            call=call,
+        )
+
+    def priority_view(self, request, object_id):
+        obj = self._get(request, object_id)
+
+        def call(data):
+            done = services.complaint_set_priority(
+                complaint=obj, actor=request.user, priority=data["priority"]
+            )
+            return _("Complaint #%(pk)s now has priority %(priority)s.") % {
+                "pk": obj.pk,
+                "priority": done.get_priority_display(),
+            }
+
+        return self.service_form_page(
+            request,
+            obj=obj,
+            form_class=PriorityForm,
+            permission=services.HANDLE,
+            title=_("Change priority"),
+            call=call,
+            submit_label=_("Change priority"),
+            summary=self._summary(obj),
+            initial={"priority": obj.priority},
+        )
+
+    def resend_view(self, request, object_id):
+        obj = self._get(request, object_id)
+        replies = self._failed_replies(obj)
+
+        class Form(ResendForm):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, replies=replies, **kwargs)
+
+        def call(data):
+            reply = next(r for r in replies if r.pk == data["message"])
+            services.complaint_reply_resend(message=reply, actor=request.user)
+            return _("The reply is queued and will be emailed again.")
+
+        return self._page(
+            request,
+            obj,
+            form_class=Form,
+            permission=services.HANDLE,
+            title=_("Send a failed reply again"),
+            submit=_("Send again"),
             call=call,
         )
 

@@ -172,8 +172,9 @@ class ComplaintMessage(models.Model):
     class EmailStatus(models.TextChoices):
         NONE = "", _("Not emailed")
         PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
-        FAILED = "failed", _("Failed")
+        FAILED = "failed", _("Failed (not sent)")
 
     complaint = models.ForeignKey(
         Complaint, on_delete=models.PROTECT, related_name="messages", verbose_name=_("complaint")
@@ -207,6 +208,11 @@ class ComplaintMessage(models.Model):
     email_attempts = models.PositiveSmallIntegerField(_("email attempts"), default=0)
     email_error = models.TextField(_("email error"), blank=True)
     email_sent_at = models.DateTimeField(_("email sent at"), null=True, blank=True)
+    # The outbox (``complaints.outbox``): a pending reply may be claimed from
+    # this instant (now, or after a retry's backoff); a claimed (``sending``)
+    # one when its sender's lease ends (a sender that died).
+    email_available_at = models.DateTimeField(_("email next attempt at"), null=True, blank=True)
+    email_attempted_at = models.DateTimeField(_("email last attempt at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("complaint message")
@@ -223,8 +229,20 @@ class ComplaintMessage(models.Model):
                 condition=~Q(email_status="sent") | Q(email_sent_at__isnull=False),
                 name="complaint_mail_sent_has_time",
             ),
+            models.CheckConstraint(
+                condition=~Q(email_status__in=["pending", "sending"])
+                | Q(email_available_at__isnull=False),
+                name="complaint_mail_queued_has_time",
+            ),
         ]
-        indexes = [models.Index(fields=["email_status", "id"], name="complaint_mail_outbox")]
+        indexes = [
+            # The outbox claim: queued replies in the order they may go.
+            models.Index(
+                fields=["email_available_at", "id"],
+                name="complaint_mail_claim",
+                condition=Q(email_status__in=["pending", "sending"]),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"

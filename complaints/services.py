@@ -18,7 +18,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -254,6 +253,7 @@ def complaint_reply(
         email_subject=_("Re: [Complaint #%(id)s] %(subject)s")
         % {"id": locked.pk, "subject": locked.subject},
         email_status=ComplaintMessage.EmailStatus.PENDING,
+        email_available_at=now,  # complaints.outbox sends it (beat, every minute)
     )
     locked.status = status
     if locked.first_response_at is None:
@@ -314,6 +314,67 @@ def complaint_close(
     audit(locked, actor=actor, reason="P6 closed")
     locked.save()
     return locked
+
+
+@transaction.atomic
+def complaint_set_priority(
+    *, complaint: Complaint, actor: Any, priority: str, now: dt.datetime | None = None
+) -> Complaint:
+    """Change the complaint's priority (support; the history records the old
+    and new priority with who changed it). A closed complaint keeps its own."""
+    _require_staff(actor, HANDLE, _("change a complaint's priority"))
+    if priority not in Complaint.Priority.values:
+        raise ValidationError(
+            {"priority": _("Unknown priority %(priority)s.") % {"priority": priority}}
+        )
+    resolve_now(now)
+    locked = _lock(complaint)
+    if locked.status == Complaint.Status.CLOSED:
+        raise ValidationError(
+            {"priority": _("This complaint is closed; reopen it before changing its priority.")}
+        )
+    if locked.priority == priority:
+        raise ValidationError(
+            {
+                "priority": _("The priority is %(priority)s already.")
+                % {"priority": locked.get_priority_display()}
+            }
+        )
+    old = locked.priority
+    locked.priority = priority
+    audit(locked, actor=actor, reason=f"P6 priority {old} -> {priority}")
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def complaint_reply_resend(
+    *, message: ComplaintMessage, actor: Any, now: dt.datetime | None = None
+) -> ComplaintMessage:
+    """Queue a staff reply whose email failed for good (EMAIL_MAX_ATTEMPTS
+    reached, or refused by the server) once more, with a fresh count of
+    attempts and the same Message-ID (support, e.g. after fixing the
+    complaint's address). The complaint's history records who did it."""
+    _require_staff(actor, HANDLE, _("send a reply again"))
+    now = resolve_now(now)
+    locked = _lock(message.complaint)
+    row = ComplaintMessage.objects.select_for_update().get(pk=message.pk)
+    if (
+        row.kind != ComplaintMessage.Kind.STAFF_REPLY
+        or row.email_status != ComplaintMessage.EmailStatus.FAILED
+    ):
+        raise ValidationError(
+            {"message": _("Only a staff reply whose email failed can be sent again.")}
+        )
+    if locked.status == Complaint.Status.CLOSED:
+        raise ValidationError({"message": _("This complaint is closed; reopen it first.")})
+    row.email_status = ComplaintMessage.EmailStatus.PENDING
+    row.email_attempts = 0
+    row.email_available_at = now
+    row.save(update_fields=["email_status", "email_attempts", "email_available_at"])
+    audit(locked, actor=actor, reason=f"P6 reply #{row.pk} queued again after: {row.email_error}")
+    locked.save()
+    return row
 
 
 def reopen_days() -> int:
@@ -391,59 +452,6 @@ def complaint_to_refund(
     audit(locked, actor=actor, reason=f"P6 -> P1 refund request #{request.pk}")
     locked.save()
     return request
-
-
-# --- the complaint outbox ------------------------------------------------------
-
-
-def deliver_replies(*, limit: int = 100, now: dt.datetime | None = None) -> int:
-    """Send pending staff replies, oldest first; returns how many went out.
-
-    Each message is sent while its row is locked (``skip_locked``: two
-    senders never take the same one) and marked sent in the same
-    transaction. A crash after the server took the mail and before the
-    commit leaves it pending: it goes again with the same Message-ID, which
-    receivers use to drop the copy (at least once, never lost). An internal
-    note is never in this queue (``complaint_note_never_emailed``)."""
-    now = resolve_now(now)
-    sent = 0
-    for _i in range(limit):
-        with transaction.atomic():
-            message = (
-                ComplaintMessage.objects.select_for_update(skip_locked=True)
-                .filter(
-                    email_status=ComplaintMessage.EmailStatus.PENDING,
-                    kind=ComplaintMessage.Kind.STAFF_REPLY,
-                )
-                .order_by("pk")
-                .first()
-            )
-            if message is None:
-                break
-            headers = {"Message-ID": message.message_id}
-            if message.in_reply_to:
-                headers["In-Reply-To"] = message.in_reply_to
-                headers["References"] = message.in_reply_to
-            email = EmailMessage(
-                subject=message.email_subject,
-                body=message.body,
-                to=[message.email_to],
-                headers=headers,
-            )
-            message.email_attempts += 1
-            try:
-                email.send()
-            except Exception as exc:  # noqa: BLE001 - recorded on the row, retried by hand
-                message.email_status = ComplaintMessage.EmailStatus.FAILED
-                message.email_error = type(exc).__name__
-            else:
-                message.email_status = ComplaintMessage.EmailStatus.SENT
-                message.email_sent_at = now
-                sent += 1
-            message.save(
-                update_fields=["email_status", "email_error", "email_sent_at", "email_attempts"]
-            )
-    return sent
 
 
 @transaction.atomic

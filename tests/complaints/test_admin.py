@@ -85,14 +85,18 @@ def test_p6_finance_reads_but_may_not_act(client, complaint, finance_user, suppo
     assert client.get(reverse(CHANGELIST)).status_code == 200
     page = client.get(reverse("admin:complaints_complaint_change", args=[complaint.pk]))
     assert page.status_code == 200
-    for name in ("assign", "reply", "note", "resolve", "refund"):
+    for name in ("assign", "reply", "note", "resolve", "refund", "close", "priority", "resend"):
         assert _url(name, complaint) not in page.content.decode()
         assert client.get(_url(name, complaint)).status_code == 403
         assert (
-            client.post(_url(name, complaint), {"body": "x", "outcome": "fixed"}).status_code == 403
+            client.post(
+                _url(name, complaint), {"body": "x", "outcome": "fixed", "priority": "high"}
+            ).status_code
+            == 403
         )
     complaint.refresh_from_db()
     assert complaint.status == "new" and complaint.messages.count() == 2
+    assert complaint.priority == "normal"
     assert (
         client.post(
             reverse("admin:complaints_complaint_delete", args=[complaint.pk]), {"post": "yes"}
@@ -120,3 +124,56 @@ def test_p6_support_links_an_unknown_senders_complaint_in_the_admin(client, acco
     money_post(client, _url("link", complaint), {"account": account.pk}, follow=True)
     complaint.refresh_from_db()
     assert complaint.account == account
+
+
+def test_p6_support_closes_a_resolved_complaint_in_the_admin(client, complaint, support_user):
+    staff_login(client, support_user)
+    page = client.get(reverse("admin:complaints_complaint_change", args=[complaint.pk]))
+    assert _url("close", complaint) not in page.content.decode()  # not resolved yet
+    # Closing an open complaint: a clear error on the form, nothing written.
+    resp = money_post(client, _url("close", complaint), {})
+    assert resp.status_code == 200
+    assert "A complaint that is New cannot be closed." in resp.content.decode()
+    complaint.refresh_from_db()
+    assert (complaint.status, complaint.closed_at) == ("new", None)
+
+    money_post(client, _url("resolve", complaint), {"outcome": "answered"}, follow=True)
+    page = client.get(reverse("admin:complaints_complaint_change", args=[complaint.pk]))
+    assert _url("close", complaint) in page.content.decode()
+    resp = money_post(client, _url("close", complaint), {}, follow=True)
+    assert f"Complaint #{complaint.pk} closed." in resp.content.decode()
+    complaint.refresh_from_db()
+    assert complaint.status == "closed" and complaint.closed_at is not None
+    last = Complaint.history.filter(id=complaint.pk).latest("history_date")
+    assert (last.history_user, last.history_change_reason) == (support_user, "P6 closed")
+    # Closed: nothing more to write (reply on a closed complaint is refused).
+    before = complaint.messages.count()
+    resp = money_post(client, _url("note", complaint), {"body": "late note"})
+    assert "This complaint is closed; reopen it before writing on it." in resp.content.decode()
+    assert complaint.messages.count() == before
+
+
+def test_p6_support_changes_the_priority_audited(client, complaint, support_user):
+    staff_login(client, support_user)
+    page = client.get(_url("priority", complaint))
+    assert page.context["form"].initial == {"priority": "normal"}
+    resp = money_post(client, _url("priority", complaint), {"priority": "urgent"}, follow=True)
+    assert "now has priority Urgent" in resp.content.decode()
+    complaint.refresh_from_db()
+    assert complaint.priority == "urgent"
+    last = Complaint.history.filter(id=complaint.pk).latest("history_date")
+    assert (last.history_user, last.history_change_reason, last.priority) == (
+        support_user,
+        "P6 priority normal -> urgent",
+        "urgent",
+    )
+    # Bad input: an unknown priority is a form error; the same one, a clear
+    # error from the service; neither writes anything.
+    count = Complaint.history.filter(id=complaint.pk).count()
+    resp = money_post(client, _url("priority", complaint), {"priority": "whenever"})
+    assert resp.status_code == 200 and "Select a valid choice" in resp.content.decode()
+    resp = money_post(client, _url("priority", complaint), {"priority": "urgent"})
+    assert "The priority is Urgent already." in resp.content.decode()
+    assert Complaint.history.filter(id=complaint.pk).count() == count
+    listing = client.get(reverse(CHANGELIST) + "?priority__exact=urgent").content.decode()
+    assert "Charged twice" in listing

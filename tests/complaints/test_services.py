@@ -17,6 +17,7 @@ from billing.authz import ActorRefused
 from billing.policy import SHANGHAI as SH
 from complaints import policy
 from complaints.models import Complaint, ComplaintMessage
+from complaints.outbox import deliver_replies
 from complaints.services import (
     complaint_assign,
     complaint_close,
@@ -26,9 +27,10 @@ from complaints.services import (
     complaint_record_notice,
     complaint_reopen,
     complaint_reply,
+    complaint_reply_resend,
     complaint_resolve,
+    complaint_set_priority,
     complaint_to_refund,
-    deliver_replies,
 )
 from refunds.models import RefundRequest
 
@@ -337,7 +339,7 @@ def test_deliver_complaint_mail_command_sends_pending_replies(account, support_u
     complaint_reply(complaint=complaint, actor=support_user, body="Answer", now=T1)
     out = StringIO()
     call_command("deliver_complaint_mail", stdout=out)
-    assert out.getvalue().strip() == "sent=1"
+    assert out.getvalue().strip() == "sent=1 retried=0 failed=0 released=0 batches=1"
     assert [m.body for m in mail.outbox] == ["Answer"]
 
 
@@ -393,3 +395,54 @@ def test_p6_a_complaint_records_its_non_renewal_notice(
     )
     complaint.refresh_from_db()
     assert complaint.notice == notice
+
+
+def test_p6_support_changes_the_priority_and_the_history_says_so(
+    account, support_user, finance_user
+):
+    complaint = _open(account, support_user)
+    before = _snapshot()
+    with pytest.raises(PermissionDenied):
+        complaint_set_priority(complaint=complaint, actor=finance_user, priority="high")
+    with pytest.raises(ActorRefused):
+        complaint_set_priority(complaint=complaint, actor=account.owner, priority="high")
+    with pytest.raises(ValidationError, match="Unknown priority soon"):
+        complaint_set_priority(complaint=complaint, actor=support_user, priority="soon")
+    with pytest.raises(ValidationError, match="The priority is Normal already"):
+        complaint_set_priority(complaint=complaint, actor=support_user, priority="normal")
+    assert _snapshot() == before
+    complaint = complaint_set_priority(complaint=complaint, actor=support_user, priority="high")
+    assert complaint.priority == "high"
+    last = Complaint.history.filter(id=complaint.pk).latest("history_date")
+    assert (last.priority, last.history_user, last.history_change_reason) == (
+        "high",
+        support_user,
+        "P6 priority normal -> high",
+    )
+    complaint_resolve(complaint=complaint, actor=support_user, outcome="answered", now=T1)
+    complaint_close(complaint=complaint, actor=support_user, now=T1)
+    with pytest.raises(ValidationError, match="closed; reopen it"):
+        complaint_set_priority(complaint=complaint, actor=support_user, priority="low")
+    assert Complaint.objects.get(pk=complaint.pk).priority == "high"
+
+
+def test_p6_only_a_failed_reply_is_queued_again_by_support(account, support_user, finance_user):
+    complaint = _open(account, support_user)
+    reply = complaint_reply(complaint=complaint, actor=support_user, body="Answer", now=T1)
+    with pytest.raises(ValidationError, match="Only a staff reply whose email failed"):
+        complaint_reply_resend(message=reply, actor=support_user, now=T2)
+    ComplaintMessage.objects.filter(pk=reply.pk).update(
+        email_status="failed", email_attempts=5, email_available_at=None, email_error="550 x"
+    )
+    with pytest.raises(PermissionDenied):
+        complaint_reply_resend(message=reply, actor=finance_user, now=T2)
+    again = complaint_reply_resend(message=reply, actor=support_user, now=T2)
+    assert (again.email_status, again.email_attempts, again.email_available_at) == (
+        "pending",
+        0,
+        T2,
+    )
+    assert again.message_id == reply.message_id  # the same mail, never a second one
+    last = Complaint.history.filter(id=complaint.pk).latest("history_date")
+    assert last.history_user == support_user
+    assert last.history_change_reason.startswith(f"P6 reply #{reply.pk} queued again")

@@ -23,6 +23,7 @@ class Received:
     message_id: str
     recipients: tuple[str, ...]
     session: int
+    content: bytes = b""  # the message as received (headers and body)
 
 
 class SinkHandler:
@@ -72,6 +73,7 @@ class SinkHandler:
                     message_id=match.group(1).decode() if match else "",
                     recipients=tuple(envelope.rcpt_tos),
                     session=id(session),
+                    content=envelope.content,
                 )
             )
             n = len(self.received)
