@@ -199,7 +199,7 @@ class ComplaintAdmin(HistoryAdmin):
         "thread",
     ]
     readonly_fields = fields
-    change_form_template = "admin/complaints/change_form.html"
+    change_form_template = "admin/billing/change_form.html"
 
     def has_add_permission(self, request):
         return False
