@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fill PostgreSQL with a year-and-more of a large customer base, set-based.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing_scale REDIS_URL=redis://127.0.0.1:6379/0 \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing_scale \\
         .venv/bin/python bench/seed_scale.py --accounts 100000 --orders 1000000 \\
             --ledger-entries 2000000 --complaints 50000
 
@@ -198,13 +198,15 @@ def main() -> int:
                 (id, code, name_en, name_zh, kind, period_months, max_seats,
                  environments_limit, is_active)
             VALUES (1, 'free', 'Free', '免费版', 'free', NULL, 1, 1, true),
-                   (2, 'std-monthly', 'Standard monthly', '标准版（月付）', 'monthly', 1, 5, 2, true),
+                   (2, 'std-monthly',
+                    'Standard monthly', '标准版（月付）', 'monthly', 1, 5, 2, true),
                    (3, 'pro-monthly', 'Pro monthly', '专业版（月付）', 'monthly', 1, 20, 5, true)
             """
         )
         cur.execute(
             """
-            INSERT INTO billing_priceversion (id, package_id, amount_fen, effective_from, published_at)
+            INSERT INTO billing_priceversion
+                (id, package_id, amount_fen, effective_from, published_at)
             VALUES (1, 2, %(std)s, %(since)s, %(since)s), (2, 3, %(pro)s, %(since)s, %(since)s)
             """,
             {"std": STD_PRICE, "pro": PRO_PRICE, "since": long_ago},

@@ -4,6 +4,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
+from core.indexes import prefix_upper
+
 from ..policy import format_fen
 from .accounts import Account
 from .orders import Order
@@ -114,6 +116,8 @@ class LedgerEntry(models.Model):
                 name="ledger_external_reference_once",
             ),
         ]
+        # The staff admin at scale (issue 10): search by reference.
+        indexes = [prefix_upper("reference", "ledger_reference_upper")]
 
     def __str__(self) -> str:
         return _("%(kind)s %(amount)s on account #%(account)s") % {
