@@ -101,6 +101,29 @@ def pages(role: str) -> list[tuple[str, str]]:
                 + f"?account__id__exact={account.pk}",
             )
         )
+    words = account.name.split() if account is not None else []
+    if words:
+        out.append(
+            (
+                f"search account '{words[0]}'",
+                reverse("admin:billing_account_changelist") + f"?q={words[0]}",
+            )
+        )
+        out.append(
+            (
+                "search orders by email",
+                reverse("admin:billing_order_changelist") + f"?q={account.email}",
+            )
+        )
+    # The filtered lists the index dashboard links to.
+    for label, name, query in [
+        ("orders awaiting fulfilment", "billing_order", "status__exact=paid"),
+        ("orders of a package", "billing_order", "package__id__exact=3"),
+        ("past-due subscriptions", "billing_subscription", "status__exact=past_due"),
+        ("accounts expiring in 7 days", "billing_account", "live=ending"),
+        ("ledger refunds", "billing_ledgerentry", "kind__exact=refund"),
+    ]:
+        out.append((label, reverse(f"admin:{name}_changelist") + f"?{query}"))
     if order is not None:
         orders_url = reverse("admin:billing_order_changelist")
         out.append(("search order number", f"{orders_url}?q={order.pk}"))

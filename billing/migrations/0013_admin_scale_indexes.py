@@ -1,5 +1,6 @@
 """Indexes for the staff admin at a million orders (issue 10): the list orders
 of accounts (name), orders (newest first) and subscriptions (newest first),
+the filters by order status and ledger kind (a few rows among millions),
 and the searches by account name (trigram), account email (prefix) and
 order/ledger reference (case-insensitive). The trigram and operator-class
 indexes are PostgreSQL's (``core.indexes``); the demo's SQLite gets the plain
@@ -27,8 +28,16 @@ class Migration(migrations.Migration):
             model_name="ledgerentry", index=prefix_upper("reference", "ledger_reference_upper")
         ),
         migrations.AddIndex(
+            model_name="ledgerentry",
+            index=models.Index(fields=["kind", "-id"], name="ledger_kind_recent"),
+        ),
+        migrations.AddIndex(
             model_name="order",
             index=models.Index(fields=["-created_at", "-id"], name="order_recent"),
+        ),
+        migrations.AddIndex(
+            model_name="order",
+            index=models.Index(fields=["status", "-created_at", "-id"], name="order_status_recent"),
         ),
         PostgresAddIndex(
             model_name="order", index=prefix_upper("external_reference", "order_reference_upper")

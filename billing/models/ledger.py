@@ -116,8 +116,12 @@ class LedgerEntry(models.Model):
                 name="ledger_external_reference_once",
             ),
         ]
-        # The staff admin at scale (issue 10): search by reference.
-        indexes = [prefix_upper("reference", "ledger_reference_upper")]
+        # The staff admin at scale (issue 10): search by reference
+        # and a kind filter (refunds, payouts: a few among millions), newest first.
+        indexes = [
+            prefix_upper("reference", "ledger_reference_upper"),
+            models.Index(fields=["kind", "-id"], name="ledger_kind_recent"),
+        ]
 
     def __str__(self) -> str:
         return _("%(kind)s %(amount)s on account #%(account)s") % {

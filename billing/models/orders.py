@@ -184,6 +184,8 @@ class Order(models.Model):
         # The staff admin at scale (issue 10): newest first, search by reference.
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="order_recent"),
+            # A status filter (paid orders awaiting fulfilment: a few among millions).
+            models.Index(fields=["status", "-created_at", "-id"], name="order_status_recent"),
             prefix_upper("external_reference", "order_reference_upper"),
         ]
 
