@@ -83,7 +83,7 @@ def admin_pages() -> list[tuple[str, str]]:
     """(label, url) of every registered model's changelist and the change page
     of its newest row."""
     out = []
-    for model, model_admin in admin.site._registry.items():
+    for model in admin.site._registry:
         opts = model._meta
         try:
             url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
