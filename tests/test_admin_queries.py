@@ -165,9 +165,7 @@ def test_searches_use_the_indexed_lookups(client, catalog, agreement, t0):
     assert found("billing_account", "customer 1") == [account]
     assert found("billing_order", str(order.pk)) == [order]
     assert found("billing_order", account.email) == [order]
-    assert [c.subject for c in found("complaints_complaint", "invoice 2")] == [
-        "Invoice question 2"
-    ]
+    assert [c.subject for c in found("complaints_complaint", "invoice 2")] == ["Invoice question 2"]
     assert found("complaints_complaint", "nothing-like-this") == []
     entries = found("billing_ledgerentry", str(order.pk))
     assert entries and {e.order_id for e in entries} == {order.pk}
