@@ -653,6 +653,12 @@ def main() -> int:
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
                 f" (SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
             )
+        commit_started = time.perf_counter()
+    print(
+        f"  {'COMMIT (deferred foreign keys)':<34} {'':>10}      "
+        f"{time.perf_counter() - commit_started:7.1f}s",
+        flush=True,
+    )
 
     t = time.perf_counter()
     with connection.cursor() as cur:
