@@ -121,6 +121,7 @@ def pages(role: str) -> list[tuple[str, str]]:
         ("orders of a package", "billing_order", "package__id__exact=3"),
         ("past-due subscriptions", "billing_subscription", "status__exact=past_due"),
         ("accounts expiring in 7 days", "billing_account", "live=ending"),
+        ("accounts in English", "billing_account", "language__exact=en"),
         ("ledger refunds", "billing_ledgerentry", "kind__exact=refund"),
     ]:
         out.append((label, reverse(f"admin:{name}_changelist") + f"?{query}"))

@@ -75,7 +75,9 @@ class LargeTablePaginator(Paginator):
             estimate = estimated_rows(qs.model, qs.db)
             if estimate is not None and estimate >= EXACT_BELOW:
                 return estimate
-        return qs.order_by()[:COUNT_CAP].count()
+        # Only the primary keys: a list's annotations (computed columns) are
+        # not computed for the rows counted.
+        return qs.order_by().values("pk")[:COUNT_CAP].count()
 
 
 class LargeTableAdmin:
