@@ -132,6 +132,9 @@ def provisional_deadlines(*, now: dt.datetime | None = None) -> list[tuple[dt.da
         Subscription.objects.exclude(status=Subscription.Status.ENDED)
         .filter(current_period_end__gt=now, current_period_end__lt=until + dt.timedelta(days=40))
         .annotate(expiry=TruncDate("current_period_end", tzinfo=SHANGHAI))
+        # No model ordering: it would join the DISTINCT and return every row
+        # (100,000 at scale) instead of the few dates (issue 10).
+        .order_by()
         .values_list("expiry", flat=True)
         .distinct()
     )

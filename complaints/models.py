@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from billing.models import Account, Order
+from core.indexes import prefix_upper, trigram_upper
 from notices.models import NonRenewalNotice
 from refunds.models import RefundRequest
 
@@ -152,7 +153,13 @@ class Complaint(models.Model):
             ),
             models.CheckConstraint(condition=~Q(subject=""), name="complaint_has_subject"),
         ]
-        indexes = [models.Index(fields=["status", "assignee"], name="complaint_queue")]
+        indexes = [
+            models.Index(fields=["status", "assignee"], name="complaint_queue"),
+            # The staff admin at scale (issue 10): newest first and its searches.
+            models.Index(fields=["-received_at", "-id"], name="complaint_recent"),
+            trigram_upper("subject", "complaint_subject_trgm"),
+            prefix_upper("contact_email", "complaint_email_prefix"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"

@@ -25,6 +25,7 @@ from billing.admin import SubscriptionAdmin
 from billing.admin.base import HistoryAdmin
 from billing.models import Subscription
 from core.admin_mixins import PermittedLinksMixin
+from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
 from . import (
     admin_calendar,  # noqa: F401  (registers the calendar admin)
@@ -168,7 +169,7 @@ class WithdrawNoticeForm(forms.Form):
 
 
 @admin.register(NonRenewalNotice)
-class NonRenewalNoticeAdmin(HistoryAdmin):
+class NonRenewalNoticeAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
     list_display = (
         "pk",
         "account",
@@ -191,9 +192,18 @@ class NonRenewalNoticeAdmin(HistoryAdmin):
         "charged_despite_notice",
         "deadline_provisional",
     )
+    # Issue 10: each search is served by an index (core.admin_scale).
     search_fields = ("account__name", "reference")
+    indexed_search = [
+        "pk",
+        "reference__iexact",
+        "account__email__istartswith",
+        "account__name__icontains",
+    ]
+    search_help_text = gettext_lazy(
+        "Notice number, its reference, or the account's email (start) or name (part)."
+    )
     list_select_related = ("account", "recorded_by")
-    date_hierarchy = "received_at"
     actions = ["withdraw_action"]
     # Notices change only through the services (record, withdraw, re-judge).
     readonly_fields = [f.name for f in NonRenewalNotice._meta.fields]

@@ -137,6 +137,8 @@ class NonRenewalNotice(models.Model):
                 name="notice_live_effect",
             ),
             models.Index(fields=["expiry_date"], name="notice_expiry"),
+            # The staff admin's list order at scale (issue 10).
+            models.Index(fields=["-received_at", "-id"], name="notice_recent"),
         ]
 
     def __str__(self) -> str:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 
 from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
 from billing.forms import YuanField
+from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 from notices.models import NonRenewalNotice
 
 from . import services
@@ -86,7 +87,7 @@ class PayOutForm(forms.Form):
 
 
 @admin.register(RefundRequest)
-class RefundRequestAdmin(HistoryAdmin):
+class RefundRequestAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
     list_display = [
         "pk",
         "requested",
@@ -103,7 +104,18 @@ class RefundRequestAdmin(HistoryAdmin):
     list_display_links = ["pk"]
     list_filter = [QueueFilter, "status", "channel", "exception_code", "kind"]
     list_select_related = ["account"]
+    # Issue 10: each search is served by an index (core.admin_scale).
     search_fields = ["account__name", "=order__id", "payout_reference"]
+    indexed_search = [
+        "pk",
+        "order_id",
+        "payout_reference__iexact",
+        "account__email__istartswith",
+        "account__name__icontains",
+    ]
+    search_help_text = gettext_lazy(
+        "Request or order number, payout reference, or the account's email (start) or name (part)."
+    )
     fieldsets = [
         (
             None,

@@ -162,6 +162,8 @@ class RefundRequest(models.Model):
                 name="refund_detected_once",
             ),
         ]
+        # The staff admin's list order at scale (issue 10).
+        indexes = [models.Index(fields=["-requested_at", "-id"], name="refund_recent")]
 
     def __str__(self) -> str:
         return _("Refund request #%(pk)s (%(status)s)") % {

@@ -7,6 +7,7 @@ from billing.admin.base import ViewOnlyMixin
 from billing.models import Account
 from billing.policy import format_fen
 from core.admin_mixins import PermittedLinksMixin
+from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
 from . import admin_beat  # noqa: F401  (the beat schedule's admin, with permissions)
 from .models import Notification, RenewalRun
@@ -41,7 +42,7 @@ class RenewalRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
+class NotificationAdmin(LargeTableAdmin, IndexedSearchMixin, ReadOnlyAdmin):
     list_display = (
         "id",
         "kind",
@@ -52,9 +53,15 @@ class NotificationAdmin(ReadOnlyAdmin):
         "sent_at",
     )
     list_filter = ("kind", "status", "language")
-    search_fields = ("account__name", "to_email", "subject")
+    # Issue 10: one reminder per renewal grows without bound; searches use indexes.
+    search_fields = ("account__name", "to_email")
+    indexed_search = [
+        "pk",
+        "account__email__istartswith",
+        "account__name__icontains",
+    ]
+    search_help_text = gettext_lazy("Email number, or the account's email (start) or name (part).")
     list_select_related = ("account",)
-    date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Notification._meta.fields]
 
 

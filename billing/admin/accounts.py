@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy
 from billing import policy, selectors, services
 from billing.forms import TopUpForm
 from billing.models import Account, AccountMember, LedgerEntry, Order, Subscription
+from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
 from .base import (
     DASH,
@@ -145,7 +146,7 @@ class LiveStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Account)
-class AccountAdmin(HistoryAdmin):
+class AccountAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
     list_display = [
         "name",
         "owner",
@@ -157,9 +158,11 @@ class AccountAdmin(HistoryAdmin):
         "created",
     ]
     list_select_related = ["owner"]
-    search_fields = ["name", "email", "owner__username", "owner__email"]
+    # Issue 10: each search is served by an index (core.admin_scale).
+    search_fields = ["name", "email"]
+    indexed_search = ["pk", "email__istartswith", "name__icontains"]
+    search_help_text = gettext_lazy("Account number, the start of its email, or part of its name.")
     list_filter = [LiveStatusFilter, "language"]
-    date_hierarchy = "created_at"
     fieldsets = [
         (None, {"fields": ["name", "email", "language", "owner", "created"]}),
         (gettext_lazy("Money"), {"fields": ["balance", "ledger_link"]}),
@@ -341,7 +344,7 @@ class AccountAdmin(HistoryAdmin):
 
 
 @admin.register(AccountMember)
-class AccountMemberAdmin(ViewOnlyMixin, HistoryAdmin):
+class AccountMemberAdmin(LargeTableAdmin, ViewOnlyMixin, HistoryAdmin):
     list_display = ["account", "user", "role", "added_at", "suspended"]
     list_select_related = ["account", "user"]
     list_filter = ["role", ("suspended_at", admin.EmptyFieldListFilter)]

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy
 from billing import authz, services
 from billing.forms import AgreementVersionForm
 from billing.models import Acceptance, AgreementVersion
+from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
 from .base import HistoryAdmin, ViewOnlyMixin, shanghai
 
@@ -76,14 +77,22 @@ class AgreementVersionAdmin(HistoryAdmin):
 
 
 @admin.register(Acceptance)
-class AcceptanceAdmin(ViewOnlyMixin, HistoryAdmin):
+class AcceptanceAdmin(LargeTableAdmin, IndexedSearchMixin, ViewOnlyMixin, HistoryAdmin):
     """P0: the record of who accepted which version, how, when and from where."""
 
     list_display = ["account", "user", "version", "method", "accepted", "ip_address"]
     list_select_related = ["account", "user", "agreement_version"]
     list_filter = ["method", "agreement_version"]
-    search_fields = ["account__name", "user__username", "ip_address"]
-    date_hierarchy = "accepted_at"
+    # Issue 10: one acceptance per account and version; searches use indexes.
+    search_fields = ["account__name", "account__email"]
+    indexed_search = [
+        "account_id",
+        "account__email__istartswith",
+        "account__name__icontains",
+    ]
+    search_help_text = gettext_lazy(
+        "Account number, or the account's email (start) or name (part)."
+    )
     fields = [
         "account",
         "user",

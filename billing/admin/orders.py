@@ -10,6 +10,7 @@ from billing import authz, services
 from billing.forms import CancelForm, FulfilForm, OfflinePaymentForm
 from billing.models import LedgerEntry, Order
 from core.admin_mixins import PermittedLinksMixin
+from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
 from .base import (
     DASH,
@@ -46,7 +47,7 @@ class OrderLedgerInline(LedgerColumnsMixin, ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
+class OrderAdmin(LargeTableAdmin, IndexedSearchMixin, ViewOnlyMixin, HistoryAdmin):
     """Orders are placed and moved only by the services (admin actions call them)."""
 
     list_display = [
@@ -64,8 +65,17 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
     list_display_links = ["number"]
     list_select_related = ["account", "package"]
     list_filter = ["status", "kind", "channel", "package"]
-    search_fields = ["=id", "account__name", "external_reference", "account__email"]
-    date_hierarchy = "created_at"
+    # Issue 10: each search is served by an index (core.admin_scale).
+    search_fields = ["=id", "=external_reference"]
+    indexed_search = [
+        "pk",
+        "external_reference__iexact",
+        "account__email__istartswith",
+        "account__name__icontains",
+    ]
+    search_help_text = gettext_lazy(
+        "Order number, payment reference, or the account's email (start) or name (part)."
+    )
     fieldsets = [
         (None, {"fields": ["account", "package", "kind", "seats", "status", "subscription"]}),
         (
@@ -323,7 +333,7 @@ class OrderAdmin(ViewOnlyMixin, HistoryAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
+class LedgerEntryAdmin(LargeTableAdmin, IndexedSearchMixin, PermittedLinksMixin, admin.ModelAdmin):
     """The ledger is append-only: view only, for everyone."""
 
     list_display = [
@@ -341,8 +351,18 @@ class LedgerEntryAdmin(PermittedLinksMixin, admin.ModelAdmin):
     list_display_links = ["pk"]
     list_select_related = ["account", "created_by"]
     list_filter = ["kind", "channel"]
-    search_fields = ["account__name", "reference", "memo", "=order__id"]
-    date_hierarchy = "created_at"
+    # Issue 10: newest first by the primary key, each search served by an index.
+    ordering = ["-pk"]
+    search_fields = ["=order__id", "=reference"]
+    indexed_search = [
+        "order_id",
+        "reference__iexact",
+        "account__email__istartswith",
+        "account__name__icontains",
+    ]
+    search_help_text = gettext_lazy(
+        "Order number, reference, or the account's email (start) or name (part)."
+    )
     fields = [
         "account",
         "kind",

@@ -4,12 +4,13 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy
 
 from billing.models import Subscription
+from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
 from .base import HistoryAdmin, deadline_html, expiry_date, shanghai, yuan
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(HistoryAdmin):
+class SubscriptionAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
     """Subscriptions change only through the services (fulfilment, renewal,
     fallback to free). Every field is read-only. Apps above billing register
     a subclass with their inlines and fields (``notices.admin`` adds the
@@ -29,8 +30,12 @@ class SubscriptionAdmin(HistoryAdmin):
     ]
     list_select_related = ["account", "package"]
     list_filter = ["status", "package", "auto_renew", "notice_deadline_provisional"]
+    # Issue 10: each search is served by an index (core.admin_scale).
     search_fields = ["account__name", "account__email"]
-    date_hierarchy = "current_period_end"
+    indexed_search = ["pk", "account__email__istartswith", "account__name__icontains"]
+    search_help_text = gettext_lazy(
+        "Subscription number, or the account's email (start) or name (part)."
+    )
     fieldsets = [
         (None, {"fields": ["account", "package", "status", "seats", "environments_limit"]}),
         (

@@ -4,6 +4,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
+from core.indexes import prefix_upper
+
 from ..policy import format_fen
 from .accounts import Account
 from .orders import Order
@@ -113,6 +115,12 @@ class LedgerEntry(models.Model):
                 & ~Q(reference=""),
                 name="ledger_external_reference_once",
             ),
+        ]
+        # The staff admin at scale (issue 10): search by reference
+        # and a kind filter (refunds, payouts: a few among millions), newest first.
+        indexes = [
+            prefix_upper("reference", "ledger_reference_upper"),
+            models.Index(fields=["kind", "-id"], name="ledger_kind_recent"),
         ]
 
     def __str__(self) -> str:

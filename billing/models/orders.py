@@ -4,6 +4,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from core.indexes import prefix_upper
+
 from .accounts import Account
 from .catalog import Package, PriceVersion
 from .subscriptions import Subscription
@@ -178,6 +180,13 @@ class Order(models.Model):
                 | Q(cancelled_at__isnull=False, paid_at__isnull=True),
                 name="order_cancelled_unpaid",
             ),
+        ]
+        # The staff admin at scale (issue 10): newest first, search by reference.
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="order_recent"),
+            # A status filter (paid orders awaiting fulfilment: a few among millions).
+            models.Index(fields=["status", "-created_at", "-id"], name="order_status_recent"),
+            prefix_upper("external_reference", "order_reference_upper"),
         ]
 
     def __str__(self) -> str:

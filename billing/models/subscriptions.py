@@ -96,6 +96,8 @@ class Subscription(models.Model):
                 condition=Q(status__in=["active", "past_due"], current_period_end__isnull=False),
                 name="subscription_due",
             ),
+            # The staff admin's list order at scale (issue 10).
+            models.Index(fields=["-started_at", "-id"], name="subscription_recent"),
         ]
 
     def __str__(self) -> str:
