@@ -20,7 +20,10 @@ from django.utils.translation import gettext_lazy
 from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
 from billing.models import Account, Order, Subscription
 
-from . import services
+from . import (
+    admin_account,  # noqa: F401  (registers the account 360 page)
+    services,
+)
 from .models import Complaint, ComplaintMessage
 
 OPEN_STATUSES = ("new", "in_progress", "waiting_on_customer")
