@@ -67,6 +67,24 @@ def live_notice_for(*, subscription: Subscription) -> NonRenewalNotice | None:
     )
 
 
+def notice_covering(
+    *, subscription: Subscription, judgement: policy.Judgement
+) -> NonRenewalNotice | None:
+    """The live notice ``notice_give`` would return instead of recording a new
+    one for ``judgement`` (same rule, without the lock): one for the same
+    period, or one that already ends the subscription by the new notice's
+    effective end. For the preview: staff see it before confirming."""
+    live = list(
+        NonRenewalNotice.objects.filter(
+            subscription=subscription, withdrawn_at__isnull=True
+        ).order_by("effective_end", "pk")
+    )
+    same = next((n for n in live if n.period_end == judgement.period_end), None)
+    if same is not None:
+        return same
+    return next((n for n in live if n.effective_end <= judgement.effective_end), None)
+
+
 def notices_charged_despite_notice():
     """P1 E1 candidates for the refunds work: live on-time notices for periods
     that were renewed anyway."""
