@@ -152,7 +152,16 @@ class Complaint(models.Model):
             ),
             models.CheckConstraint(condition=~Q(subject=""), name="complaint_has_subject"),
         ]
-        indexes = [models.Index(fields=["status", "assignee"], name="complaint_queue")]
+        indexes = [
+            models.Index(fields=["status", "assignee"], name="complaint_queue"),
+            # The dashboard's monthly chart (issue 10): opened and resolved per month.
+            models.Index(fields=["opened_at"], name="complaint_opened"),
+            models.Index(
+                fields=["resolved_at"],
+                condition=Q(resolved_at__isnull=False),
+                name="complaint_resolved",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"

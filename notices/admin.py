@@ -37,7 +37,7 @@ from .models import (
     NonRenewalNotice,
 )
 from .policy import fmt
-from .selectors import notice_covering, notice_state_for
+from .selectors import balance_short_q, notice_covering, notice_state_for, renewals_due
 
 # --- helpers for the billing SubscriptionAdmin -----------------------------------------
 
@@ -362,7 +362,30 @@ def _after_auto_renew(fields: list) -> list:
     return out
 
 
+class RenewalDueFilter(admin.SimpleListFilter):
+    """The dashboard's renewal figures as a filter (issue 10)."""
+
+    title = gettext_lazy("renewal in the next 7 days")
+    parameter_name = "renewal"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("due", gettext_lazy("Renews in the next 7 days")),
+            ("short", gettext_lazy("Renews in the next 7 days, balance too low")),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value not in ("due", "short"):
+            return queryset
+        due = renewals_due(now=timezone.now())
+        if value == "short":
+            due = due.filter(balance_short_q())
+        return queryset.filter(pk__in=due.values("pk"))
+
+
 class SubscriptionWithNoticesAdmin(SubscriptionAdmin):
+    list_filter = [RenewalDueFilter, *SubscriptionAdmin.list_filter]
     fieldsets = [
         (name, {**opts, "fields": _after_auto_renew(opts["fields"])})
         if "auto_renew" in opts["fields"]

@@ -10,10 +10,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Min
+from django.db.models import (
+    BigIntegerField,
+    Exists,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from billing.models import Subscription
+from billing.models import PriceVersion, Subscription
 from billing.policy import local_date
 from workdays.services import notice_deadline
 
@@ -137,3 +147,54 @@ def notice_state_for(subscription: Subscription) -> NoticeState:
         state = "none"
         text = _("No notice: renews automatically at expiry.")
     return NoticeState(expiry, deadline.at, deadline.provisional, notice, state, text)
+
+
+# --- the admin dashboard (issue 10) ------------------------------------------------
+
+RENEWAL_WINDOW = dt.timedelta(days=7)
+
+
+def renewals_due(*, now: dt.datetime, window: dt.timedelta = RENEWAL_WINDOW) -> QuerySet:
+    """Subscriptions that renew in ``[now, now + window)``: active, paid,
+    auto-renewing, and not ended by a live notice at that expiry (P5). Each is
+    annotated with ``renewal_amount_fen``, what the renewal charges (P4: the
+    agreed custom price, or the price in effect at the period end among the
+    versions published by its notice deadline, times the seats), so the
+    dashboard can count those the balance does not cover. Set-based: the
+    price is a correlated subquery, not a loop. Reads the ``subscription_due``
+    index."""
+    ended_by_notice = NonRenewalNotice.objects.filter(
+        subscription_id=OuterRef("pk"),
+        withdrawn_at__isnull=True,
+        effective_end__lte=OuterRef("current_period_end"),
+    )
+    unit_price = (
+        PriceVersion.objects.filter(
+            package_id=OuterRef("package_id"),
+            effective_from__lte=OuterRef("current_period_end"),
+            published_at__lte=OuterRef("notice_deadline"),
+        )
+        .order_by("-effective_from")
+        .values("amount_fen")[:1]
+    )
+    return (
+        Subscription.objects.filter(
+            status=Subscription.Status.ACTIVE,
+            auto_renew=True,
+            period_months__isnull=False,
+            current_period_end__gte=now,
+            current_period_end__lt=now + window,
+        )
+        .exclude(Exists(ended_by_notice))
+        .annotate(
+            renewal_amount_fen=Coalesce(
+                "renewal_price_fen",
+                Subquery(unit_price, output_field=BigIntegerField()) * F("seats"),
+            )
+        )
+    )
+
+
+def balance_short_q() -> Q:
+    """On ``renewals_due`` rows: the balance does not cover the renewal."""
+    return Q(account__balance_fen__lt=F("renewal_amount_fen"))

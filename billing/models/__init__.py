@@ -2,7 +2,7 @@ from .accounts import Account, AccountMember
 from .agreements import Acceptance, AgreementVersion
 from .catalog import Package, PriceVersion
 from .formtokens import FormToken
-from .ledger import LedgerEntry
+from .ledger import LedgerEntry, LedgerMonth
 from .orders import CANCEL_REASON_MAX_LENGTH, Order
 from .subscriptions import Subscription
 
@@ -14,6 +14,7 @@ __all__ = [
     "AgreementVersion",
     "FormToken",
     "LedgerEntry",
+    "LedgerMonth",
     "Order",
     "Package",
     "PriceVersion",
