@@ -18,19 +18,21 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
-from django.db.models import Count, Q
+from django.conf import settings
+from django.db.models import Count, Q, Value
 from django.db.models.functions import TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from billing.models import LedgerEntry, Order, Subscription
+from billing.models import LedgerEntry, Order
 from billing.policy import format_fen
-from billing.selectors import ledger_by_month, months_back
+from billing.selectors import calendar_warnings, ledger_by_month, months_back
 from core.time import SHANGHAI
-from notices.selectors import balance_short_q, renewals_due
+from notices.selectors import subscription_figures
 from refunds.models import RefundRequest
+from workdays.services import add_working_days
 
 from .models import Complaint
 
@@ -49,6 +51,7 @@ class Figure:
     value: int
     url: str
     alert: bool  # not zero, and someone has to act
+    more: bool = False  # the value is a floor: at least this many
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +81,9 @@ class Chart:
 
 @dataclasses.dataclass(frozen=True)
 class Dashboard:
+    warnings: list[str]  # the P5 calendar warnings
     figures: list[Figure]
+    late_orders: list[Order]  # paid, not fulfilled in time (P3, E3 candidates)
     charts: list[Chart]
 
 
@@ -94,14 +99,39 @@ def overdue_q(now: dt.datetime) -> Q:
     )
 
 
-def figures(*, now: dt.datetime, may: Callable[[str], bool]) -> list[Figure]:
+AWAITING_LIMIT = 200
+
+
+def orders_awaiting(*, now: dt.datetime) -> tuple[list[Order], bool, list[Order]]:
+    """Paid orders awaiting fulfilment (P3: custom services staff have not
+    delivered; the partial index ``order_awaiting_fulfilment`` finds them),
+    oldest first, at most ``AWAITING_LIMIT``; whether there are more; and
+    those past ``FULFILMENT_DUE_WORKING_DAYS`` working days (refund exception
+    E3 candidates). ONE query."""
+    rows = list(
+        Order.objects.select_related("account", "package")
+        .filter(status=Order.Status.PAID)
+        .order_by("paid_at", "pk")[: AWAITING_LIMIT + 1]
+    )
+    more = len(rows) > AWAITING_LIMIT
+    rows = rows[:AWAITING_LIMIT]
+    days = settings.FULFILMENT_DUE_WORKING_DAYS
+    late = [o for o in rows if add_working_days(o.paid_at, days) <= now]
+    return rows, more, late
+
+
+def figures(
+    *,
+    now: dt.datetime,
+    may: Callable[[str], bool],
+    awaiting: tuple[list[Order], bool, list[Order]] | None = None,
+) -> list[Figure]:
     """The counts of what needs staff, each only for staff who may view the rows."""
     out: list[Figure] = []
     if may("billing.view_subscription"):
-        due = renewals_due(now=now).aggregate(
-            n=Count("pk"), short=Count("pk", filter=balance_short_q())
-        )
-        past_due = Subscription.objects.filter(status=Subscription.Status.PAST_DUE).count()
+        subs = subscription_figures(now=now)
+        due = {"n": subs["due"], "short": subs["short"]}
+        past_due = subs["past_due"]
         out += [
             Figure(
                 "renewals_due",
@@ -161,14 +191,15 @@ def figures(*, now: dt.datetime, may: Callable[[str], bool]) -> list[Figure]:
             ),
         ]
     if may("billing.view_order"):
-        paid = Order.objects.filter(status=Order.Status.PAID).count()
+        waiting, more, _late = awaiting or orders_awaiting(now=now)
         out.append(
             Figure(
                 "orders_paid",
                 _("Paid orders awaiting fulfilment (P3)"),
-                paid,
+                len(waiting),
                 _url("billing_order", "status__exact=paid"),
-                alert=paid > 0,
+                alert=bool(waiting),
+                more=more,
             )
         )
     return out
@@ -232,6 +263,23 @@ def _count(n: int) -> str:
     return f"{n:,}"
 
 
+def _complaints_by_month(start: dt.datetime) -> dict[tuple[str, dt.date], int]:
+    """(field, month) -> complaints opened / resolved per Shanghai month since
+    ``start``: one GROUP BY per series (each on its index), sent as one
+    UNION ALL statement."""
+    parts = [
+        Complaint.objects.filter(**{f"{field}__gte": start})
+        .annotate(series=Value(field), month=TruncMonth(field, tzinfo=SHANGHAI))
+        .order_by()
+        .values("series", "month")
+        .annotate(n=Count("pk"))
+        .values_list("series", "month", "n")
+        for field in ("opened_at", "resolved_at")
+    ]
+    rows = parts[0].union(parts[1], all=True)
+    return {(series, month.astimezone(SHANGHAI).date()): n for series, month, n in rows}
+
+
 def charts(*, now: dt.datetime, may: Callable[[str], bool]) -> list[Chart]:
     months = months_back(now=now, count=MONTHS)
     out: list[Chart] = []
@@ -282,26 +330,18 @@ def charts(*, now: dt.datetime, may: Callable[[str], bool]) -> list[Chart]:
             ),
         ]
     if may("complaints.view_complaint"):
+        counts = _complaints_by_month(start)
         for key, field, title in (
             ("complaints_opened", "opened_at", _("Complaints opened")),
             ("complaints_resolved", "resolved_at", _("Complaints resolved")),
         ):
-            counted = dict(
-                Complaint.objects.filter(**{f"{field}__gte": start})
-                .annotate(month=TruncMonth(field, tzinfo=SHANGHAI))
-                .order_by()
-                .values("month")
-                .annotate(n=Count("pk"))
-                .values_list("month", "n")
-            )
-            by_month = {k.astimezone(SHANGHAI).date(): v for k, v in counted.items()}
             out.append(
                 _chart(
                     key=key,
                     title=title,
                     url=_url("complaints_complaint"),
                     months=months,
-                    values=[by_month.get(m, 0) for m in months],
+                    values=[counts.get((field, m), 0) for m in months],
                     fmt=_count,
                     month_url=lambda m, field=field: _url(
                         "complaints_complaint", _month_query(field, m)
@@ -313,6 +353,10 @@ def charts(*, now: dt.datetime, may: Callable[[str], bool]) -> list[Chart]:
 
 def dashboard(*, user, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
+    awaiting = orders_awaiting(now=now) if user.has_perm("billing.view_order") else None
     return Dashboard(
-        figures=figures(now=now, may=user.has_perm), charts=charts(now=now, may=user.has_perm)
+        warnings=calendar_warnings(now=now),
+        figures=figures(now=now, may=user.has_perm, awaiting=awaiting),
+        late_orders=awaiting[2] if awaiting else [],
+        charts=charts(now=now, may=user.has_perm),
     )

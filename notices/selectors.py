@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.db.models import (
     BigIntegerField,
+    Count,
     Exists,
     F,
     Min,
@@ -154,15 +155,21 @@ def notice_state_for(subscription: Subscription) -> NoticeState:
 RENEWAL_WINDOW = dt.timedelta(days=7)
 
 
-def renewals_due(*, now: dt.datetime, window: dt.timedelta = RENEWAL_WINDOW) -> QuerySet:
-    """Subscriptions that renew in ``[now, now + window)``: active, paid,
-    auto-renewing, and not ended by a live notice at that expiry (P5). Each is
-    annotated with ``renewal_amount_fen``, what the renewal charges (P4: the
-    agreed custom price, or the price in effect at the period end among the
-    versions published by its notice deadline, times the seats), so the
-    dashboard can count those the balance does not cover. Set-based: the
-    price is a correlated subquery, not a loop. Reads the ``subscription_due``
-    index."""
+def _due_q(now: dt.datetime, window: dt.timedelta) -> Q:
+    return Q(
+        status=Subscription.Status.ACTIVE,
+        auto_renew=True,
+        period_months__isnull=False,
+        current_period_end__gte=now,
+        current_period_end__lt=now + window,
+    )
+
+
+def _with_renewal_facts(queryset: QuerySet) -> QuerySet:
+    """Annotate ``ended_by_notice`` (a live notice ends it at this expiry, P5)
+    and ``renewal_amount_fen`` (P4: the agreed custom price, or the price in
+    effect at the period end among the versions published by its notice
+    deadline, times the seats). Correlated subqueries: set-based, no loop."""
     ended_by_notice = NonRenewalNotice.objects.filter(
         subscription_id=OuterRef("pk"),
         withdrawn_at__isnull=True,
@@ -177,21 +184,38 @@ def renewals_due(*, now: dt.datetime, window: dt.timedelta = RENEWAL_WINDOW) -> 
         .order_by("-effective_from")
         .values("amount_fen")[:1]
     )
-    return (
-        Subscription.objects.filter(
-            status=Subscription.Status.ACTIVE,
-            auto_renew=True,
-            period_months__isnull=False,
-            current_period_end__gte=now,
-            current_period_end__lt=now + window,
-        )
-        .exclude(Exists(ended_by_notice))
-        .annotate(
-            renewal_amount_fen=Coalesce(
-                "renewal_price_fen",
-                Subquery(unit_price, output_field=BigIntegerField()) * F("seats"),
-            )
-        )
+    return queryset.annotate(
+        ended_by_notice=Exists(ended_by_notice),
+        renewal_amount_fen=Coalesce(
+            "renewal_price_fen",
+            Subquery(unit_price, output_field=BigIntegerField()) * F("seats"),
+        ),
+    )
+
+
+def renewals_due(*, now: dt.datetime, window: dt.timedelta = RENEWAL_WINDOW) -> QuerySet:
+    """Subscriptions that renew in ``[now, now + window)``: active, paid,
+    auto-renewing, and not ended by a live notice at that expiry (P5), each
+    with its ``renewal_amount_fen`` (see ``_with_renewal_facts``). Reads the
+    ``subscription_due`` index."""
+    due = Subscription.objects.filter(_due_q(now, window))
+    return _with_renewal_facts(due).filter(ended_by_notice=False)
+
+
+def subscription_figures(
+    *, now: dt.datetime, window: dt.timedelta = RENEWAL_WINDOW
+) -> dict[str, int]:
+    """The dashboard's subscription figures in ONE aggregate query: renewals
+    due in the window (``due``), those the balance does not cover
+    (``short``), and past-due subscriptions (``past_due``, P5 grace)."""
+    rows = _with_renewal_facts(
+        Subscription.objects.filter(Q(status=Subscription.Status.PAST_DUE) | _due_q(now, window))
+    )
+    due = _due_q(now, window) & Q(ended_by_notice=False)
+    return rows.aggregate(
+        due=Count("pk", filter=due),
+        short=Count("pk", filter=due & balance_short_q()),
+        past_due=Count("pk", filter=Q(status=Subscription.Status.PAST_DUE)),
     )
 
 
