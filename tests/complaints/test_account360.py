@@ -173,3 +173,15 @@ def test_query_count_does_not_grow(client, catalog, agreement, role, django_asse
     small_count, large_count = _queries(client, small), _queries(client, large)
     print("account 360 queries", small_count, large_count)
     assert small_count == large_count
+
+
+def test_account_page_in_chinese(client, customer):
+    staff_login(client, factories.make_staff("support360zh", group="support"))
+    body = client.get(page_url(customer), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    for text in (
+        "成员与席位",
+        "已用 2 / 已购 2",
+        "不续费通知截止时间（北京时间）",
+        "登记不续费通知",
+    ):
+        assert text in body, text

@@ -203,3 +203,17 @@ def test_query_count_does_not_grow(client, world, catalog, role, django_assert_m
     large = _count(client)
     print(f"index queries ({role}): {small} -> {large}")
     assert small == large
+
+
+def test_dashboard_in_chinese(client, world):
+    staff_login(client, factories.make_staff("dash-zh", group="finance"))
+    body = client.get(INDEX, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    for text in (
+        "待处理事项",
+        "未来 7 天内到期续费",
+        "其中余额不足以续费",
+        "最近 12 个月",
+        "新开投诉",
+    ):
+        assert text in body, text
+    assert "Needs attention" not in body

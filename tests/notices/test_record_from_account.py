@@ -156,3 +156,11 @@ def test_complaint_notice_page_chooses_the_subscription_not_an_id(client, suppor
         received,
         True,
     )
+
+
+def test_preview_in_chinese(client, support, subscription, clock):
+    staff_login(client, support)
+    url = f"{RECORD}?subscription={subscription.pk}"
+    body = client.post(url, data(_preview="1"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    for text in ("账户：", "套餐：", "本周期尚未登记不续费通知。", "Lin Trading"):
+        assert text in body, text
