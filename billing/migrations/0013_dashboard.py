@@ -59,7 +59,6 @@ class Migration(migrations.Migration):
             index=models.Index(
                 condition=models.Q(("kind__in", ["purchase", "renewal", "refund"])),
                 fields=["created_at"],
-                include=("kind", "amount_fen"),
                 name="ledger_chart",
             ),
         ),
