@@ -58,6 +58,11 @@ class Section:
     see_all: str  # "" when the user may not open that changelist
     empty: str
 
+    @property
+    def wide(self) -> bool:
+        """Lists with many columns take the page's whole width."""
+        return len(self.headers) > 5
+
 
 class Links:
     """Admin links, only where the user may go (a plain name otherwise)."""

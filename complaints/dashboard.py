@@ -61,7 +61,8 @@ class Bar:
     y: str
     width: str
     height: str
-    label: str  # the month under the bar
+    label: str  # the month under the bar ("01".."12")
+    year: str  # under the first bar and each January, else ""
     title: str  # the tooltip: month and value
     url: str
 
@@ -77,6 +78,11 @@ class Chart:
     width: int
     height: int
     baseline: str
+    month_y: int
+    year_y: int
+    empty: bool
+    middle_x: int
+    middle_y: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +213,8 @@ def figures(
 
 # --- the monthly chart ----------------------------------------------------------------
 
-WIDTH, HEIGHT = 420, 150
-TOP, BOTTOM, LEFT, RIGHT = 18, 22, 4, 4
+WIDTH, HEIGHT = 420, 160
+TOP, BOTTOM, LEFT, RIGHT = 10, 32, 4, 4
 
 
 def _chart(
@@ -236,7 +242,8 @@ def _chart(
                 y=f"{TOP + plot_h - height:.1f}",
                 width=f"{slot * 0.7:.1f}",
                 height=f"{height:.1f}",
-                label=f"{month:%m}" if month.month != 1 and i else f"{month:%Y-%m}",
+                label=f"{month:%m}",
+                year=str(month.year) if month.month == 1 or i == 0 else "",
                 title=f"{label}: {fmt(value)}",
                 url=month_url(month),
             )
@@ -251,6 +258,11 @@ def _chart(
         width=WIDTH,
         height=HEIGHT,
         baseline=f"{TOP + plot_h:.1f}",
+        month_y=HEIGHT - BOTTOM + 13,
+        year_y=HEIGHT - BOTTOM + 26,
+        empty=top == 0,
+        middle_x=WIDTH // 2,
+        middle_y=TOP + plot_h // 2,
     )
 
 

@@ -98,6 +98,7 @@ def test_lists_are_capped_with_see_all(client, customer, catalog):
     body = client.get(page_url(customer)).content.decode()
     assert "latest 10 of 26" in body  # orders: the paid one and 25 drafts
     assert "latest 10 of 25" in body  # complaints, refund requests, notices
+    assert "(1)" in body  # acceptances: all shown, no "latest"
     newest = customer.complaints.order_by("-received_at", "-pk").first()
     oldest = customer.complaints.order_by("received_at", "pk").first()
     assert f"#{newest.pk} " in body and f"#{oldest.pk} {oldest.subject}<" not in body
