@@ -126,6 +126,36 @@ def orders_awaiting(*, now: dt.datetime) -> tuple[list[Order], bool, list[Order]
     return rows, more, late
 
 
+def _counts(*, now: dt.datetime, may: Callable[[str], bool]) -> dict[str, int]:
+    """Overdue complaints (P6), detected refund proposals and refund requests
+    pending a decision (P1): three counts, each on its own table and filter,
+    sent as ONE UNION ALL statement. Only those the user may view."""
+    pending = RefundRequest.Status.PENDING
+    parts = []
+    if may("complaints.view_complaint"):
+        parts.append(("overdue", Complaint.objects.filter(overdue_q(now))))
+    if may("refunds.view_refundrequest"):
+        parts += [
+            (
+                "proposals",
+                RefundRequest.objects.filter(
+                    status=pending, channel=RefundRequest.Channel.DETECTED
+                ),
+            ),
+            ("pending", RefundRequest.objects.filter(status=pending)),
+        ]
+    out = {"overdue": 0, "proposals": 0, "pending": 0}
+    if not parts:
+        return out
+    counted = [
+        queryset.order_by().values(key=Value(key)).annotate(n=Count("pk")).values_list("key", "n")
+        for key, queryset in parts
+    ]
+    rows = counted[0].union(*counted[1:], all=True) if len(counted) > 1 else counted[0]
+    out.update(dict(rows))
+    return out
+
+
 def figures(
     *,
     now: dt.datetime,
@@ -161,8 +191,9 @@ def figures(
                 alert=past_due > 0,
             ),
         ]
+    counts = _counts(now=now, may=may)
     if may("complaints.view_complaint"):
-        overdue = Complaint.objects.filter(overdue_q(now)).count()
+        overdue = counts["overdue"]
         out.append(
             Figure(
                 "complaints_overdue",
@@ -173,13 +204,7 @@ def figures(
             )
         )
     if may("refunds.view_refundrequest"):
-        pending = RefundRequest.Status.PENDING
-        refunds = RefundRequest.objects.filter(
-            status__in=[pending, RefundRequest.Status.AWAITING_SECOND_APPROVAL]
-        ).aggregate(
-            proposals=Count("pk", filter=Q(status=pending, channel=RefundRequest.Channel.DETECTED)),
-            pending=Count("pk", filter=Q(status=pending)),
-        )
+        refunds = counts
         out += [
             Figure(
                 "refund_proposals",
