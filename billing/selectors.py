@@ -134,6 +134,9 @@ def provisional_deadlines(*, now: dt.datetime | None = None) -> list[tuple[dt.da
         Subscription.objects.exclude(status=Subscription.Status.ENDED)
         .filter(current_period_end__gt=now, current_period_end__lt=until + dt.timedelta(days=40))
         .annotate(expiry=TruncDate("current_period_end", tzinfo=SHANGHAI))
+        # No ordering: the model's (started_at, id) would join the DISTINCT and
+        # turn one row per date into one row per subscription.
+        .order_by()
         .values_list("expiry", flat=True)
         .distinct()
     )

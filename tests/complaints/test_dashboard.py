@@ -222,3 +222,20 @@ def test_dashboard_in_chinese(client, world):
     ):
         assert text in body, text
     assert "Needs attention" not in body
+
+
+def test_calendar_warning_counts_expiry_dates_not_subscriptions(catalog, agreement):
+    """The dashboard's calendar warning (P5) reads one row per expiry date:
+    two subscriptions expiring the same day in a provisional year are one date
+    (the model's ordering once made the DISTINCT per subscription)."""
+    from billing.selectors import provisional_deadlines
+
+    at = dt.datetime(2026, 12, 5, 10, 0, tzinfo=SH)
+    for name in ("Twin A", "Twin B"):
+        account = factories.make_account(name, now=at)
+        factories.buy(account, catalog["pro-monthly"], now=at, channel=Order.Channel.ONLINE)
+    with CaptureQueriesContext(connection) as ctx:
+        found = provisional_deadlines(now=at + dt.timedelta(days=1))
+    assert [expiry for expiry, _ in found] == [dt.date(2027, 1, 5)]
+    assert "DISTINCT" in ctx.captured_queries[0]["sql"]
+    assert "started_at" not in ctx.captured_queries[0]["sql"]
