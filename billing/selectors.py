@@ -6,8 +6,8 @@ import dataclasses
 import datetime as dt
 
 from django.conf import settings
-from django.db.models import Count, Min
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Min, Sum
+from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,6 +19,8 @@ from .models import (
     Acceptance,
     Account,
     AgreementVersion,
+    LedgerEntry,
+    LedgerMonth,
     Order,
     Package,
     PriceVersion,
@@ -174,3 +176,86 @@ def calendar_warnings(*, now: dt.datetime | None = None) -> list[str]:
     if provisional:
         messages.append(provisional)
     return messages
+
+
+# --- the admin dashboard's monthly chart (issue 10) -----------------------------
+
+CHART_KINDS = (LedgerEntry.Kind.PURCHASE, LedgerEntry.Kind.RENEWAL, LedgerEntry.Kind.REFUND)
+# Entries are written with the instant of their event, which can trail the
+# clock a little (a renewal run's instant): a month counts as closed, and is
+# kept in LedgerMonth, only this long after it ended.
+LEDGER_MONTH_SETTLE = dt.timedelta(days=2)
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def months_back(*, now: dt.datetime, count: int) -> list[dt.date]:
+    """The first days of the ``count`` Shanghai calendar months ending with
+    the current one, oldest first."""
+    months = [month_start(now.astimezone(SHANGHAI).date())]
+    while len(months) < count:
+        months.insert(0, month_start(months[0] - dt.timedelta(days=1)))
+    return months
+
+
+def _instant(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=SHANGHAI)
+
+
+def _ledger_group_by(start: dt.date, end: dt.date) -> dict[tuple[dt.date, str], tuple[int, int]]:
+    """ONE GROUP BY (month, kind) of the charges and refunds in [start, end),
+    read from the ``ledger_chart`` index."""
+    rows = (
+        LedgerEntry.objects.filter(
+            kind__in=CHART_KINDS, created_at__gte=_instant(start), created_at__lt=_instant(end)
+        )
+        .annotate(month=TruncMonth("created_at", tzinfo=SHANGHAI))
+        .order_by()
+        .values("month", "kind")
+        .annotate(n=Count("pk"), total=Sum("amount_fen"))
+    )
+    return {(r["month"].astimezone(SHANGHAI).date(), r["kind"]): (r["n"], r["total"]) for r in rows}
+
+
+def ledger_by_month(
+    *, months: list[dt.date], now: dt.datetime
+) -> dict[tuple[dt.date, str], tuple[int, int]]:
+    """(month, kind) -> (entries, total fen) of purchases, renewals and refunds
+    for ``months`` (first days, ascending, consecutive). Closed months come
+    from ``LedgerMonth`` (computed by one GROUP BY the first time and stored,
+    zeros included); the months still open are one live GROUP BY. Two queries
+    once the closed months are stored, whatever the ledger's size."""
+    settled = now - LEDGER_MONTH_SETTLE
+    closed = [m for m in months if _instant(next_month(m)) <= settled]
+    out: dict[tuple[dt.date, str], tuple[int, int]] = {}
+    if closed:
+        for row in LedgerMonth.objects.filter(month__in=closed):
+            out[(row.month, row.kind)] = (row.entries, row.total_fen)
+        missing = sorted({m for m in closed for k in CHART_KINDS if (m, k) not in out})
+        if missing:
+            computed = _ledger_group_by(missing[0], next_month(missing[-1]))
+            rows = [
+                LedgerMonth(
+                    month=m,
+                    kind=k,
+                    entries=computed.get((m, k), (0, 0))[0],
+                    total_fen=computed.get((m, k), (0, 0))[1],
+                    computed_at=now,
+                )
+                for m in missing
+                for k in CHART_KINDS
+                if (m, k) not in out
+            ]
+            # Two pages computing the same month at once store it once.
+            LedgerMonth.objects.bulk_create(rows, ignore_conflicts=True)
+            out.update({(r.month, r.kind): (r.entries, r.total_fen) for r in rows})
+    open_months = [m for m in months if m not in closed]
+    if open_months:
+        out.update(_ledger_group_by(open_months[0], next_month(open_months[-1])))
+    return out

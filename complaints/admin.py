@@ -21,7 +21,10 @@ from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
 from billing.models import Account, Order, Subscription
 from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
-from . import services
+from . import (
+    admin_account,  # noqa: F401  (registers the account 360 page)
+    services,
+)
 from .models import Complaint, ComplaintMessage
 
 OPEN_STATUSES = ("new", "in_progress", "waiting_on_customer")
@@ -109,8 +112,20 @@ class LinkForm(forms.Form):
     account = forms.IntegerField(label=gettext_lazy("Account number"), min_value=1)
 
 
-class NoticeForm(forms.Form):
-    subscription = forms.IntegerField(label=gettext_lazy("Subscription number"), min_value=1)
+def notice_form(account_id: int) -> type[forms.Form]:
+    """The complaint's notice form: the subscription is chosen among the
+    account's live ones (named by package and status), never typed as an id."""
+
+    class NoticeForm(forms.Form):
+        subscription = forms.ModelChoiceField(
+            label=gettext_lazy("Subscription"),
+            queryset=Subscription.objects.filter(account_id=account_id)
+            .exclude(status=Subscription.Status.ENDED)
+            .select_related("account", "package"),
+            empty_label=None,
+        )
+
+    return NoticeForm
 
 
 class RefundForm(forms.Form):
@@ -636,31 +651,15 @@ class ComplaintAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
         obj = self._get(request, object_id)
 
         def call(data):
-            subscription = Subscription.objects.filter(
-                pk=data["subscription"], account_id=obj.account_id
-            ).first()
-            if subscription is None:
-                raise forms.ValidationError(
-                    {
-                        "subscription": _("This account has no subscription #%(pk)s.")
-                        % {"pk": data["subscription"]}
-                    }
-                )
             notice = services.complaint_record_notice(
-                complaint=obj, actor=request.user, subscription=subscription
+                complaint=obj, actor=request.user, subscription=data["subscription"]
             )
             return _("Non-renewal notice recorded: %(notice)s.") % {"notice": notice}
 
-        current = (
-            Subscription.objects.filter(account_id=obj.account_id)
-            .exclude(status=Subscription.Status.ENDED)
-            .order_by("-pk")
-            .first()
-        )
         return self.service_form_page(
             request,
             obj=obj,
-            form_class=NoticeForm,
+            form_class=notice_form(obj.account_id),
             permission=services.HANDLE,
             title=_("Record a non-renewal notice"),
             call=call,
@@ -670,5 +669,4 @@ class ComplaintAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
                 (_("Received (Shanghai)"), shanghai(obj.received_at)),
                 (_("Reference"), obj.reference or "—"),
             ],
-            initial={"subscription": current.pk} if current else None,
         )

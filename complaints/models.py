@@ -159,6 +159,13 @@ class Complaint(models.Model):
             models.Index(fields=["-received_at", "-id"], name="complaint_recent"),
             trigram_upper("subject", "complaint_subject_trgm"),
             prefix_upper("contact_email", "complaint_email_prefix"),
+            # The dashboard's monthly chart (issue 10): opened and resolved per month.
+            models.Index(fields=["opened_at"], name="complaint_opened"),
+            models.Index(
+                fields=["resolved_at"],
+                condition=Q(resolved_at__isnull=False),
+                name="complaint_resolved",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing.admin import SubscriptionAdmin
-from billing.admin.base import HistoryAdmin
+from billing.admin.base import HistoryAdmin, deadline_html
 from billing.models import Subscription
 from core.admin_mixins import PermittedLinksMixin
 from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
@@ -38,7 +38,7 @@ from .models import (
     NonRenewalNotice,
 )
 from .policy import fmt
-from .selectors import notice_state_for
+from .selectors import balance_short_q, notice_covering, notice_state_for, renewals_due
 
 # --- helpers for the billing SubscriptionAdmin -----------------------------------------
 
@@ -125,11 +125,9 @@ class WithdrawnFilter(admin.SimpleListFilter):
 
 
 class RecordNoticeForm(forms.Form):
-    subscription = forms.ModelChoiceField(
-        queryset=Subscription.objects.select_related("account", "package"),
-        widget=forms.TextInput,
-        label=gettext_lazy("Subscription id"),
-    )
+    """The notice's facts; the subscription comes from the page it was opened
+    from (an account's 360 page or a subscription page), never typed."""
+
     received_at = forms.SplitDateTimeField(
         widget=AdminSplitDateTime,
         label=gettext_lazy("Received at (Asia/Shanghai)"),
@@ -223,19 +221,43 @@ class NonRenewalNoticeAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
             *super().get_urls(),
         ]
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # A recorded notice is evidence: it changes only through the services
+        # (withdraw, re-judge), so its page is read only, with no Save buttons.
+        return False
+
     def add_view(self, request, form_url="", extra_context=None):
         return self.record_view(request)
 
+    @staticmethod
+    def _subscription_from(request) -> Subscription | None:
+        raw = request.GET.get("subscription") or request.POST.get("subscription") or ""
+        if not raw.strip().isdigit():
+            return None
+        return Subscription.objects.select_related("account", "package").filter(pk=int(raw)).first()
+
     def record_view(self, request):
-        """Two steps: "Preview" shows the deadline and whether the notice is on
-        time or late (P5: told before submitting); "Confirm" records it."""
+        """Opened from an account's 360 page or a subscription page (the
+        subscription is in the link, never typed). Two steps: "Preview" names
+        the account, package, expiry, deadline, the judgement (on time or late:
+        P5, told before submitting) and any notice already covering the
+        period; "Confirm" records it."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        judgement = None
-        initial = {"subscription": request.GET.get("subscription", "")}
-        form = RecordNoticeForm(request.POST or None, initial=initial)
+        sub = self._subscription_from(request)
+        if sub is None:
+            self.message_user(
+                request,
+                _(
+                    "A notice is recorded from the customer's account: open the account (or its "
+                    'subscription) and use its "Record a non-renewal notice" button.'
+                ),
+                messages.INFO,
+            )
+            return HttpResponseRedirect(reverse("admin:billing_account_changelist"))
+        judgement = existing = None
+        form = RecordNoticeForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            sub = form.cleaned_data["subscription"]
             kwargs = {
                 "account": sub.account,
                 "subscription": sub,
@@ -256,14 +278,25 @@ class NonRenewalNoticeAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
                         reverse("admin:notices_nonrenewalnotice_change", args=[given.notice.pk])
                     )
                 judgement = services.notice_preview(**kwargs)
+                existing = notice_covering(subscription=sub, judgement=judgement)
             except ValidationError as exc:
                 _form_errors(form, exc)
+        state = notice_state_for(sub)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": _("Record a non-renewal notice"),
             "form": form,
+            "subscription": sub,
+            "account_url": reverse("admin:billing_account_change", args=[sub.account_id]),
+            "subscription_url": reverse("admin:billing_subscription_change", args=[sub.pk]),
+            "state": state,
+            "deadline": deadline_html(state.deadline, state.deadline_provisional),
             "judgement": judgement,
+            "judgement_deadline": deadline_html(judgement.deadline, judgement.deadline_provisional)
+            if judgement
+            else "",
+            "existing": existing,
             "media": self.media + form.media,
         }
         return TemplateResponse(request, "notices/admin/record_notice.html", context)
@@ -339,7 +372,30 @@ def _after_auto_renew(fields: list) -> list:
     return out
 
 
+class RenewalDueFilter(admin.SimpleListFilter):
+    """The dashboard's renewal figures as a filter (issue 10)."""
+
+    title = gettext_lazy("renewal in the next 7 days")
+    parameter_name = "renewal"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("due", gettext_lazy("Renews in the next 7 days")),
+            ("short", gettext_lazy("Renews in the next 7 days, balance too low")),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value not in ("due", "short"):
+            return queryset
+        due = renewals_due(now=timezone.now())
+        if value == "short":
+            due = due.filter(balance_short_q())
+        return queryset.filter(pk__in=due.values("pk"))
+
+
 class SubscriptionWithNoticesAdmin(SubscriptionAdmin):
+    list_filter = [RenewalDueFilter, *SubscriptionAdmin.list_filter]
     fieldsets = [
         (name, {**opts, "fields": _after_auto_renew(opts["fields"])})
         if "auto_renew" in opts["fields"]
@@ -348,6 +404,17 @@ class SubscriptionWithNoticesAdmin(SubscriptionAdmin):
     ]
     readonly_fields = _after_auto_renew(SubscriptionAdmin.readonly_fields)
     inlines = [*SubscriptionAdmin.inlines, NonRenewalNoticeInline]
+
+    def billing_tools(self, request, obj):
+        tools = list(super().billing_tools(request, obj))
+        if (
+            obj.is_paid
+            and obj.status != Subscription.Status.ENDED
+            and request.user.has_perm(services.GIVE_PERMISSION)
+        ):
+            url = reverse("admin:notices_nonrenewalnotice_record") + f"?subscription={obj.pk}"
+            tools.insert(0, (url, _("Record a non-renewal notice")))
+        return tools
 
     # The "Record a notice" link only for staff who may record one.
     def _notice_column(self, request, fields):

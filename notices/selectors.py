@@ -10,10 +10,23 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Min
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    Exists,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from billing.models import Subscription
+from billing.models import PriceVersion, Subscription
 from billing.policy import local_date
 from workdays.services import notice_deadline
 
@@ -65,6 +78,24 @@ def live_notice_for(*, subscription: Subscription) -> NonRenewalNotice | None:
         .order_by("effective_end", "pk")
         .first()
     )
+
+
+def notice_covering(
+    *, subscription: Subscription, judgement: policy.Judgement
+) -> NonRenewalNotice | None:
+    """The live notice ``notice_give`` would return instead of recording a new
+    one for ``judgement`` (same rule, without the lock): one for the same
+    period, or one that already ends the subscription by the new notice's
+    effective end. For the preview: staff see it before confirming."""
+    live = list(
+        NonRenewalNotice.objects.filter(
+            subscription=subscription, withdrawn_at__isnull=True
+        ).order_by("effective_end", "pk")
+    )
+    same = next((n for n in live if n.period_end == judgement.period_end), None)
+    if same is not None:
+        return same
+    return next((n for n in live if n.effective_end <= judgement.effective_end), None)
 
 
 def notices_charged_despite_notice():
@@ -119,3 +150,96 @@ def notice_state_for(subscription: Subscription) -> NoticeState:
         state = "none"
         text = _("No notice: renews automatically at expiry.")
     return NoticeState(expiry, deadline.at, deadline.provisional, notice, state, text)
+
+
+# --- the admin dashboard (issue 10) ------------------------------------------------
+
+RENEWAL_WINDOW = dt.timedelta(days=7)
+
+
+def _due_q(now: dt.datetime, window: dt.timedelta) -> Q:
+    return Q(
+        status=Subscription.Status.ACTIVE,
+        auto_renew=True,
+        period_months__isnull=False,
+        current_period_end__gte=now,
+        current_period_end__lt=now + window,
+    )
+
+
+def _renewal_unit_price() -> Case:
+    """P4 as one SQL ``CASE`` over the price versions (ONE query; versions
+    are few): per package, latest ``effective_from`` first, the first version
+    in effect at the period end and published by its notice deadline, as
+    ``billing.policy.renewal_price_version`` picks it. A CASE instead of a
+    correlated subquery: evaluated per row at no extra cost, so counting tens
+    of thousands of due renewals stays fast."""
+    versions = PriceVersion.objects.order_by("package_id", "-effective_from", "-pk").values_list(
+        "package_id", "effective_from", "published_at", "amount_fen"
+    )
+    whens = [
+        When(
+            package_id=package_id,
+            current_period_end__gte=effective_from,
+            notice_deadline__gte=published_at,
+            then=Value(amount_fen),
+        )
+        for package_id, effective_from, published_at, amount_fen in versions
+    ]
+    return Case(*whens, default=Value(None), output_field=BigIntegerField())
+
+
+def _with_renewal_facts(queryset: QuerySet) -> QuerySet:
+    """Annotate ``ended_by_notice`` (a live notice ends it at this expiry, P5)
+    and ``renewal_amount_fen`` (P4: the agreed custom price, or the price in
+    effect at the period end among the versions published by its notice
+    deadline, times the seats). Set-based: no loop over subscriptions."""
+    ended_by_notice = NonRenewalNotice.objects.filter(
+        subscription_id=OuterRef("pk"),
+        withdrawn_at__isnull=True,
+        effective_end__lte=OuterRef("current_period_end"),
+    )
+    return queryset.annotate(
+        ended_by_notice=Exists(ended_by_notice),
+        renewal_amount_fen=Coalesce("renewal_price_fen", _renewal_unit_price() * F("seats")),
+    )
+
+
+def renewals_due(*, now: dt.datetime, window: dt.timedelta = RENEWAL_WINDOW) -> QuerySet:
+    """Subscriptions that renew in ``[now, now + window)``: active, paid,
+    auto-renewing, and not ended by a live notice at that expiry (P5), each
+    with its ``renewal_amount_fen`` (see ``_with_renewal_facts``). Reads the
+    ``subscription_due`` index."""
+    due = Subscription.objects.filter(_due_q(now, window))
+    return _with_renewal_facts(due).filter(ended_by_notice=False)
+
+
+def subscription_figures(
+    *, now: dt.datetime, window: dt.timedelta = RENEWAL_WINDOW
+) -> dict[str, int]:
+    """The dashboard's subscription figures: renewals due in the window
+    (``due``), those the balance does not cover (``short``), and past-due
+    subscriptions (``past_due``, P5 grace). Two queries (the price versions,
+    then one aggregate whose notice check runs once per row); due renewals are
+    active and past-due ones are not, so the status tells them apart."""
+    ended_by_notice = NonRenewalNotice.objects.filter(
+        subscription_id=OuterRef("pk"),
+        withdrawn_at__isnull=True,
+        effective_end__lte=OuterRef("current_period_end"),
+    )
+    amount = Coalesce("renewal_price_fen", _renewal_unit_price() * F("seats"))
+    active = Subscription.Status.ACTIVE
+    past_due = Subscription.Status.PAST_DUE
+    rows = Subscription.objects.filter(
+        Q(status=past_due) | (_due_q(now, window) & ~Exists(ended_by_notice))
+    )
+    return rows.aggregate(
+        due=Count("pk", filter=Q(status=active)),
+        short=Count("pk", filter=Q(status=active, account__balance_fen__lt=amount)),
+        past_due=Count("pk", filter=Q(status=past_due)),
+    )
+
+
+def balance_short_q() -> Q:
+    """On ``renewals_due`` rows: the balance does not cover the renewal."""
+    return Q(account__balance_fen__lt=F("renewal_amount_fen"))

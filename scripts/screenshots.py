@@ -16,6 +16,10 @@ and Debian's Chromium with a Chinese font (apt-get install chromium
 fonts-wqy-microhei). Playwright (in requirements-dev.txt) drives it; it
 downloads no browser of its own.
 
+Issue 10: the index dashboard (01), the account 360 page (02, and as
+support 02-account-360-support) and the notice form opened from the
+account's button with its preview (08).
+
 It records one non-renewal notice (support, by email) so that the
 subscription page shows a notice and the withdraw form has one to withdraw;
 it submits nothing else (the large top-up and the price change stop at their
@@ -130,7 +134,12 @@ def record_notice(browser: Browser, base: str, *, sub_id: str, received: dt.date
 
 
 def fill_notice_form(page: Page, base: str, *, sub_id: str, received: dt.datetime, reference: str):
+    # The link the subscription page's "Record a non-renewal notice" button opens.
     page.goto(f"{base}/admin/notices/nonrenewalnotice/record/?subscription={sub_id}")
+    fill_notice_fields(page, received=received, reference=reference)
+
+
+def fill_notice_fields(page: Page, *, received: dt.datetime, reference: str) -> None:
     page.locator("#id_received_at_0").fill(f"{received:%Y-%m-%d}")
     page.locator("#id_received_at_1").fill(f"{received:%H:%M:%S}")
     page.select_option("#id_channel", "email")
@@ -159,16 +168,12 @@ def main() -> None:
         order_url = open_row(
             page, f"{base}/admin/billing/order/?status__exact=fulfilled&q=Dragon", "#"
         )
-        acme_sub_url = open_row(
-            page, f"{base}/admin/billing/subscription/?q=Acme&status__exact=active", "Acme"
-        )
         harbor_sub_url = open_row(
             page, f"{base}/admin/billing/subscription/?q=Harbor&status__exact=active", "Harbor"
         )
         year = dt.datetime.now(SHANGHAI).year
         calendar_url = open_row(page, f"{base}/admin/workdays/calendaryear/", str(year))
         page.context.close()
-        sub_id = re.search(r"/subscription/(\d+)/change", acme_sub_url).group(1)
         harbor_id = re.search(r"/subscription/(\d+)/change", harbor_sub_url).group(1)
         notice_url = record_notice(browser, base, sub_id=harbor_id, received=received)
 
@@ -176,9 +181,11 @@ def main() -> None:
             shot = Shots(lang)
             page = log_in(browser, base, locale, opts.user, opts.password)
 
+            # Issue 10: the index is a dashboard (figures, the 12-month chart, the apps).
             page.goto(f"{base}/admin/")
             shot(page, "01-admin-index")
 
+            # Issue 10: the account 360 page.
             page.goto(account_url)
             shot(page, "02-account")
 
@@ -214,12 +221,16 @@ def main() -> None:
             shot(page, "11-notifications")
             page.context.close()
 
-            # Support: record a notice (the preview: deadline, on time or late) and
-            # the withdraw form of the notice recorded above.
+            # Support: the account 360 page, then record a notice from its button
+            # (the preview names the account, package, expiry, deadline, on time
+            # or late, and any notice already recorded), and the withdraw form of
+            # the notice recorded above.
             support = log_in(browser, base, locale, "support", "support-demo")
-            fill_notice_form(
-                support, base, sub_id=sub_id, received=received, reference="<CAF-77@mail>"
-            )
+            support.goto(account_url)
+            shot(support, "02-account-360-support")
+            support.locator("#account360-record-notice").click()
+            support.wait_for_load_state()
+            fill_notice_fields(support, received=received, reference="<CAF-77@mail>")
             support.locator("input[name=_preview]").click()
             support.wait_for_load_state()
             shot(support, "08-notice-preview")

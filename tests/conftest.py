@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 from django.conf import settings
 from django.db.backends.signals import connection_created
+from django.utils import translation
 
 from billing.policy import SHANGHAI
 from workdays.services import calendar_cache_clear
@@ -54,6 +55,15 @@ def _fresh_calendar_cache():
     calendar_cache_clear()
     yield
     calendar_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after():
+    """A request in Chinese leaves zh-hans active in this thread (Django's
+    LocaleMiddleware activates, nothing deactivates): each test ends back on
+    the default language, so no later test reads Chinese messages."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

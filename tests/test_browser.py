@@ -105,7 +105,9 @@ def test_admin_in_english_and_chinese_and_a_top_up_in_chinese(
                     page.wait_for_url(f"**/admin/billing/account/{account.pk}/change/")
                     page.screenshot(path=str(shots / "top-up-done-zh-CN.png"), full_page=True)
                     form["message"] = page.locator("ul.messagelist li.success").inner_text()
-                    form["balance"] = page.locator(".field-balance .readonly").inner_text()
+                    # The account 360 page (issue 10) shows the balance in its own box.
+                    balance = page.locator("#account360-balance .account360-balance")
+                    form["balance"] = balance.inner_text()
                 seen[locale] = {**index, **{f"form_{k}": v for k, v in form.items()}}
                 context.close()
         finally:

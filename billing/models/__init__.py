@@ -2,7 +2,7 @@ from .accounts import Account, AccountMember
 from .agreements import Acceptance, AgreementVersion
 from .catalog import Package, PriceVersion
 from .formtokens import FormToken
-from .ledger import LedgerEntry
+from .ledger import LedgerEntry, LedgerMonth
 from .orders import CANCEL_REASON_MAX_LENGTH, Order
 from .payments import AutoRenewalConsent, OnlinePayment
 from .subscriptions import Subscription
@@ -16,6 +16,7 @@ __all__ = [
     "AutoRenewalConsent",
     "FormToken",
     "LedgerEntry",
+    "LedgerMonth",
     "OnlinePayment",
     "Order",
     "Package",

@@ -121,6 +121,13 @@ class LedgerEntry(models.Model):
         indexes = [
             prefix_upper("reference", "ledger_reference_upper"),
             models.Index(fields=["kind", "-id"], name="ledger_kind_recent"),
+            # The dashboard's monthly chart (issue 10): the charges and
+            # refunds of a range of months, found by index (no table scan).
+            models.Index(
+                fields=["created_at"],
+                condition=Q(kind__in=["purchase", "renewal", "refund"]),
+                name="ledger_chart",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -137,3 +144,28 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Ledger entries are append-only: they cannot be deleted.")
+
+
+class LedgerMonth(models.Model):
+    """The ledger's totals for one closed Asia/Shanghai calendar month and one
+    kind, for the admin dashboard's monthly chart (issue 10). The ledger is
+    append-only, so a month that closed days ago never changes: its GROUP BY
+    is computed once (``billing.selectors.ledger_by_month``) and kept here; the
+    open months are aggregated live. A cache, never read for money decisions:
+    deleting rows only makes them be computed again."""
+
+    month = models.DateField(_("month"), help_text=_("First day of the month (Asia/Shanghai)."))
+    kind = models.CharField(_("kind"), max_length=12, choices=LedgerEntry.Kind.choices)
+    entries = models.BigIntegerField(_("entries"))
+    total_fen = models.BigIntegerField(_("total (fen)"))
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("ledger month")
+        verbose_name_plural = _("ledger months")
+        constraints = [
+            models.UniqueConstraint(fields=["month", "kind"], name="ledger_month_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} {self.kind}"
