@@ -1,0 +1,162 @@
+"""Issue 11 security, for every customer URL at once: a logged-out request
+goes to the login page, and another account's ids give 404 (never its data),
+whether the page is read (GET) or acted on (POST). The URLs come from the
+resolver, so a page added later is covered or this test says what to add."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import URLPattern, reverse
+from django.utils import timezone
+
+from accounts import urls as account_urls
+from billing.models import AccountMember
+from billing.selectors import live_subscription
+from complaints.services import complaint_open
+from notices.services import notice_give
+from refunds.services import refund_request
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+# Pages that are not an account's: anyone may open them (the sandbox page is
+# the payment provider's, its unguessable reference is the ticket; the
+# callback is authenticated by its signature).
+PUBLIC = {
+    "home",
+    "agreement_public",
+    "signup",
+    "confirm_email",
+    "confirm_email_resend",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+    "login",
+    "logout",
+    "invite_accept",
+    "sandbox_pay",
+    "payment_callback",
+}
+# The object of the other account each id-bearing page is about.
+OBJECT_OF = {
+    "receipt": "order",
+    "order_pay": "order",
+    "order_cancel": "order",
+    "notice_detail": "notice",
+    "notice_withdraw": "notice",
+    "member_remove": "member",
+    "complaint_detail": "complaint",
+    "refund_detail": "refund",
+}
+
+
+def account_pages() -> list[URLPattern]:
+    return [p for p in account_urls.urlpatterns if p.name not in PUBLIC]
+
+
+def _customer_with_everything(name: str, catalog, now: dt.datetime) -> dict:
+    account = factories.make_account(name, now=now, balance_fen=100_000)
+    order = factories.buy(account, catalog["pro-monthly"], now=now, seats=2)
+    member = AccountMember.objects.create(
+        account=account, user=factories.make_user(), role="member", added_at=now
+    )
+    notice = notice_give(
+        account=account,
+        subscription=live_subscription(account=account),
+        channel="account_page",
+        actor=account.owner,
+        now=now,
+    ).notice
+    complaint = complaint_open(
+        account=account,
+        actor=account.owner,
+        channel="account_page",
+        subject="Question",
+        body="Hello",
+        now=now,
+    )
+    refund = refund_request(
+        order=order, actor=account.owner, reason="why", channel="account_page", now=now
+    )
+    return {
+        "account": account,
+        "order": order,
+        "member": member,
+        "notice": notice,
+        "complaint": complaint,
+        "refund": refund,
+    }
+
+
+def _url(pattern: URLPattern, objects: dict) -> str:
+    args = []
+    for _param in pattern.pattern.converters:
+        kind = OBJECT_OF.get(pattern.name)
+        assert kind, f"say in OBJECT_OF which object {pattern.name!r} is about"
+        args.append(objects[kind].pk)
+    return reverse(f"accounts:{pattern.name}", args=args)
+
+
+def test_every_account_page_is_listed():
+    """The lists above cover the resolver's pages (a new page must be classed)."""
+    names = {p.name for p in account_urls.urlpatterns}
+    assert PUBLIC | set(OBJECT_OF) <= names
+    assert len(account_pages()) >= 18
+
+
+def test_logged_out_requests_go_to_the_login_page(client, catalog, agreement):
+    other = _customer_with_everything("Other Co", catalog, timezone.now())
+    login = reverse("accounts:login")
+    for pattern in account_pages():
+        url = _url(pattern, other)
+        for method in (client.get, client.post):
+            response = method(url)
+            if method == client.get and response.status_code == 405:
+                continue  # a POST-only action: a GET shows nothing to anyone
+            assert response.status_code == 302, (method.__name__, url, response.status_code)
+            assert response["Location"].startswith(f"{login}?next="), (url, response["Location"])
+
+
+def test_another_accounts_ids_give_404_and_change_nothing(client, catalog, agreement):
+    now = timezone.now()
+    mine = _customer_with_everything("Mine Co", catalog, now)
+    other = _customer_with_everything("Other Co", catalog, now)
+    other["account"].refresh_from_db()
+    before = {
+        "members": AccountMember.objects.filter(account=other["account"]).count(),
+        "notice withdrawn": other["notice"].withdrawn_at,
+        "messages": other["complaint"].messages.count(),
+        "order": other["order"].status,
+        "balance": other["account"].balance_fen,
+    }
+    client.force_login(mine["account"].owner)
+    checked = 0
+    for pattern in account_pages():
+        if not pattern.pattern.converters:
+            continue
+        url = _url(pattern, other)
+        for method in (client.get, client.post):
+            response = method(url)
+            if method == client.get and response.status_code == 405:
+                continue  # a POST-only action: the POST below must be the 404
+            assert response.status_code == 404, (method.__name__, url, response.status_code)
+            assert b"Other Co" not in response.content
+            checked += 1
+        # The same page with the user's own object answers (the 404 is the scoping).
+        own = client.get(_url(pattern, mine))
+        assert own.status_code in (200, 302, 405), (url, own.status_code)
+    assert checked >= len(OBJECT_OF) + 5  # every POST, and the GET of every page
+    other["order"].refresh_from_db()
+    other["account"].refresh_from_db()
+    other["notice"].refresh_from_db()
+    after = {
+        "members": AccountMember.objects.filter(account=other["account"]).count(),
+        "notice withdrawn": other["notice"].withdrawn_at,
+        "messages": other["complaint"].messages.count(),
+        "order": other["order"].status,
+        "balance": other["account"].balance_fen,
+    }
+    assert after == before
