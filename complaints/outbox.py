@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -41,10 +40,11 @@ from django.utils import timezone
 from renewals.notifications import (
     LEASE_MARGIN_TIMEOUTS,
     Delivery,
-    _connection_broken,
-    _drop,
-    _permanent,
+    drain,
     scrub,
+    smtp_connection_broken,
+    smtp_drop,
+    smtp_refused_for_good,
 )
 from renewals.policy import retry_wait
 
@@ -125,7 +125,7 @@ def _failure(
     error = scrub(f"{type(exc).__name__}: {exc}")[:1000]
     wait = retry_wait(
         attempts=message.email_attempts,
-        permanent=permanent or _permanent(exc),
+        permanent=permanent or smtp_refused_for_good(exc),
         max_attempts=settings.EMAIL_MAX_ATTEMPTS,
     )
     if wait is None:
@@ -217,8 +217,8 @@ def deliver_batch(*, limit: int | None = None, now: dt.datetime | None = None) -
                 email.send()
             except Exception as exc:  # noqa: BLE001 - recorded on the row, retried later
                 _count(result, _failure(message, exc, now=clock()))
-                if _connection_broken(exc):
-                    _drop(connection)
+                if smtp_connection_broken(exc):
+                    smtp_drop(connection)
                     result.released += _release(batch[i + 1 :], now=clock())
                     break
                 continue
@@ -238,7 +238,7 @@ def deliver_batch(*, limit: int | None = None, now: dt.datetime | None = None) -
         try:
             connection.close()
         except Exception:  # noqa: BLE001 - every reply is marked already
-            _drop(connection)
+            smtp_drop(connection)
     return result
 
 
@@ -248,22 +248,9 @@ def deliver_until_empty(
     limit: int | None = None,
     now: dt.datetime | None = None,
 ) -> Delivery:
-    """Deliver batch after batch until nothing is claimable, the SMTP server
-    cannot be reached, or ``seconds`` have passed (then ``more`` is set)."""
-    started = time.monotonic()
-    total = Delivery()
-    while True:
-        result = deliver_batch(limit=limit, now=now)
-        total += result
-        if not result.batches:
-            return total
-        if result.unreachable:
-            # Down or hung: one timeout per run; the next beat run tries again.
-            total.unreachable = True
-            return total
-        if seconds is not None and time.monotonic() - started >= seconds:
-            total.more = True
-            return total
+    """Deliver replies until nothing is claimable, the SMTP server cannot be
+    reached, or ``seconds`` have passed (``renewals.notifications.drain``)."""
+    return drain(deliver_batch, seconds=seconds, limit=limit, now=now)
 
 
 def deliver_replies(*, limit: int | None = None, now: dt.datetime | None = None) -> int:

@@ -12,7 +12,7 @@ import re
 import smtplib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -415,7 +415,7 @@ def _failure(
     error = scrub(f"{type(exc).__name__}: {exc}")[:1000]
     wait = policy.retry_wait(
         attempts=note.attempts,
-        permanent=permanent or _permanent(exc),
+        permanent=permanent or smtp_refused_for_good(exc),
         max_attempts=settings.EMAIL_MAX_ATTEMPTS,
     )
     if wait is None:
@@ -445,7 +445,7 @@ def _release(notes: Sequence[Notification], *, now: dt.datetime) -> int:
     return released
 
 
-def _permanent(exc: BaseException) -> bool:
+def smtp_refused_for_good(exc: BaseException) -> bool:
     """The server refused this message for good (a 5xx reply)."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _msg in exc.recipients.values()]
@@ -455,7 +455,7 @@ def _permanent(exc: BaseException) -> bool:
     return False
 
 
-def _connection_broken(exc: BaseException) -> bool:
+def smtp_connection_broken(exc: BaseException) -> bool:
     """After this error the SMTP connection cannot carry the next message:
     no reply (timeout, reset, disconnect) or a 421 "closing" reply. A refusal
     of one message (recipient, sender, data) leaves it usable."""
@@ -466,7 +466,7 @@ def _connection_broken(exc: BaseException) -> bool:
     return isinstance(exc, OSError)  # socket errors, timeouts, SMTPServerDisconnected
 
 
-def _drop(connection) -> None:
+def smtp_drop(connection) -> None:
     """Close the SMTP connection without a QUIT, which a hung server would
     make wait another EMAIL_TIMEOUT."""
     smtp = getattr(connection, "connection", None)
@@ -522,8 +522,8 @@ def deliver_batch(*, limit: int | None = None, now: dt.datetime | None = None) -
             except Exception as exc:  # noqa: BLE001 - recorded on the row, retried later
                 outcome = _failure(note, exc, now=clock())
                 setattr(result, outcome, getattr(result, outcome) + 1)
-                if _connection_broken(exc):
-                    _drop(connection)
+                if smtp_connection_broken(exc):
+                    smtp_drop(connection)
                     result.released += _release(batch[i + 1 :], now=clock())
                     break
                 continue
@@ -536,19 +536,21 @@ def deliver_batch(*, limit: int | None = None, now: dt.datetime | None = None) -
         try:
             connection.close()
         except Exception:  # noqa: BLE001 - every message is marked already
-            _drop(connection)
+            smtp_drop(connection)
     return result
 
 
-def deliver_until_empty(
+def drain(
+    deliver_batch: Callable[..., Delivery],
     *,
     seconds: float | None = None,
     limit: int | None = None,
     now: dt.datetime | None = None,
 ) -> Delivery:
-    """Deliver batch after batch until nothing is claimable, the SMTP server
-    cannot be reached, or ``seconds`` have passed (then ``more`` is set: the
-    queue may not be empty)."""
+    """Run ``deliver_batch`` batch after batch until nothing is claimable, the
+    SMTP server cannot be reached, or ``seconds`` have passed (then ``more``
+    is set: the queue may not be empty). Every outbox of the project drains
+    this way (notifications here, complaint replies in ``complaints.outbox``)."""
     started = time.monotonic()
     total = Delivery()
     while True:
@@ -564,6 +566,16 @@ def deliver_until_empty(
         if seconds is not None and time.monotonic() - started >= seconds:
             total.more = True
             return total
+
+
+def deliver_until_empty(
+    *,
+    seconds: float | None = None,
+    limit: int | None = None,
+    now: dt.datetime | None = None,
+) -> Delivery:
+    """Deliver notifications until the outbox is empty (see ``drain``)."""
+    return drain(deliver_batch, seconds=seconds, limit=limit, now=now)
 
 
 def deliver_pending(*, limit: int | None = None, now: dt.datetime | None = None) -> int:

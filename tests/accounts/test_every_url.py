@@ -91,6 +91,19 @@ def _customer_with_everything(name: str, catalog, now: dt.datetime) -> dict:
     }
 
 
+def _snapshot(objects: dict) -> dict:
+    """What a POST to another account's page could change."""
+    for name in ("account", "order", "notice"):
+        objects[name].refresh_from_db()
+    return {
+        "members": AccountMember.objects.filter(account=objects["account"]).count(),
+        "notice withdrawn": objects["notice"].withdrawn_at,
+        "messages": objects["complaint"].messages.count(),
+        "order": objects["order"].status,
+        "balance": objects["account"].balance_fen,
+    }
+
+
 def _url(pattern: URLPattern, objects: dict) -> str:
     args = []
     for _param in pattern.pattern.converters:
@@ -124,14 +137,7 @@ def test_another_accounts_ids_give_404_and_change_nothing(client, catalog, agree
     now = timezone.now()
     mine = _customer_with_everything("Mine Co", catalog, now)
     other = _customer_with_everything("Other Co", catalog, now)
-    other["account"].refresh_from_db()
-    before = {
-        "members": AccountMember.objects.filter(account=other["account"]).count(),
-        "notice withdrawn": other["notice"].withdrawn_at,
-        "messages": other["complaint"].messages.count(),
-        "order": other["order"].status,
-        "balance": other["account"].balance_fen,
-    }
+    before = _snapshot(other)
     client.force_login(mine["account"].owner)
     checked = 0
     for pattern in account_pages():
@@ -149,14 +155,4 @@ def test_another_accounts_ids_give_404_and_change_nothing(client, catalog, agree
         own = client.get(_url(pattern, mine))
         assert own.status_code in (200, 302, 405), (url, own.status_code)
     assert checked >= len(OBJECT_OF) + 5  # every POST, and the GET of every page
-    other["order"].refresh_from_db()
-    other["account"].refresh_from_db()
-    other["notice"].refresh_from_db()
-    after = {
-        "members": AccountMember.objects.filter(account=other["account"]).count(),
-        "notice withdrawn": other["notice"].withdrawn_at,
-        "messages": other["complaint"].messages.count(),
-        "order": other["order"].status,
-        "balance": other["account"].balance_fen,
-    }
-    assert after == before
+    assert _snapshot(other) == before
