@@ -84,10 +84,22 @@ def may_act(member: AccountMember | None) -> bool:
     return bool(member and member.role in ACTING_ROLES and member.suspended_at is None)
 
 
-def account_page(view: Callable[..., HttpResponse] | None = None, *, acting: bool = False) -> Any:
+def not_allowed(request: HttpRequest, member: AccountMember) -> HttpResponse:
+    """The 403 page saying why this member may not act (P3)."""
+    return render(request, "accounts/not_allowed.html", {"member": member}, status=403)
+
+
+def account_page(
+    view: Callable[..., HttpResponse] | None = None,
+    *,
+    acting: bool = False,
+    acting_to_post: bool = False,
+) -> Any:
     """Decorate a customer view: log in first, then ``request.account`` and
     ``request.membership`` are set. With ``acting=True`` a member who may not
-    act gets a 403 page saying why (the service would refuse them too)."""
+    act gets a 403 page saying why (the service would refuse them too); with
+    ``acting_to_post=True`` every member reads the page, but only one who may
+    act posts to it."""
 
     def decorate(fn: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(fn)
@@ -99,13 +111,9 @@ def account_page(view: Callable[..., HttpResponse] | None = None, *, acting: boo
                 return render(request, "accounts/no_account.html", status=403)
             request.membership = member
             request.account = member.account
-            if acting and not may_act(member):
-                return render(
-                    request,
-                    "accounts/not_allowed.html",
-                    {"member": member},
-                    status=403,
-                )
+            posting = request.method == "POST"
+            if (acting or (acting_to_post and posting)) and not may_act(member):
+                return not_allowed(request, member)
             return fn(request, *args, **kwargs)
 
         return wrapper

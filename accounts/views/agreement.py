@@ -17,18 +17,14 @@ from billing import services as billing_services
 from billing.models import Acceptance
 from billing.selectors import agreement_in_force
 
-from ..access import account_page, client_of, may_act, needs_acceptance
+from ..access import account_page, client_of, needs_acceptance
 
 
-@account_page
+@account_page(acting_to_post=True)
 def agreement(request: HttpRequest) -> HttpResponse:
     account = request.account
     now = timezone.now()
     if request.method == "POST":
-        if not may_act(request.membership):
-            return render(
-                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
-            )
         version = needs_acceptance(account, now)
         if version is None:
             messages.info(request, _("Your account has already accepted the agreement in force."))

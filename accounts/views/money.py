@@ -62,7 +62,7 @@ def _user_agent(request: HttpRequest) -> str:
 # --- balance, top-up, ledger ----------------------------------------------------------
 
 
-@account_page
+@account_page(acting_to_post=True)
 def balance(request: HttpRequest) -> HttpResponse:
     """The balance, a top-up through the payment step, and the ledger (newest
     first, paginated: two queries whatever its length)."""
@@ -72,10 +72,6 @@ def balance(request: HttpRequest) -> HttpResponse:
     form = money_forms.TopUpForm()
     token = ""
     if request.method == "POST":
-        if not acting:
-            return render(
-                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
-            )
         form = money_forms.TopUpForm(request.POST)
         token = request.POST.get(formtokens.FIELD, "")
         if form.is_valid():

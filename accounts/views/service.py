@@ -260,7 +260,7 @@ def _notice_context(request: HttpRequest, sub: Subscription | None, now: dt.date
     return ctx
 
 
-@account_page
+@account_page(acting_to_post=True)
 def notice(request: HttpRequest) -> HttpResponse:
     """P5: the confirmation page. It says, from the deadline and the time
     now, whether a notice given now is on time (the package ends at expiry,
@@ -271,10 +271,6 @@ def notice(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     form = NoticeForm()
     if request.method == "POST":
-        if not may_act(request.membership):
-            return render(
-                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
-            )
         form = NoticeForm(request.POST)
         if form.is_valid() and sub is not None:
             seen = form.cleaned_data["seen"]
@@ -471,7 +467,7 @@ def _send_invitation(request: HttpRequest, *, user: Any, account: Any, created: 
     )
 
 
-@account_page
+@account_page(acting_to_post=True)
 def members(request: HttpRequest) -> HttpResponse:
     """P3: who uses the account, their role, who is suspended and why; the
     owner and admins invite (up to the seats bought) and remove."""
@@ -479,10 +475,6 @@ def members(request: HttpRequest) -> HttpResponse:
     acting = may_act(request.membership)
     form = InviteForm()
     if request.method == "POST":
-        if not acting:
-            return render(
-                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
-            )
         form = InviteForm(request.POST)
         if form.is_valid():
 
@@ -576,16 +568,12 @@ class InviteAcceptView(auth_views.PasswordResetConfirmView):
 # --- P6: complaints -----------------------------------------------------------------------
 
 
-@account_page
+@account_page(acting_to_post=True)
 def complaints(request: HttpRequest) -> HttpResponse:
     account = request.account
     acting = may_act(request.membership)
     form = ComplaintForm(account=account)
     if request.method == "POST":
-        if not acting:
-            return render(
-                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
-            )
         form = ComplaintForm(request.POST, account=account)
         if form.is_valid():
 
@@ -621,7 +609,7 @@ def complaints(request: HttpRequest) -> HttpResponse:
     )
 
 
-@account_page
+@account_page(acting_to_post=True)
 def complaint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The thread (internal notes never show, P6) and a reply form."""
     complaint = get_object_or_404(
@@ -630,10 +618,6 @@ def complaint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     acting = may_act(request.membership)
     form = ReplyForm()
     if request.method == "POST":
-        if not acting:
-            return render(
-                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
-            )
         form = ReplyForm(request.POST)
         if form.is_valid():
 
@@ -673,7 +657,7 @@ def complaint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 # --- P1: refunds and unused balance -----------------------------------------------------
 
 
-@account_page
+@account_page(acting_to_post=True)
 def refunds(request: HttpRequest) -> HttpResponse:
     """Ask for a refund of an order: decided at once (P1, clause 1 cited when
     refused); the list shows each request's status after."""
@@ -681,10 +665,6 @@ def refunds(request: HttpRequest) -> HttpResponse:
     acting = may_act(request.membership)
     form = RefundForm(account=account)
     if request.method == "POST":
-        if not acting:
-            return render(
-                request, "accounts/not_allowed.html", {"member": request.membership}, status=403
-            )
         form = RefundForm(request.POST, account=account)
         if form.is_valid():
 
