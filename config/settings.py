@@ -256,8 +256,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
 else:
-    # Demo only: a broker that needs no server (files under var/broker).
-    _broker_dir = VAR_DIR / "broker"
+    # Demo only: a broker that needs no server (files under var/broker, or
+    # CELERY_BROKER_DIR: a second demo beside this one needs its own).
+    _broker_dir = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
