@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import SimpleLazyObject
@@ -53,3 +54,8 @@ def customer(request: HttpRequest) -> dict[str, Any]:
         "customer_accounts": SimpleLazyObject(lambda: user_memberships(request) if member else []),
         "customer_email_confirmed": SimpleLazyObject(lambda: bool(member) and is_confirmed(user)),
     }
+
+
+def support(request: HttpRequest) -> dict[str, Any]:
+    """P6: where customers ask (the footer of every customer page)."""
+    return {"support_email": settings.SUPPORT_EMAIL}

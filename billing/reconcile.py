@@ -28,6 +28,7 @@ from workdays.services import notice_deadline
 
 from .models import Account, LedgerEntry, Order, PriceVersion
 from .policy import format_fen, local_date, renewal_price_version
+from .triggers import missing_triggers
 
 CHARGE_KINDS = (LedgerEntry.Kind.PURCHASE, LedgerEntry.Kind.RENEWAL)
 PAID_STATUSES = (Order.Status.PAID, Order.Status.FULFILLED)
@@ -335,36 +336,10 @@ def _overlap_violations() -> list[str]:
     return out
 
 
-# Tables the database keeps append-only (triggers on UPDATE, DELETE, TRUNCATE).
-APPEND_ONLY_TABLES = ["billing_ledgerentry", "billing_acceptance"]
-_PG_EVENTS = {"UPDATE": 16, "DELETE": 8, "TRUNCATE": 32}  # pg_trigger.tgtype bits
-
-
 def _trigger_violations() -> list[str]:
-    """The append-only triggers exist and are enabled (rule 4)."""
-    out = []
-    with connection.cursor() as cur:
-        for table in APPEND_ONLY_TABLES:
-            if connection.vendor == "postgresql":
-                cur.execute(
-                    "SELECT coalesce(bit_or(t.tgtype::int), 0) FROM pg_trigger t"
-                    " JOIN pg_class c ON c.oid = t.tgrelid"
-                    " WHERE c.relname = %s AND NOT t.tgisinternal AND t.tgenabled <> 'D'"
-                    " AND t.tgtype::int & 2 = 2",  # BEFORE triggers
-                    [table],
-                )
-                bits = cur.fetchone()[0]
-                missing = [name for name, bit in _PG_EVENTS.items() if not bits & bit]
-            else:  # SQLite: no TRUNCATE statement
-                cur.execute(
-                    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
-                    [table],
-                )
-                sql = " ".join(row[0].upper() for row in cur.fetchall())
-                missing = [e for e in ("UPDATE", "DELETE") if f"BEFORE {e}" not in sql]
-            if missing:
-                out.append(f"table {table}: no append-only trigger refuses {', '.join(missing)}")
-    return out
+    """The append-only triggers exist and are enabled (rule 4, P0, P5), on
+    every protected table (``billing.triggers.PROTECTED_TABLES``)."""
+    return missing_triggers(connection.alias)
 
 
 def ledger_violations() -> list[str]:

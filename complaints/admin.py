@@ -179,7 +179,7 @@ class ComplaintAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
         css = {"all": ["billing/admin.css"]}
 
     list_display = [
-        "pk",
+        "number",
         "subject",
         "account",
         "status",
@@ -189,7 +189,7 @@ class ComplaintAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
         "first_response",
         "resolution",
     ]
-    list_display_links = ["pk", "subject"]
+    list_display_links = ["number", "subject"]
     list_filter = [QueueFilter, "status", "priority", "category", "channel"]
     list_select_related = ["account", "assignee"]
     # Issue 10: each search is served by an index (core.admin_scale).
@@ -238,6 +238,17 @@ class ComplaintAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # The account field's help text ("Empty until support links a mail from
+        # an unknown sender") applies only while no account is linked (P6 intake).
+        if obj is not None and obj.account_id is not None:
+            kwargs["help_texts"] = {**kwargs.get("help_texts", {}), "account": ""}
+        return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description=gettext_lazy("Complaint no."), ordering="pk")
+    def number(self, obj):
+        return f"#{obj.pk}"
 
     @admin.display(description=gettext_lazy("Received (Shanghai)"), ordering="received_at")
     def received(self, obj):

@@ -106,6 +106,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context.customer",
+                "accounts.context.support",
             ],
         },
     },
@@ -182,6 +183,9 @@ LOGOUT_REDIRECT_URL = "accounts:home"
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@mtlogin.example")
+# P6: the address customers write to (shown in the customer pages' footer beside
+# the link to online customer service, the complaint page).
+SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="support@mtlogin.example")
 # Email delivery (renewals.notifications). Seconds an SMTP connect or reply may
 # take (Django's own setting; its default, None, waits forever on a hung server).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
@@ -256,8 +260,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
 else:
-    # Demo only: a broker that needs no server (files under var/broker).
-    _broker_dir = VAR_DIR / "broker"
+    # Demo only: a broker that needs no server (files under var/broker, or
+    # CELERY_BROKER_DIR: a second demo beside this one needs its own).
+    _broker_dir = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"

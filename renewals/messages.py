@@ -115,7 +115,13 @@ def _covers(covered: bool, ctx: dict[str, Any]) -> str:
 
 
 def _provisional() -> str:
-    return _(" (provisional: the holiday schedule for that year is not published yet)")
+    # P5: said to a customer who has not given notice (reminders, price
+    # changes): the official schedule may still move the deadline, earlier too.
+    return _(
+        " (provisional: the holiday schedule for that year is not published yet, and the "
+        "official one may still move this deadline, possibly earlier; your account page "
+        "always shows the deadline in force)"
+    )
 
 
 def language_of(language: str) -> str:

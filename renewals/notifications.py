@@ -150,6 +150,21 @@ def queue_notice_message(*, notice, at: dt.datetime) -> Notification:
                 "balance; your package then ends at %(end)s and your account returns to the "
                 "free package."
             )
+        if notice.deadline_provisional and not withdrawn:
+            # P5: a notice already judged is judged again only in the customer's favour.
+            if notice.on_time:
+                judgement += " " + _(
+                    "The deadline is provisional (the holiday schedule for that year is not "
+                    "published yet); your notice stays on time whatever the official schedule "
+                    "says."
+                )
+            else:
+                judgement += " " + _(
+                    "The deadline is provisional (the holiday schedule for that year is not "
+                    "published yet): when it is published your notice is judged again, only in "
+                    "your favour. If the official deadline falls after the time it reached us, "
+                    "it becomes on time; it never becomes worse."
+                )
         ctx = {
             "deadline": _fmt_instant(notice.deadline),
             "expiry": notice.expiry_date.isoformat(),

@@ -80,7 +80,11 @@ def deadline_html(deadline: dt.datetime | None, provisional: bool) -> str:
         return format_html(
             '{} <strong class="billing-provisional" title="{}">{}</strong>',
             text,
-            _("No official working-day schedule for that year yet: counted Monday-Friday."),
+            _(
+                "No official working-day schedule for that year yet: counted Monday-Friday. "
+                "The official schedule may move this deadline earlier or later; notices "
+                "already judged are re-judged only in the customer's favour (P5)."
+            ),
             _("provisional"),
         )
     return text

@@ -38,7 +38,8 @@ class Acceptance(AppendOnlyModel):
 
     Item 7: append-only like the ledger: the ORM refuses updates and deletes
     (``AppendOnlyModel``), and a database trigger refuses UPDATE, DELETE and
-    (PostgreSQL) TRUNCATE (migration ``0007_acceptance_append_only``)."""
+    (PostgreSQL) TRUNCATE (migration ``0010_acceptance_append_only``; see
+    ``billing/triggers.py`` before altering a field or a check constraint)."""
 
     class Method(models.TextChoices):
         CLICK = "click", _("Clicked to confirm")

@@ -21,8 +21,10 @@ class AppendOnlyQuerySet(models.QuerySet):
 
 class LedgerEntry(models.Model):
     """One change of an account's balance, signed, in fen. Append-only: the ORM
-    refuses updates and deletes, and on PostgreSQL a trigger refuses them too
-    (migration ``0002_ledger_append_only``). ``balance_after`` is the balance
+    refuses updates and deletes, and a database trigger refuses them too
+    (migrations ``0002``, ``0004``; on SQLite ``0016`` after ``0012`` rebuilt
+    the table: see ``billing/triggers.py`` before altering a field or a check
+    constraint here). ``balance_after`` is the balance
     once this entry applied; the last one equals ``Account.balance_fen``."""
 
     class Kind(models.TextChoices):
