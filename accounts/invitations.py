@@ -193,17 +193,29 @@ def _refuse_unless_pending(invitation: Invitation, now: dt.datetime) -> None:
         raise ValidationError(ended_message(invitation, state), code=state)
 
 
-def _refuse_unless_inviter_may_act(invitation: Invitation) -> None:
-    entitled = Invitation.objects.filter(pk=invitation.pk).filter(_inviter_may_act()).exists()
-    if not entitled:
-        raise ValidationError(
-            _(
-                "This invitation can no longer be accepted: %(inviter)s, who sent it, may no "
-                "longer add members to %(account)s. Ask the account's owner to invite you again."
-            )
-            % {"inviter": invitation.invited_by.get_username(), "account": invitation.account.name},
-            code="void",
+def inviter_name(invitation: Invitation) -> str:
+    """How the invitee sees who invited them: their email (their login)."""
+    inviter = invitation.invited_by
+    return inviter.email or inviter.get_username()
+
+
+def _void(invitation: Invitation) -> ValidationError:
+    return ValidationError(
+        _(
+            "This invitation can no longer be accepted: %(inviter)s, who sent it, may no "
+            "longer add members to %(account)s; ask the account's owner to invite you again."
         )
+        % {"inviter": inviter_name(invitation), "account": invitation.account.name},
+        code="void",
+    )
+
+
+def inviter_problem(invitation: Invitation) -> ValidationError | None:
+    """``None`` while the inviter may still add members to the account (an
+    active customer, owner or admin, not suspended); else why the invitation
+    is void."""
+    entitled = Invitation.objects.filter(pk=invitation.pk).filter(_inviter_may_act()).exists()
+    return None if entitled else _void(invitation)
 
 
 def invitee_problem(invitation: Invitation, user: Any) -> ValidationError | None:
@@ -359,7 +371,8 @@ def _accept(*, invitation: Invitation, user: Any, now: dt.datetime) -> AccountMe
         .get(pk=invitation.pk)
     )
     _refuse_unless_pending(current, now)
-    _refuse_unless_inviter_may_act(current)
+    if (problem := inviter_problem(current)) is not None:
+        raise problem
     if AccountMember.objects.filter(account=locked, user=user).exists():
         raise ValidationError(
             _("You are already a member of %(account)s.") % {"account": locked.name},
@@ -370,14 +383,7 @@ def _accept(*, invitation: Invitation, user: Any, now: dt.datetime) -> AccountMe
             account=locked, user=user, actor=current.invited_by, role=current.role, now=now
         )
     except ActorRefused as exc:  # the inviter lost the right since the check above
-        raise ValidationError(
-            _(
-                "This invitation can no longer be accepted: %(inviter)s, who sent it, may no "
-                "longer add members to %(account)s. Ask the account's owner to invite you again."
-            )
-            % {"inviter": current.invited_by.get_username(), "account": locked.name},
-            code="void",
-        ) from exc
+        raise _void(current) from exc
     current.accepted_by = user
     current.accepted_at = now
     audit(current, actor=user, reason=f"P3 invitation accepted ({current.role})")
@@ -495,7 +501,7 @@ def invitation_message(*, invitation: Invitation, link: str) -> tuple[str, str]:
     language = _language(invitation.account)
     with translation.override(language):
         context = {
-            "inviter": invitation.invited_by.get_username(),
+            "inviter": inviter_name(invitation),
             "account": invitation.account.name,
             "role": invitation.get_role_display(),
             "link": link,

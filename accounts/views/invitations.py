@@ -116,23 +116,25 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
             error = " ".join(exc.messages)
         else:
             return _joined(request, invitation)
-    problem = (
-        invitations.invitee_problem(invitation, request.user)
-        if request.user.is_authenticated
-        else None
-    )
+    problem = invitations.inviter_problem(invitation)
+    if problem is None and request.user.is_authenticated:
+        problem = invitations.invitee_problem(invitation, request.user)
+    problem_text = " ".join(problem.messages) if problem else ""
+    if error == problem_text:
+        error = None  # said once, as the problem
     return render(
         request,
         "accounts/invitation.html",
         {
             "invitation": invitation,
             "error": error,
-            "problem": " ".join(problem.messages) if problem else "",
+            "problem": problem_text,
             "problem_code": problem.code if problem else "",
             "login_url": _login_url(request.path),
             "signup_url": reverse("accounts:invitation_signup", args=[token]),
+            "inviter": invitations.inviter_name(invitation),
         },
-        status=400 if error else 200,
+        status=400 if request.method == "POST" else 200,
     )
 
 
@@ -165,6 +167,7 @@ def invitation_signup(request: HttpRequest, token: str) -> HttpResponse:
             "invitation": invitation,
             "form": form,
             "login_url": _login_url(reverse("accounts:invitation", args=[token])),
+            "inviter": invitations.inviter_name(invitation),
         },
     )
 
