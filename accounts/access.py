@@ -6,6 +6,12 @@ shows is looked up *within* that account, so another account's ids give 404,
 never the data. Acting (paying, giving notice, managing members) needs an
 owner or admin membership that is not suspended (P3); the services check that
 again themselves (``billing.authz``), whoever calls them.
+
+The acting account (issue 20) of a user in several accounts is the one they
+chose last: in this session (``POST /account/switch/``), else the choice
+remembered across logins (``accounts.AccountChoice``), else the account they
+own, else their earliest membership. Never the role across accounts: being
+made an admin somewhere else never moves a user's pages there.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from billing.authz import ACTING_ROLES
 from billing.models import Acceptance, Account, AccountMember, AgreementVersion
 from core.audit import resolve_now
 
+from .models import AccountChoice
 from .services import Client
 
 SESSION_ACCOUNT = "account_id"
@@ -39,34 +46,61 @@ def client_of(request: HttpRequest) -> Client:
 
 
 def memberships(user: Any) -> QuerySet[AccountMember]:
-    """The user's memberships, owner first, then oldest first."""
+    """The user's memberships: the ones they own first, then oldest first
+    (never by role otherwise). Each carries ``_chosen``: the account the user
+    last chose (``AccountChoice``), counted only while they still belong."""
     return (
         AccountMember.objects.filter(user=user)
         .select_related("account")
         .annotate(
-            _rank=Case(
+            _owned=Case(
                 When(role=AccountMember.Role.OWNER, then=Value(0)),
-                When(role=AccountMember.Role.ADMIN, then=Value(1)),
-                default=Value(2),
+                default=Value(1),
                 output_field=IntegerField(),
-            )
+            ),
+            _chosen=Exists(
+                AccountChoice.objects.filter(
+                    user_id=OuterRef("user_id"), account_id=OuterRef("account_id")
+                )
+            ),
         )
-        .order_by("_rank", "added_at", "pk")
+        .order_by("_owned", "added_at", "pk")
     )
 
 
+def acting_membership(
+    mine: list[AccountMember], chosen_in_session: int | None
+) -> AccountMember | None:
+    """Issue 20: the membership a user acts under, from their memberships as
+    ``memberships`` orders them: the account chosen in this session, else
+    the one chosen last (remembered), else the one they own, else the
+    earliest."""
+    if chosen_in_session:
+        member = next((m for m in mine if m.account_id == chosen_in_session), None)
+        if member is not None:
+            return member
+    remembered = next((m for m in mine if getattr(m, "_chosen", False)), None)
+    return remembered or (mine[0] if mine else None)
+
+
 def current_membership(request: HttpRequest) -> AccountMember | None:
-    """The membership the request acts under: the account chosen in this
-    session if the user still belongs to it, else the user's first. One
+    """The membership the request acts under (``acting_membership``). One
     query per request: the memberships are kept on the request for the
     account switcher (``user_memberships``)."""
     user = request.user
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
-    mine = user_memberships(request)
     chosen = request.session.get(SESSION_ACCOUNT)
-    member = next((m for m in mine if m.account_id == chosen), None) if chosen else None
-    return member or (mine[0] if mine else None)
+    return acting_membership(user_memberships(request), chosen if isinstance(chosen, int) else None)
+
+
+def remember_choice(*, user: Any, account: Account, now: dt.datetime | None = None) -> None:
+    """Remember across logins that ``user`` chose to act for ``account``
+    (the switch view; the caller checked the membership). A preference, not
+    a right: no history."""
+    AccountChoice.objects.update_or_create(
+        user=user, defaults={"account": account, "chosen_at": resolve_now(now)}
+    )
 
 
 def user_memberships(request: HttpRequest) -> list[AccountMember]:

@@ -6,7 +6,7 @@ one namespace, ``accounts``.
 
 from django.urls import path
 
-from .views import agreement, auth, dashboard, money, public, service
+from .views import agreement, auth, dashboard, invitations, money, public, service
 
 app_name = "accounts"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     *agreement.urlpatterns,
     *money.urlpatterns,
     *service.urlpatterns,
+    *invitations.urlpatterns,
 ]
 
 # Keep ``path`` imported for modules that extend this list in tests.

@@ -1084,6 +1084,11 @@ def member_add(
         )
     if user is None or not getattr(user, "pk", None) or not getattr(user, "is_active", False):
         raise ValidationError({"user": _("Choose an active user to add.")})
+    if getattr(user, "is_staff", False):
+        # Issue 20: staff logins never become members of a customer account.
+        raise ValidationError(
+            {"user": _("A staff login cannot be a member of a customer account.")}
+        )
     locked = lock_account(account.pk)
     existing = AccountMember.objects.filter(account=locked, user=user).first()
     if existing is not None:

@@ -206,6 +206,10 @@ if EMAIL_TIMEOUT < 1 or EMAIL_RECLAIM_SECONDS < 10 * EMAIL_TIMEOUT:
 
 # Issue 11: how long the link in a sign-up's confirmation email stays valid.
 EMAIL_CONFIRM_MAX_AGE_DAYS = env.int("EMAIL_CONFIRM_MAX_AGE_DAYS", default=3)
+# Issue 20: how long the link in an invitation to join an account stays valid.
+INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", default=7)
+if INVITATION_MAX_AGE_DAYS < 1:
+    raise ImproperlyConfigured("INVITATION_MAX_AGE_DAYS must be at least 1.")
 # Django's password-reset links (its own setting): one day.
 PASSWORD_RESET_TIMEOUT = 24 * 3600
 

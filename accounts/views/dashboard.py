@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from ..access import SESSION_ACCOUNT, account_page, memberships
+from ..access import SESSION_ACCOUNT, account_page, memberships, remember_choice
 from ..overview import overview
 
 
@@ -29,14 +29,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def switch_account(request: HttpRequest) -> HttpResponse:
-    """Act under another account the user is a member of (session
-    ``account_id``). An account the user does not belong to is a 404."""
+    """Act under another account the user is a member of: for this session
+    (``account_id``) and, remembered, at the next login (issue 20). An
+    account the user does not belong to is a 404 and changes nothing."""
     try:
         account_id = int(request.POST.get("account_id", ""))
     except ValueError:
         raise Http404 from None
-    if not memberships(request.user).filter(account_id=account_id).exists():
+    if not 0 < account_id < 2**63:  # beyond a bigint: no such account (never a 500)
         raise Http404
+    member = memberships(request.user).filter(account_id=account_id).first()
+    if member is None:
+        raise Http404
+    remember_choice(user=request.user, account=member.account)
     request.session[SESSION_ACCOUNT] = account_id
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(

@@ -17,19 +17,13 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
-from django.contrib.auth import views as auth_views
-from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path, reverse, reverse_lazy
+from django.urls import path, reverse
 from django.utils import timezone, translation
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -38,7 +32,7 @@ from billing.forms import YuanField, add_service_error
 from billing.formtokens import FormAlreadySubmitted, FormExpired
 from billing.models import AccountMember, Order, Subscription
 from billing.selectors import live_subscription
-from billing.services import member_add, member_remove
+from billing.services import member_remove
 from complaints import services as complaint_services
 from complaints.models import Complaint, ComplaintMessage
 from notices import services as notice_services
@@ -49,7 +43,10 @@ from refunds.models import RefundRequest
 from renewals.notifications import notice_reference, queue_notice_message
 from renewals.services import PriceBook
 
+from .. import formatting, invitations
 from ..access import account_page, may_act
+from ..models import Invitation
+from ..services import EMAIL_MAX_LENGTH
 
 # --- forms ----------------------------------------------------------------------
 
@@ -77,7 +74,7 @@ class NoticeWithdrawForm(TokenForm):
 
 
 class InviteForm(TokenForm):
-    email = forms.EmailField(label=gettext_lazy("Email address"), max_length=254)
+    email = forms.EmailField(label=gettext_lazy("Email address"), max_length=EMAIL_MAX_LENGTH)
     role = forms.ChoiceField(
         label=gettext_lazy("Role"),
         choices=[
@@ -399,78 +396,19 @@ def notice_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 # --- P3: members ----------------------------------------------------------------------
 
 
-def _seats(account: Any) -> int:
-    sub = live_subscription(account=account)
-    return (sub.seats if sub is not None else None) or 1
-
-
-def _find_or_create_user(email: str) -> tuple[Any, bool]:
-    """The user an invitation is for: the one with this email, or a new one
-    with an unusable password (they set it through the emailed link)."""
-    User = get_user_model()
-    found = list(User.objects.filter(email__iexact=email).order_by("pk")[:2])
-    if len(found) > 1:
-        raise ValidationError(
-            {"email": _("Several users have this address; ask support to add this member.")}
-        )
-    if found:
-        user = found[0]
-        if user.is_staff or not user.is_active:
-            raise ValidationError(
-                {"email": _("This address cannot be invited; ask support to add this member.")}
-            )
-        return user, False
-    if User.objects.filter(username__iexact=email).exists():
-        raise ValidationError(
-            {"email": _("This address cannot be invited; ask support to add this member.")}
-        )
-    user = User(username=email, email=email)
-    user.set_unusable_password()
-    user.save()
-    return user, True
-
-
-def _send_invitation(request: HttpRequest, *, user: Any, account: Any, created: bool) -> None:
-    """Email the invitation (after the commit): a new user gets a link to set
-    a password (Django's password-reset token, valid PASSWORD_RESET_TIMEOUT,
-    good for one use); an existing user is told they were added."""
-    login_url = request.build_absolute_uri(reverse("accounts:login"))
-    link = ""
-    if created:
-        link = request.build_absolute_uri(
-            reverse(
-                "accounts:invite_accept",
-                kwargs={
-                    "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-                    "token": default_token_generator.make_token(user),
-                },
-            )
-        )
-    inviter = request.user.get_username()
-    language = account.language if account.language in ("en", "zh-hans") else "en"
-    with translation.override(language):
-        subject = _("You are invited to %(account)s on MTlogin") % {"account": account.name}
-        if created:
-            body = _(
-                "%(inviter)s added you as a member of %(account)s on MTlogin.\n\n"
-                "Choose your password here (the link works once, for a few days):\n%(link)s\n\n"
-                "Then log in at %(login)s with this email address as your username.\n"
-            ) % {"inviter": inviter, "account": account.name, "link": link, "login": login_url}
-        else:
-            body = _(
-                "%(inviter)s added you as a member of %(account)s on MTlogin.\n\n"
-                "Log in at %(login)s with your usual username and password.\n"
-            ) % {"inviter": inviter, "account": account.name, "login": login_url}
-    to = user.email
-    transaction.on_commit(
-        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to], fail_silently=True)
-    )
+def _invitation_link(request: HttpRequest) -> Callable[[str], str]:
+    return lambda token: request.build_absolute_uri(reverse("accounts:invitation", args=[token]))
 
 
 @account_page(acting_to_post=True)
 def members(request: HttpRequest) -> HttpResponse:
-    """P3: who uses the account, their role, who is suspended and why; the
-    owner and admins invite (up to the seats bought) and remove."""
+    """P3: who uses the account, their role, who is suspended and why, the
+    pending invitations; the owner and admins invite (up to the seats
+    bought, pending invitations included), revoke and remove.
+
+    Issue 20: inviting records an invitation and mails its link, the same
+    way for every address that is not already a member, whoever has it; the
+    membership exists only when the invitee accepts (``accounts.invitations``)."""
     account = request.account
     acting = may_act(request.membership)
     form = InviteForm()
@@ -478,26 +416,34 @@ def members(request: HttpRequest) -> HttpResponse:
         form = InviteForm(request.POST)
         if form.is_valid():
 
-            def invite(data: dict) -> AccountMember:
-                user, created = _find_or_create_user(data["email"].strip())
-                member = member_add(
-                    account=account, user=user, actor=request.user, role=data["role"]
+            def invite(data: dict) -> invitations.InvitationSent:
+                return invitations.invitation_create(
+                    account=account,
+                    email=data["email"],
+                    role=data["role"],
+                    actor=request.user,
+                    link_for=_invitation_link(request),
                 )
-                _send_invitation(request, user=user, account=account, created=created)
-                return member
 
             try:
-                member = _submit(request, form, invite)
+                sent = _submit(request, form, invite)
             except _Already:
                 return redirect("accounts:members")
-            if member is not None:
+            if sent is not None:
                 messages.success(
                     request,
-                    _("%(email)s is now a member; we emailed them how to log in.")
-                    % {"email": member.user.email},
+                    _(
+                        "We emailed an invitation to %(email)s, valid until %(when)s. They "
+                        "become a member when they accept it."
+                    )
+                    % {
+                        "email": sent.invitation.email,
+                        "when": formatting.instant(sent.invitation.expires_at),
+                    },
                 )
                 return redirect("accounts:members")
-    # Owner first, then admins, then members (as ``access.memberships``).
+    now = timezone.now()
+    # Owner first, then admins, then members (within this one account).
     rank = Case(
         When(role=AccountMember.Role.OWNER, then=Value(0)),
         When(role=AccountMember.Role.ADMIN, then=Value(1)),
@@ -509,21 +455,68 @@ def members(request: HttpRequest) -> HttpResponse:
         .select_related("user")
         .order_by(rank, "added_at", "pk")
     )
+    pending = list(invitations.open_invitations(account=account, now=now))
     active = sum(1 for m in rows if m.suspended_at is None)
-    seats = _seats(account)
-    if acting:
+    held = sum(1 for i in pending if i.inviter_may_act)
+    seats = invitations.seats_of(account)
+    full = active + held >= seats
+    full_message = invitations.seats_full_message(seats=seats, account=account)
+    errors = []
+    if full and form.is_bound:
+        # The form is not shown when the seats are taken: its errors are,
+        # apart from the seat refusal the page says anyway.
+        errors = [e for e in form.non_field_errors() if e != full_message]
+        errors += [e for name, field in form.errors.items() if name != "__all__" for e in field]
+    if acting and not full:
         form = _with_token(request, form)
     return render(
         request,
         "accounts/members.html",
         {
             "members": rows,
+            "invitations": pending,
             "seats": seats,
             "active": active,
-            "full": active >= seats,
+            "held": held,
+            "full": full,
+            "full_message": full_message,
+            "errors": errors,
+            "invitation_days": settings.INVITATION_MAX_AGE_DAYS,
             "form": form,
             "may_act": acting,
         },
+    )
+
+
+@account_page(acting=True)
+def invitation_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Withdraw a pending invitation (owner and admins): its link stops
+    working and its seat is free."""
+    invitation = get_object_or_404(
+        Invitation.objects.select_related("account", "invited_by"),
+        pk=pk,
+        account=request.account,
+    )
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+
+        def revoke(_data: dict) -> Invitation:
+            return invitations.invitation_revoke(invitation=invitation, actor=request.user)
+
+        try:
+            done = _submit(request, form, revoke)
+        except _Already:
+            return redirect("accounts:members")
+        if done is not None:
+            messages.success(
+                request,
+                _("The invitation to %(email)s is revoked: its link no longer works.")
+                % {"email": done.email},
+            )
+            return redirect("accounts:members")
+    form = _with_token(request, form)
+    return render(
+        request, "accounts/invitation_revoke.html", {"invitation": invitation, "form": form}
     )
 
 
@@ -549,20 +542,6 @@ def member_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("accounts:members")
     form = _with_token(request, form)
     return render(request, "accounts/member_remove.html", {"member": member, "form": form})
-
-
-class InviteAcceptView(auth_views.PasswordResetConfirmView):
-    """An invited user chooses a password through the emailed link (Django's
-    password-reset token: signed, one use, expires)."""
-
-    template_name = "accounts/invite_accept.html"
-    success_url = reverse_lazy("accounts:login")
-    post_reset_login = False
-
-    def form_valid(self, form: Any) -> HttpResponse:
-        response = super().form_valid(form)
-        messages.success(self.request, _("Your password is set. Log in with it now."))
-        return response
 
 
 # --- P6: complaints -----------------------------------------------------------------------
@@ -744,9 +723,9 @@ urlpatterns = [
     path("account/members/", members, name="members"),
     path("account/members/<int:pk>/remove/", member_remove_view, name="member_remove"),
     path(
-        "accounts/invite/<uidb64>/<token>/",
-        InviteAcceptView.as_view(),
-        name="invite_accept",
+        "account/members/invitations/<int:pk>/revoke/",
+        invitation_revoke_view,
+        name="invitation_revoke",
     ),
     path("account/complaints/", complaints, name="complaints"),
     path("account/complaints/<int:pk>/", complaint_detail, name="complaint_detail"),

@@ -1,6 +1,8 @@
 """The self-service pages in a real browser, in English and Chinese (issue
 11, helper i11c): the non-renewal notice judged on time and late, its
-acknowledgement, an invitation refused beyond the seats, a complaint thread
+acknowledgement, the members page with every seat taken (a pending
+invitation holds the last one, so no invite form) and that invitation
+accepted by its invitee (issue 20), a complaint thread
 without the internal note, a refund refused citing clause 1.
 
 Headless Chromium from Debian driven by Playwright, as ``tests/test_browser.py``.
@@ -18,6 +20,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from accounts.invitations import invitation_create
 from billing.models import AccountMember
 from billing.policy import local_date, period_end
 from complaints import services as complaints
@@ -64,12 +67,22 @@ def test_self_service_pages_in_english_and_chinese(
     now = timezone.now()
     data = {}
     for lang in LANGS:
-        acme, order = _customer(f"Acme {lang}", now=now, catalog=catalog, seats=2)
+        acme, order = _customer(f"Acme {lang}", now=now, catalog=catalog, seats=3)
         AccountMember.objects.create(
             account=acme,
             user=factories.make_user(f"colleague-{lang}"),
             role=AccountMember.Role.MEMBER,
             added_at=now,
+        )
+        # Issue 20: the third seat is held by a pending invitation.
+        invitee = factories.make_user(f"invitee-{lang}")
+        factories.confirm_email(invitee)
+        invite = invitation_create(
+            account=acme,
+            email=invitee.email,
+            role="admin",
+            actor=acme.owner,
+            link_for=lambda token: token,
         )
         complaint = complaints.complaint_open(
             account=acme,
@@ -87,7 +100,14 @@ def test_self_service_pages_in_english_and_chinese(
             complaint=complaint, actor=support_user, body="INTERNAL-ONLY note", internal=True
         )
         late, _ = _customer(f"Late {lang}", now=now, catalog=catalog, start=_late_start(now))
-        data[lang] = {"acme": acme, "order": order, "complaint": complaint, "late": late}
+        data[lang] = {
+            "acme": acme,
+            "order": order,
+            "complaint": complaint,
+            "late": late,
+            "invitee": invitee,
+            "invite_token": invite.token,
+        }
 
     shots = tmp_path_factory.mktemp("i11c-screenshots")
     base = live_server.url
@@ -134,11 +154,25 @@ def test_self_service_pages_in_english_and_chinese(
                 shot("53-notice-acknowledgement")
 
                 page.goto(f"{base}/account/members/")
-                page.fill("#id_email", f"third-{lang}@example.com")
-                page.click("main form button[type=submit]")
-                page.wait_for_load_state()
                 got["members"] = page.locator("main").inner_text()
+                got["invite_form"] = str(page.locator("#id_email").count())
                 shot("54-members-seat-refused")
+
+                # The invitee, logged in with a confirmed address, accepts.
+                invited = browser.new_context(
+                    locale=locale, viewport={"width": 1100, "height": 900}
+                )
+                joiner = invited.new_page()
+                _log_in(joiner, base, d["invitee"].username)
+                joiner.goto(f"{base}/accounts/invitation/{d['invite_token']}/")
+                got["invitation"] = joiner.locator("main").inner_text()
+                joiner.screenshot(
+                    path=str(shots / f"57-invitation-accept-{lang}.png"), full_page=True
+                )
+                joiner.click("#accept-invitation button[type=submit]")
+                joiner.wait_for_url(f"{base}/account/")
+                got["joined"] = joiner.locator("main").inner_text()
+                invited.close()
 
                 page.goto(f"{base}/account/complaints/{d['complaint'].pk}/")
                 got["thread"] = page.locator("main").inner_text()
@@ -162,14 +196,21 @@ def test_self_service_pages_in_english_and_chinese(
     assert "Your notice is late." in en["late"] and "one more cycle" in en["late"]
     assert "Your notice is on time." in en["on_time"]
     assert "Reference number" in en["ack"] and "Received on time" in en["ack"]
-    assert "All 2 seat(s) of Acme en are taken" in en["members"]
+    assert "All 3 seat(s) of Acme en are taken by members and pending invitations" in en["members"]
+    assert "invitee-en@example.com" in en["members"] and "Pending invitations" in en["members"]
+    assert en["invite_form"] == zh["invite_form"] == "0"
+    assert "Join Acme en" in en["invitation"] and "Accept the invitation" in en["invitation"]
+    assert "Welcome to Acme en: you are now a member, as Admin." in en["joined"]
     assert "Yes: it is on the receipt page." in en["thread"]
     assert "Refused under clause 1" in en["refund"]
 
     assert "您的通知已逾期。" in zh["late"]
     assert "您的通知按时提交。" in zh["on_time"]
     assert "编号" in zh["ack"] and "已按时收到" in zh["ack"]
-    assert "Acme zh 的全部 2 个席位已被占用" in zh["members"]
+    assert "Acme zh 的全部 3 个席位已被成员和待接受的邀请占用" in zh["members"]
+    assert "待接受的邀请" in zh["members"]
+    assert "加入 Acme zh" in zh["invitation"] and "接受邀请" in zh["invitation"]
+    assert "欢迎加入 Acme zh：您现在是其成员，角色为管理员。" in zh["joined"]
     assert "可以：请在收据页面下载。" in zh["thread"]
     assert "第 1 条予以拒绝" in zh["refund"]
     for text in (en["thread"], zh["thread"]):
@@ -178,6 +219,7 @@ def test_self_service_pages_in_english_and_chinese(
     for lang in LANGS:
         acme = data[lang]["acme"]
         assert NonRenewalNotice.objects.get(account=acme).on_time
-        assert AccountMember.objects.filter(account=acme).count() == 2
+        assert AccountMember.objects.filter(account=acme).count() == 3
+        assert AccountMember.objects.get(account=acme, user=data[lang]["invitee"]).role == "admin"
         refund = RefundRequest.objects.get(account=acme)
         assert refund.status == RefundRequest.Status.REFUSED

@@ -12,6 +12,7 @@ from django.urls import URLPattern, reverse
 from django.utils import timezone
 
 from accounts import urls as account_urls
+from accounts.invitations import invitation_create
 from billing.models import AccountMember
 from billing.selectors import live_subscription
 from complaints.services import complaint_open
@@ -36,7 +37,8 @@ PUBLIC = {
     "password_reset_complete",
     "login",
     "logout",
-    "invite_accept",
+    "invitation",
+    "invitation_signup",
     "sandbox_pay",
     "payment_callback",
 }
@@ -48,6 +50,7 @@ OBJECT_OF = {
     "notice_detail": "notice",
     "notice_withdraw": "notice",
     "member_remove": "member",
+    "invitation_revoke": "invitation",
     "complaint_detail": "complaint",
     "refund_detail": "refund",
 }
@@ -59,7 +62,7 @@ def account_pages() -> list[URLPattern]:
 
 def _customer_with_everything(name: str, catalog, now: dt.datetime) -> dict:
     account = factories.make_account(name, now=now, balance_fen=100_000)
-    order = factories.buy(account, catalog["pro-monthly"], now=now, seats=2)
+    order = factories.buy(account, catalog["pro-monthly"], now=now, seats=3)
     member = AccountMember.objects.create(
         account=account, user=factories.make_user(), role="member", added_at=now
     )
@@ -78,6 +81,14 @@ def _customer_with_everything(name: str, catalog, now: dt.datetime) -> dict:
         body="Hello",
         now=now,
     )
+    invitation = invitation_create(
+        account=account,
+        email=f"invited@{name.split()[0].lower()}.example",
+        role="member",
+        actor=account.owner,
+        link_for=lambda token: token,
+        now=now,
+    ).invitation
     refund = refund_request(
         order=order, actor=account.owner, reason="why", channel="account_page", now=now
     )
@@ -88,12 +99,13 @@ def _customer_with_everything(name: str, catalog, now: dt.datetime) -> dict:
         "notice": notice,
         "complaint": complaint,
         "refund": refund,
+        "invitation": invitation,
     }
 
 
 def _snapshot(objects: dict) -> dict:
     """What a POST to another account's page could change."""
-    for name in ("account", "order", "notice"):
+    for name in ("account", "order", "notice", "invitation"):
         objects[name].refresh_from_db()
     return {
         "members": AccountMember.objects.filter(account=objects["account"]).count(),
@@ -101,6 +113,7 @@ def _snapshot(objects: dict) -> dict:
         "messages": objects["complaint"].messages.count(),
         "order": objects["order"].status,
         "balance": objects["account"].balance_fen,
+        "invitation revoked": objects["invitation"].revoked_at,
     }
 
 

@@ -3,8 +3,10 @@ Chromium through Playwright), once in English and once in Chinese (the
 browser's language): a new customer signs up and confirms the address, tops
 up through the sandbox provider, buys a monthly package with the separate
 consent box (P5 automatic deduction), sees the notice deadline, gives a
-non-renewal notice and sees it judged on time (P5), invites a member up to
-the seats bought and is refused one more (P3), files a complaint and reads
+non-renewal notice and sees it judged on time (P5), invites a member, whose
+pending invitation takes the last of the seats bought (P3; no invite form
+then), and the colleague joins by signing up through the mailed link
+(issue 20), files a complaint and reads
 support's reply, which support wrote in the admin (P6), and asks for a refund
 and sees it refused citing clause 1 (P1).
 
@@ -21,7 +23,8 @@ from pathlib import Path
 import pytest
 from django.core import mail
 
-from billing.models import AccountMember, AutoRenewalConsent, LedgerEntry, Order
+from accounts.services import is_confirmed
+from billing.models import Account, AccountMember, AutoRenewalConsent, LedgerEntry, Order
 from complaints.models import Complaint, ComplaintMessage
 from notices.models import NonRenewalNotice
 from refunds.models import RefundRequest
@@ -49,6 +52,15 @@ def _confirmation_link(address: str) -> str:
             if found:
                 return found.group(0)
     raise AssertionError(f"no confirmation email to {address}")
+
+
+def _invitation_link(address: str) -> str:
+    for message in reversed(mail.outbox):
+        if address in message.to:
+            found = re.search(r"/accounts/invitation/[\w-]+/", message.body)
+            if found:
+                return found.group(0)
+    raise AssertionError(f"no invitation email to {address}")
 
 
 @pytest.mark.browser
@@ -135,14 +147,31 @@ def test_a_new_customers_journey_in_english_and_chinese(
                 got["acknowledged"] = page.locator("main").inner_text()
                 shot("3-journey-notice-acknowledged")
 
-                # Members: one invitation fits the 2 seats, the next is refused.
-                for n in (1, 2):
-                    page.goto(f"{base}/account/members/")
-                    page.fill("#id_email", f"colleague{n}-{lang}@example.com")
-                    page.click("main form button[type=submit]")
-                    page.wait_for_load_state()
+                # Members: one invitation fits the 2 seats and holds the second
+                # one; the page then says all seats are taken (no invite form).
+                # The colleague joins through the mailed link (issue 20).
+                colleague = f"colleague-{lang}@example.com"
+                page.goto(f"{base}/account/members/")
+                page.fill("#id_email", colleague)
+                page.click("main form button[type=submit]")
+                page.wait_for_load_state()
                 got["members"] = page.locator("main").inner_text()
+                got["invite_form_when_full"] = str(page.locator("#id_email").count())
                 shot("4-journey-seat-refused")
+                invited = browser.new_context(
+                    locale=locale, viewport={"width": 1200, "height": 900}
+                )
+                joiner = invited.new_page()
+                joiner.set_default_timeout(30_000)
+                joiner.goto(base + _invitation_link(colleague))
+                got["invitation"] = joiner.locator("main").inner_text()
+                joiner.click("main a.button.secondary")  # create my login
+                joiner.fill("#id_password1", PASSWORD)
+                joiner.fill("#id_password2", PASSWORD)
+                joiner.click("main form button[type=submit]")
+                joiner.wait_for_url(f"{base}/account/")
+                got["joined"] = joiner.locator("main").inner_text()
+                invited.close()
 
                 # A complaint about the order.
                 page.goto(f"{base}/account/complaints/")
@@ -205,7 +234,12 @@ def test_a_new_customers_journey_in_english_and_chinese(
     assert "您的通知按时提交。" in zh["notice"]
     assert "Received on time" in en["acknowledged"] and "已按时收到" in zh["acknowledged"]
     assert "All 2 seat(s) of Journey en studio are taken" in en["members"]
-    assert "Journey zh studio 的全部 2 个席位已被占用" in zh["members"]
+    assert "Journey zh studio 的全部 2 个席位已被成员和待接受的邀请占用" in zh["members"]
+    assert en["invite_form_when_full"] == zh["invite_form_when_full"] == "0"
+    assert "Join Journey en studio" in en["invitation"]
+    assert "加入 Journey zh studio" in zh["invitation"]
+    assert "Welcome to Journey en studio: you are now a member" in en["joined"]
+    assert "欢迎加入 Journey zh studio：您现在是其成员" in zh["joined"]
     for got in (en, zh):
         assert got["reply"] in got["thread"]
     assert "Refused under clause 1" in en["refund"]
@@ -221,6 +255,10 @@ def test_a_new_customers_journey_in_english_and_chinese(
         notice = NonRenewalNotice.objects.get(account=account)
         assert notice.on_time
         assert AccountMember.objects.filter(account=account).count() == 2
+        colleague = AccountMember.objects.get(account=account, role="member").user
+        assert colleague.email == f"colleague-{lang}@example.com"
+        assert is_confirmed(colleague)
+        assert not Account.objects.filter(owner=colleague).exists()
         complaint = Complaint.objects.get(account=account)
         assert ComplaintMessage.objects.filter(
             complaint=complaint, author=support, kind=ComplaintMessage.Kind.STAFF_REPLY

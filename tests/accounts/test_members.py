@@ -1,5 +1,7 @@
 """P3 on the account pages: members, invitations up to the seats bought,
-removal; only the owner and admins invite or remove (issue 11)."""
+removal; only the owner and admins invite or remove (issue 11). Since issue 20
+an invitation is a record and a mailed link: the membership waits for the
+invitee's consent (tests/accounts/test_invitations.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.urls import reverse
 
+from accounts.models import Invitation
+from billing.formtokens import form_token_issue
 from billing.models import AccountMember
 from tests import factories
 
@@ -54,57 +58,66 @@ def test_list_shows_roles_and_who_is_suspended_and_why(client, owner, account, t
     assert "1 of 1 seat in use." in body
 
 
-def test_invite_a_new_person_creates_the_user_and_emails_a_set_password_link(
+def test_invite_records_an_invitation_and_emails_its_link_without_a_member(
     client, owner, three_seats, django_capture_on_commit_callbacks
 ):
+    """Issue 20: inviting makes no user and no member; the link is mailed,
+    and the person joins when they accept (tests/accounts/test_invitations.py)."""
+    users = User.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
         response = submit(client, URL, {"email": "New.Person@example.com", "role": "admin"})
     assert response.status_code == 302
-    user = User.objects.get(email="New.Person@example.com")
-    assert not user.has_usable_password()
-    member = AccountMember.objects.get(account=three_seats, user=user)
-    assert member.role == "admin"
-    assert member.history.first().history_change_reason == "P3 member added (admin)"
+    assert User.objects.count() == users
+    assert AccountMember.objects.filter(account=three_seats).count() == 1
+    invitation = Invitation.objects.get(account=three_seats)
+    assert (invitation.email, invitation.role) == ("new.person@example.com", "admin")
+    assert invitation.history.first().history_change_reason == "P3 invitation sent (admin)"
     [message] = mail.outbox
-    assert message.to == ["New.Person@example.com"]
-    link = re.search(r"http://testserver(/accounts/invite/\S+/)", message.body).group(1)
-    # The link sets a password once.
-    page = client.get(link, follow=True)
-    assert page.status_code == 200
-    set_url = page.redirect_chain[-1][0]
-    response = client.post(
-        set_url, {"new_password1": "a-Strong-pass-42", "new_password2": "a-Strong-pass-42"}
-    )
-    assert response.status_code == 302
-    user.refresh_from_db()
-    assert user.check_password("a-Strong-pass-42")
-    assert "no longer valid" in client.get(link, follow=True).content.decode()
+    assert message.to == ["new.person@example.com"]
+    link = re.search(r"http://testserver(/accounts/invitation/\S+/)", message.body).group(1)
+    page = client.get(URL).content.decode()
+    assert "new.person@example.com" in page and "Pending invitations" in page
+    # The link opens the invitation (the owner is already a member: no accept button).
+    assert "Join Acme" in client.get(link).content.decode()
 
 
-def test_invite_an_existing_user_adds_them(
+def test_inviting_an_existing_user_adds_nobody(
     client, owner, three_seats, django_capture_on_commit_callbacks
 ):
     existing = factories.make_user("known")
+    factories.confirm_email(existing)
     with django_capture_on_commit_callbacks(execute=True):
         submit(client, URL, {"email": "KNOWN@example.com", "role": "member"})
-    assert AccountMember.objects.filter(account=three_seats, user=existing).exists()
+    assert not AccountMember.objects.filter(account=three_seats, user=existing).exists()
     assert User.objects.filter(email__iexact="known@example.com").count() == 1
-    assert "/accounts/invite/" not in mail.outbox[0].body
+    assert "/accounts/invitation/" in mail.outbox[0].body
 
 
 def test_p3_over_the_seat_limit_is_refused_and_writes_nothing(
     client, owner, account, django_capture_on_commit_callbacks
 ):
-    """The free package has one seat, the owner's: a new invitation is
-    refused with a clear message; no user, no member, no email."""
+    """The free package has one seat, the owner's: the page says so and shows
+    no invite form; a post anyway is refused with nothing written."""
+    page = client.get(URL).content.decode()
+    assert "All 1 seat(s) of Acme are taken" in page
+    assert 'id="id_email"' not in page
     users = User.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
-        response = submit(client, URL, {"email": "extra@example.com", "role": "member"})
+        response = client.post(
+            URL,
+            {
+                "form_token": form_token_issue(user=account.owner, path=URL),
+                "email": "extra@example.com",
+                "role": "member",
+            },
+        )
     assert response.status_code == 200
     body = response.content.decode()
     assert "All 1 seat(s) of Acme are taken" in body
+    assert 'id="id_email"' not in body
     assert User.objects.count() == users
     assert AccountMember.objects.filter(account=account).count() == 1
+    assert not Invitation.objects.exists()
     assert mail.outbox == []
 
 
@@ -119,27 +132,29 @@ def test_owner_role_cannot_be_invited(client, owner, three_seats):
     response = submit(client, URL, {"email": "boss@example.com", "role": "owner"})
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
-    assert not User.objects.filter(email="boss@example.com").exists()
+    assert not Invitation.objects.exists()
 
 
-def test_a_staff_address_cannot_be_invited(client, owner, three_seats):
+def test_a_staff_address_gets_an_invitation_like_any_other_but_no_membership(
+    client, owner, three_seats
+):
+    """Issue 20: the form tells nothing about the address (the same answer as
+    for anyone); staff never become members (they cannot accept)."""
     factories.make_staff("support9", group="support")
     response = submit(client, URL, {"email": "support9@example.com", "role": "member"})
-    assert "This address cannot be invited" in response.content.decode()
+    assert response.status_code == 302
+    assert Invitation.objects.filter(email="support9@example.com").exists()
     assert AccountMember.objects.filter(account=three_seats).count() == 1
 
 
-def test_double_submit_adds_once(client, owner, three_seats):
+def test_double_submit_invites_once(client, owner, three_seats):
     from .service_helpers import form_fields
 
     fields = {**form_fields(client, URL), "email": "twice@example.com", "role": "member"}
     first = client.post(URL, fields)
     second = client.post(URL, fields)
     assert first.status_code == second.status_code == 302
-    assert (
-        AccountMember.objects.filter(account=three_seats, user__email="twice@example.com").count()
-        == 1
-    )
+    assert Invitation.objects.filter(account=three_seats, email="twice@example.com").count() == 1
 
 
 def test_remove_a_member(client, owner, three_seats, t0):
@@ -181,3 +196,4 @@ def test_a_plain_member_sees_the_list_read_only(client, three_seats, t0):
     owner_row = AccountMember.objects.get(account=three_seats, role="owner")
     assert client.get(reverse("accounts:member_remove", args=[owner_row.pk])).status_code == 403
     assert not User.objects.filter(email="x@example.com").exists()
+    assert not Invitation.objects.exists()
