@@ -618,6 +618,12 @@ class ComplaintAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
             done = services.complaint_to_refund(
                 complaint=obj, actor=request.user, order=order, reason=data["reason"]
             )
+            if not done.created:
+                # Issue 20: asked before; the complaint now points at that answer.
+                return _(
+                    "Order #%(order)s was already asked about: refund request #%(pk)s "
+                    "(%(status)s) answers it, and this complaint is linked to it."
+                ) % {"order": order.pk, "pk": done.pk, "status": done.get_status_display()}
             return _("Refund request #%(pk)s: %(status)s.") % {
                 "pk": done.pk,
                 "status": done.get_status_display(),

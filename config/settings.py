@@ -291,6 +291,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 FULFILMENT_DUE_WORKING_DAYS = env.int("FULFILMENT_DUE_WORKING_DAYS", default=2)
 # P1: a refund above this (fen) needs a second, different finance approver.
 REFUND_SECOND_APPROVAL_FEN = env.int("REFUND_SECOND_APPROVAL_FEN", default=100_000)
+# P1 four eyes (issue 20): the threshold caps what leaves one account on one
+# approver's sole decision within this rolling window (hours), so it cannot be split.
+REFUND_SECOND_APPROVAL_WINDOW_HOURS = env.int("REFUND_SECOND_APPROVAL_WINDOW_HOURS", default=24)
+if REFUND_SECOND_APPROVAL_WINDOW_HOURS < 1:
+    raise ImproperlyConfigured("REFUND_SECOND_APPROVAL_WINDOW_HOURS must be 1 or more (hours).")
 # P6 fair-use: complaint service levels, in working hours (09:00-18:00 Shanghai
 # on PRC working days): first response, and resolution (three working days).
 COMPLAINT_FIRST_RESPONSE_HOURS = env.int("COMPLAINT_FIRST_RESPONSE_HOURS", default=4)

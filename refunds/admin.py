@@ -7,6 +7,7 @@ queue but may not act (403)."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.urls import path, reverse
@@ -138,6 +139,7 @@ class RefundRequestAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
                 "fields": [
                     "decision",
                     "exception_code",
+                    "refusal_ground",
                     "maximum",
                     "explanation_en",
                     "explanation_zh",
@@ -173,6 +175,7 @@ class RefundRequestAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
         "status",
         "decision",
         "exception_code",
+        "refusal_ground",
         "maximum",
         "explanation_en",
         "explanation_zh",
@@ -307,10 +310,20 @@ class RefundRequestAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
                 justification=data["justification"],
                 amount_fen=data.get("amount"),
             )
-            return _("Refund request #%(pk)s: %(status)s.") % {
+            message = _("Refund request #%(pk)s: %(status)s.") % {
                 "pk": done.pk,
                 "status": done.get_status_display(),
             }
+            if done.status == RefundRequest.Status.AWAITING_SECOND_APPROVAL:
+                message += " " + _(
+                    "A second, different finance user must approve it (P1 four eyes): more "
+                    "than %(threshold)s would leave this account on one person's approval "
+                    "within %(hours)s hours."
+                ) % {
+                    "threshold": yuan(services.second_approval_fen()),
+                    "hours": settings.REFUND_SECOND_APPROVAL_WINDOW_HOURS,
+                }
+            return message
 
         return self.service_form_page(
             request,

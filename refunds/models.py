@@ -44,6 +44,14 @@ class RefundRequest(models.Model):
         APPROVED = "approved", _("Approved")
         PAID_OUT = "paid_out", _("Paid out")
 
+    class Ground(models.TextChoices):
+        """Why a request was answered without an exception (P1, clause 1)."""
+
+        NEVER_PAID = "never_paid", _("Never paid: cancelled instead")
+        CLAUSE_1 = "clause_1", _("Clause 1: no exception applies")
+        REFUNDED_IN_FULL = "refunded_in_full", _("Already refunded in full")
+        EXCEPTION_REFUNDED = "exception_refunded", _("The exception's share was already refunded")
+
     class Method(models.TextChoices):
         BALANCE = "balance", _("To the account balance")
         EXTERNAL = "external", _("Paid out externally")
@@ -77,6 +85,15 @@ class RefundRequest(models.Model):
     decision = models.CharField(_("decision"), max_length=16, choices=Decision.choices)
     exception_code = models.CharField(_("exception"), max_length=2, blank=True)
     max_amount_fen = models.BigIntegerField(_("maximum refundable (fen)"), default=0)
+    # Issue 20: a repeat request answered on the same ground gets this answer back.
+    refusal_ground = models.CharField(
+        _("ground of the answer"),
+        max_length=20,
+        choices=Ground.choices,
+        blank=True,
+        default="",
+        db_default="",  # rows inserted by raw SQL (bench/seed_scale.py) get '' too
+    )
     explanation_en = models.TextField(_("explanation (English)"), blank=True)
     explanation_zh = models.TextField(_("explanation (Chinese)"), blank=True)
     status = models.CharField(_("status"), max_length=24, choices=Status.choices)
@@ -124,6 +141,12 @@ class RefundRequest(models.Model):
 
     history = HistoricalRecords()
 
+    # Not a field. The services that open requests (``refund_request``,
+    # ``withdrawal_request``) set it on what they return: True when this call
+    # opened the request, False when it is the existing one that already
+    # answers the same question (an open request, or the same clause-1 answer).
+    created = False
+
     class Meta:
         verbose_name = _("refund request")
         verbose_name_plural = _("refund requests")
@@ -154,6 +177,22 @@ class RefundRequest(models.Model):
                 fields=["order"],
                 condition=Q(status__in=OPEN_STATUSES),
                 name="refund_one_open_per_order",
+            ),
+            # Issue 20: one open withdrawal per account (withdrawals have no order).
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=Q(kind="withdrawal", status__in=OPEN_STATUSES),
+                name="refund_one_open_withdrawal_per_account",
+            ),
+            # Issue 20: an order answered without an exception (cancelled instead,
+            # refused under clause 1) on one ground is answered so once; a repeat
+            # request gets that answer back. Requests asked before carry no ground.
+            models.UniqueConstraint(
+                fields=["order", "refusal_ground"],
+                condition=Q(decision__in=["cancel_instead", "refuse"])
+                & ~Q(channel="detected")
+                & ~Q(refusal_ground=""),
+                name="refund_same_answer_once",
             ),
             # Detection proposes each (order, exception) once, however often it runs.
             models.UniqueConstraint(

@@ -18,6 +18,14 @@ CANCEL_INSTEAD = "cancel_instead"
 REFUSE = "refuse"
 EXCEPTION = "exception"
 
+# Why a request was answered without an exception (``Decision.ground``): the
+# same ground for the same order is the same answer, so a repeat request gets
+# the stored one back (issue 20).
+GROUND_NEVER_PAID = "never_paid"
+GROUND_CLAUSE_1 = "clause_1"
+GROUND_REFUNDED_IN_FULL = "refunded_in_full"
+GROUND_EXCEPTION_REFUNDED = "exception_refunded"
+
 E1, E2, E3, E4 = "E1", "E2", "E3", "E4"
 
 UNPAID_STATUSES = frozenset({"draft", "confirmed", "cancelled"})
@@ -64,6 +72,10 @@ class RefundFacts:
     # E4: what the rules give for this order (P4 price x seats, or the agreed
     # custom price); None when unknown.
     rule_price_fen: int | None = None
+    # What was already paid out on this order under each exception code: an
+    # exception covers its share once, however many requests ask (E2's
+    # overlap and E4's difference are not refunded again).
+    refunded_by_code: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class Decision:
     max_amount_fen: int = 0
     # Every exception that applies, code -> its maximum (already capped).
     exceptions: dict[str, int] = field(default_factory=dict)
+    # For an answer without an exception: why (GROUND_*); "" for an exception.
+    ground: str = ""
 
 
 def fen_text(fen: int) -> str:
@@ -175,6 +189,7 @@ def decide(facts: RefundFacts) -> Decision:
     if f.status in UNPAID_STATUSES or f.status not in PAID_STATUSES:
         return Decision(
             kind=CANCEL_INSTEAD,
+            ground=GROUND_NEVER_PAID,
             explanation_en=(
                 "This order was never paid, so there is nothing to refund: it is cancelled "
                 f"instead and no money moves (rule P1, clause 1 of the {AGREEMENT})."
@@ -186,14 +201,16 @@ def decide(facts: RefundFacts) -> Decision:
         )
     paid = f.amount_fen or 0
     left = max(0, paid - f.refunded_fen)
-    found = {
-        code: min(amount, left)
-        for code, amount in ((E1, _e1(f)), (E2, _e2(f)), (E3, _e3(f)), (E4, _e4(f)))
-        if amount > 0
-    }
+    used = {code: fen for code, fen in f.refunded_by_code if fen > 0}
+    found = {}
+    for code, share in ((E1, _e1(f)), (E2, _e2(f)), (E3, _e3(f)), (E4, _e4(f))):
+        most = min(share - used.get(code, 0), left)
+        if most > 0:
+            found[code] = most
     if left == 0:
         return Decision(
             kind=REFUSE,
+            ground=GROUND_REFUNDED_IN_FULL,
             explanation_en=(
                 f"This order has already been refunded in full ({fen_text(paid)}); nothing is "
                 f"left to refund. Otherwise a confirmed purchase is not refunded (rule P1, "
@@ -204,9 +221,26 @@ def decide(facts: RefundFacts) -> Decision:
                 f"（规则 P1，{AGREEMENT_ZH}第 1 条）。"
             ),
         )
+    spent = {code: fen for code, fen in used.items() if code in _WHY}
+    if not found and spent:
+        done = ", ".join(f"{code} {fen_text(fen)}" for code, fen in sorted(spent.items()))
+        return Decision(
+            kind=REFUSE,
+            ground=GROUND_EXCEPTION_REFUNDED,
+            explanation_en=(
+                f"What the exceptions allowed on this order has already been refunded ({done}); "
+                f"nothing more is refundable. Otherwise a confirmed purchase is not refunded "
+                f"(rule P1, clause 1 of the {AGREEMENT})."
+            ),
+            explanation_zh=(
+                f"该订单适用例外的可退金额已全部退还（{done}），无更多可退金额。除此之外，"
+                f"已确认的购买不予退款（规则 P1，{AGREEMENT_ZH}第 1 条）。"
+            ),
+        )
     if not found:
         return Decision(
             kind=REFUSE,
+            ground=GROUND_CLAUSE_1,
             explanation_en=(
                 f"Refused under clause 1 of the {AGREEMENT}: once a purchase is confirmed it "
                 "is not refunded, and none of the exceptions E1-E4 applies to this order "
@@ -235,4 +269,68 @@ def decide(facts: RefundFacts) -> Decision:
             f"已确认的购买通常不予退款（{AGREEMENT_ZH}第 1 条），但{why_zh}（规则 P1 {code}）。"
             f"最多可退 {fen_text(most)}。"
         ),
+    )
+
+
+# --- four eyes (P1): the second-approval threshold ------------------------------------
+
+# The statuses in which an earlier approval let money leave (or be about to
+# leave) on its approver's decision.
+SOLE_APPROVAL_STATUSES = frozenset({"approved", "paid_out"})
+
+
+@dataclass(frozen=True)
+class EarlierApproval:
+    """An earlier request (a refund of an order or a withdrawal) of the same
+    account: who gave its first approval, when, for how much, who (if anyone)
+    gave the second, and its status now."""
+
+    approver_id: int
+    approved_at: dt.datetime
+    amount_fen: int
+    status: str
+    second_approver_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SecondApproval:
+    needed: bool
+    # What would leave the account on this approver's sole decision within the
+    # window if this approval stood alone: this amount plus the earlier ones.
+    sole_total_fen: int
+    earlier_fen: int
+
+
+def second_approval(
+    *,
+    amount_fen: int,
+    approver_id: int,
+    earlier: tuple[EarlierApproval, ...] | list[EarlierApproval],
+    threshold_fen: int,
+    window: dt.timedelta,
+    now: dt.datetime,
+) -> SecondApproval:
+    """Does a first approval of ``amount_fen`` by ``approver_id`` need a second,
+    different finance user (P1 four eyes, issue 20)?
+
+    The threshold caps the money that leaves one account on one person's sole
+    decision within a rolling window, so it cannot be split: the amount
+    approved now plus what the same approver alone approved for the same
+    account (requests, withdrawals and order refunds E1-E4 alike) whose first
+    approval lies within ``window`` before ``now`` (or later: a clock never
+    makes an approval count less), approved or paid out, and not confirmed by
+    a second, different approver. Above ``threshold_fen``: a second approver.
+    ``earlier`` holds the account's other requests; the rule picks which count."""
+    since = now - window
+    earlier_fen = sum(
+        e.amount_fen
+        for e in earlier
+        if e.approver_id == approver_id
+        and e.status in SOLE_APPROVAL_STATUSES
+        and e.second_approver_id in (None, approver_id)
+        and e.approved_at > since
+    )
+    total = amount_fen + earlier_fen
+    return SecondApproval(
+        needed=total > threshold_fen, sole_total_fen=total, earlier_fen=earlier_fen
     )

@@ -1,9 +1,18 @@
 """Refund requests (P1): open and decide, approve, refuse, pay out, detect E1-E4.
 
-Rows are locked in one global order: the request, then the account, then
+Rows are locked in the global order: the account, then the request, then
 the order. Every money movement is a ledger entry written by
 ``billing.services.ledger_post`` under the account lock, in the same
 transaction as ``Order.refunded_fen`` and the request's history row.
+
+Issue 20: a question is asked once. At most one open request per order and
+one open withdrawal per account, and one stored answer per order and ground
+for a request answered without an exception; the database enforces each
+(``refunds.models``). A repeat request returns the request that already
+answers it, with ``created`` False, also when a concurrent request won the
+race (its ``IntegrityError`` is caught in a savepoint). The second-approval
+threshold caps what leaves one account on one approver's sole decision
+within ``REFUND_SECOND_APPROVAL_WINDOW_HOURS`` (``policy.second_approval``).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils.translation import gettext as _
 
 from billing import services as billing_services
@@ -36,6 +45,10 @@ JUSTIFICATION_MAX_LENGTH = 2000
 
 def second_approval_fen() -> int:
     return settings.REFUND_SECOND_APPROVAL_FEN
+
+
+def second_approval_window() -> dt.timedelta:
+    return dt.timedelta(hours=settings.REFUND_SECOND_APPROVAL_WINDOW_HOURS)
 
 
 # --- facts ---------------------------------------------------------------------
@@ -86,6 +99,13 @@ def order_facts(order: Order, *, at: dt.datetime) -> policy.RefundFacts:
         rule = order.price_version.amount_fen * order.seats
     elif order.agreed_amount_fen is not None:
         rule = order.agreed_amount_fen
+    refunded_by_code = tuple(
+        RefundRequest.objects.filter(order_id=order.pk, status=RefundRequest.Status.PAID_OUT)
+        .exclude(exception_code="")
+        .values_list("exception_code")
+        .annotate(total=Sum("amount_fen"))
+        .order_by("exception_code")
+    )
     return policy.RefundFacts(
         order_id=order.pk,
         status=order.status,
@@ -102,6 +122,7 @@ def order_facts(order: Order, *, at: dt.datetime) -> policy.RefundFacts:
         notices=notices,
         other_paid_orders=others,
         rule_price_fen=rule,
+        refunded_by_code=refunded_by_code,
     )
 
 
@@ -147,11 +168,13 @@ def _lock_request(request: RefundRequest) -> RefundRequest:
 
 
 def _lock_all(request: RefundRequest) -> tuple[RefundRequest, Any, Order | None]:
-    """Lock the request, then its account, then its order (the global order)."""
+    """Lock the account, then the request, then its order (the global order:
+    the account first). Two decisions on one account's requests wait for each
+    other, so the four-eyes sum (issue 20) sees every approval before it."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("refund locks need transaction.atomic()")
+    account = billing_services.lock_account(request.account_id)  # never changes
     locked = _lock_request(request)
-    account = billing_services.lock_account(locked.account_id)
     order = None
     if locked.order_id:
         order = Order.objects.select_for_update().get(pk=locked.order_id)
@@ -162,6 +185,53 @@ def _left_to_refund(order: Order) -> int:
     return max(0, (order.amount_fen or 0) - order.refunded_fen)
 
 
+def _on_file(request: RefundRequest) -> RefundRequest:
+    """The existing request that answers a repeat question (``created`` False)."""
+    request.created = False
+    return request
+
+
+def _open_for_order(order: Order) -> RefundRequest | None:
+    return (
+        RefundRequest.objects.filter(order=order, status__in=OPEN_STATUSES).order_by("pk").first()
+    )
+
+
+def _same_answer(order: Order, ground: str) -> RefundRequest | None:
+    """The stored answer without an exception on ``ground`` (issue 20)."""
+    return (
+        RefundRequest.objects.filter(
+            order=order,
+            decision__in=(RefundRequest.Decision.CANCEL_INSTEAD, RefundRequest.Decision.REFUSE),
+            refusal_ground=ground,
+        )
+        .exclude(channel=RefundRequest.Channel.DETECTED)
+        .order_by("pk")
+        .first()
+    )
+
+
+def _open_withdrawal(account_id: int) -> RefundRequest | None:
+    return (
+        RefundRequest.objects.filter(
+            account_id=account_id,
+            kind=RefundRequest.Kind.WITHDRAWAL,
+            status__in=OPEN_STATUSES,
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+def _raced() -> ValidationError:
+    return ValidationError(
+        _(
+            "Another request was recorded at the same moment and nothing was recorded for "
+            "this one; open your refund requests to see it."
+        )
+    )
+
+
 # --- services ------------------------------------------------------------------
 
 
@@ -169,10 +239,18 @@ def _left_to_refund(order: Order) -> int:
 def refund_request(
     *, order: Order, actor: Any, reason: str, channel: str, now: dt.datetime | None = None
 ) -> RefundRequest:
-    """Open a refund request for ``order`` and decide it at once (P1). A second
-    request while one is open returns the open one. The customer asks for their
-    own account (owner or admin); staff record a request received by email,
-    phone or online customer service. An unpaid order is cancelled instead."""
+    """Open a refund request for ``order`` and decide it at once (P1). The
+    customer asks for their own account (owner or admin); staff record a
+    request received by email, phone or online customer service. An unpaid
+    order is cancelled instead.
+
+    Asked once (issue 20): while a request of the order is open, a repeat
+    returns it; a repeat whose answer without an exception would be the same
+    again (same ``refusal_ground``) returns the stored answer; a changed
+    decision (an exception that now applies) opens a new request. The
+    returned request's ``created`` says which. A new request is opened only
+    when none of the order is open, so nothing else holds any of what is left
+    of the payment (paid minus refunded), which caps its maximum."""
     if channel not in RefundRequest.Channel.values or channel == RefundRequest.Channel.DETECTED:
         raise ValidationError(
             {
@@ -187,17 +265,39 @@ def refund_request(
     reason = (reason or "").strip()
     billing_services.lock_account(order.account_id)
     locked = Order.objects.select_for_update().get(pk=order.pk)
-    existing = RefundRequest.objects.filter(order=locked, status__in=OPEN_STATUSES).first()
+    existing = _open_for_order(locked)
     if existing is not None:
-        return existing
+        return _on_file(existing)
     decision = policy.decide(order_facts(locked, at=now))
+    if decision.ground:
+        same = _same_answer(locked, decision.ground)
+        if same is not None:
+            return _on_file(same)
     if decision.kind == policy.CANCEL_INSTEAD and locked.status != Order.Status.CANCELLED:
         billing_services.order_cancel(
             order=locked, actor=actor, reason=_("refund requested before payment"), now=now
         )
-    return _open(
-        order=locked, actor=actor, reason=reason, channel=channel, decision=decision, now=now
-    )
+    try:
+        with transaction.atomic():
+            request = _open(
+                order=locked,
+                actor=actor,
+                reason=reason,
+                channel=channel,
+                decision=decision,
+                now=now,
+            )
+    except IntegrityError as exc:
+        # A request written at the same moment without the account lock won:
+        # the database refused this one; answer with it.
+        found = _open_for_order(locked) or (
+            _same_answer(locked, decision.ground) if decision.ground else None
+        )
+        if found is None:
+            raise _raced() from exc
+        return _on_file(found)
+    request.created = True
+    return request
 
 
 def _open(*, order: Order, actor: Any, reason: str, channel: str, decision, now) -> RefundRequest:
@@ -216,6 +316,7 @@ def _open(*, order: Order, actor: Any, reason: str, channel: str, decision, now)
         decision=decision.kind,
         exception_code=decision.exception_code,
         max_amount_fen=decision.max_amount_fen,
+        refusal_ground=decision.ground,
         explanation_en=decision.explanation_en,
         explanation_zh=decision.explanation_zh,
         status=status,
@@ -237,9 +338,16 @@ def refund_approve(
     now: dt.datetime | None = None,
 ) -> RefundRequest:
     """Finance approves an exception (P1 E1-E4) for at most its maximum and at
-    most what is left of the payment, checked again under the locks. Above
-    ``REFUND_SECOND_APPROVAL_FEN`` a second, different finance user confirms.
-    Nobody approves a request they opened."""
+    most what is left of the payment, checked again under the locks. Nobody
+    approves a request they opened.
+
+    Four eyes (issue 20): a first approval waits for a second, different
+    finance user when the amount plus what the same approver alone approved
+    for the same account within ``REFUND_SECOND_APPROVAL_WINDOW_HOURS``
+    (requests, withdrawals and order refunds alike) is above
+    ``REFUND_SECOND_APPROVAL_FEN`` (``policy.second_approval``). The account
+    is locked first, so two approvals of one account are decided one after
+    the other and the second one counts the first."""
     _require_decider(actor, _("approve a refund"))
     justification = _justification(justification)
     if amount_fen is not None and (
@@ -265,13 +373,24 @@ def refund_approve(
                     % {"amount": format_fen(amount), "cap": format_fen(cap)}
                 }
             )
+        sole = policy.second_approval(
+            amount_fen=amount,
+            approver_id=actor.pk,
+            earlier=_earlier_approvals(locked, approver=actor, now=now),
+            threshold_fen=second_approval_fen(),
+            window=second_approval_window(),
+            now=now,
+        )
         locked.amount_fen = amount
         locked.approved_by = actor
         locked.approved_at = now
         locked.justification = justification
-        if amount > second_approval_fen():
+        if sole.needed:
             locked.status = RefundRequest.Status.AWAITING_SECOND_APPROVAL
             why = "first approval, awaiting a second"
+            if sole.earlier_fen:
+                hours = settings.REFUND_SECOND_APPROVAL_WINDOW_HOURS
+                why += f" ({format_fen(sole.sole_total_fen)} by one approver in {hours} h)"
         else:
             locked.status = RefundRequest.Status.APPROVED
             locked.decided_by = actor
@@ -303,6 +422,36 @@ def refund_approve(
     audit(locked, actor=actor, reason=f"P1 {code}: {why} {format_fen(locked.amount_fen)}")
     locked.save()
     return locked
+
+
+def _earlier_approvals(
+    request: RefundRequest, *, approver: Any, now: dt.datetime
+) -> list[policy.EarlierApproval]:
+    """The account's other requests first-approved by ``approver`` within the
+    window (read under the account lock); ``policy.second_approval`` decides
+    which of them count."""
+    rows = (
+        RefundRequest.objects.filter(
+            account_id=request.account_id,
+            approved_by=approver,
+            approved_at__gt=now - second_approval_window(),
+            status__in=policy.SOLE_APPROVAL_STATUSES,
+        )
+        .exclude(pk=request.pk)
+        .values_list(
+            "approved_by_id", "approved_at", "amount_fen", "status", "second_approved_by_id"
+        )
+    )
+    return [
+        policy.EarlierApproval(
+            approver_id=who,
+            approved_at=at,
+            amount_fen=fen or 0,
+            status=status,
+            second_approver_id=second,
+        )
+        for who, at, fen, status, second in rows
+    ]
 
 
 @transaction.atomic
@@ -445,7 +594,13 @@ def withdrawal_request(
     a purchase, so clause 1 does not cover it). The customer asks (owner or
     admin), or support for them; finance approves and pays it out externally
     with a reference, capped by the balance at payout time. Purchases and
-    renewals already made stay non-refundable."""
+    renewals already made stay non-refundable.
+
+    One open withdrawal per account (issue 20): while one is pending,
+    awaiting its second approval or approved and not yet paid, a repeat
+    returns it (``created`` False), also when a concurrent request won the
+    race. So a new one is opened only when no other withdrawal holds any of
+    the balance, and asks for at most the balance."""
     authorize(
         actor=actor,
         account=account,
@@ -469,6 +624,11 @@ def withdrawal_request(
         )
     now = resolve_now(now)
     locked = billing_services.lock_account(account.pk)
+    existing = _open_withdrawal(locked.pk)
+    if existing is not None:
+        return _on_file(existing)
+    # None is open, so no other withdrawal holds any of the balance: a new
+    # one asks for at most the balance (and is paid at most the balance then).
     if amount_fen > locked.balance_fen:
         raise ValidationError(
             {
@@ -499,7 +659,15 @@ def withdrawal_request(
         status=RefundRequest.Status.PENDING,
     )
     audit(request, actor=actor, reason="P1 fair use: withdrawal of unused balance requested")
-    request.save()
+    try:
+        with transaction.atomic():
+            request.save()
+    except IntegrityError as exc:
+        found = _open_withdrawal(locked.pk)
+        if found is None:
+            raise _raced() from exc
+        return _on_file(found)
+    request.created = True
     return request
 
 

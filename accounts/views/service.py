@@ -660,6 +660,8 @@ def refunds(request: HttpRequest) -> HttpResponse:
             except _Already:
                 return redirect("accounts:refunds")
             if asked is not None:
+                if not asked.created:
+                    _already_asked(request, asked)
                 return redirect("accounts:refund_detail", pk=asked.pk)
     if acting:
         form = _with_token(request, form)
@@ -672,6 +674,32 @@ def refunds(request: HttpRequest) -> HttpResponse:
         request,
         "accounts/refunds.html",
         {"requests": rows, "form": form, "may_act": acting, "account": account},
+    )
+
+
+def _already_asked(request: HttpRequest, asked: RefundRequest) -> None:
+    """Issue 20: the same question was asked before (a double submit from
+    two tabs, ten at once): say so and show that request, never an error."""
+    from accounts.formatting import instant, money
+
+    when = instant(asked.requested_at)
+    if asked.kind == RefundRequest.Kind.WITHDRAWAL:
+        messages.info(
+            request,
+            _(
+                "You already asked to withdraw %(amount)s on %(when)s (request #%(pk)s); here "
+                "is the answer. You can ask again once it is paid out or refused."
+            )
+            % {"amount": money(asked.max_amount_fen), "when": when, "pk": asked.pk},
+        )
+        return
+    messages.info(
+        request,
+        _(
+            "You already asked for a refund of order #%(order)s on %(when)s (request #%(pk)s); "
+            "here is the answer."
+        )
+        % {"order": asked.order_id, "when": when, "pk": asked.pk},
     )
 
 
@@ -710,6 +738,8 @@ def withdraw(request: HttpRequest) -> HttpResponse:
         except _Already:
             return redirect("accounts:refunds")
         if asked is not None:
+            if not asked.created:
+                _already_asked(request, asked)
             return redirect("accounts:refund_detail", pk=asked.pk)
     form = _with_token(request, form)
     account.refresh_from_db(fields=["balance_fen"])
