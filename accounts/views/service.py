@@ -41,6 +41,7 @@ from billing.selectors import live_subscription
 from billing.services import member_add, member_remove
 from complaints import services as complaint_services
 from complaints.models import Complaint, ComplaintMessage
+from core.forms import SafeTextForm
 from notices import services as notice_services
 from notices.models import WITHDRAWAL_REASON_MAX_LENGTH, NonRenewalNotice
 from notices.selectors import notice_state_for
@@ -54,7 +55,7 @@ from ..access import account_page, may_act
 # --- forms ----------------------------------------------------------------------
 
 
-class TokenForm(forms.Form):
+class TokenForm(SafeTextForm):
     """Every form here: the one-time token (item 9) travels as a hidden field."""
 
     form_token = forms.CharField(widget=forms.HiddenInput, required=False)
