@@ -42,6 +42,7 @@ from billing.services import member_add, member_remove
 from complaints import services as complaint_services
 from complaints.models import Complaint, ComplaintMessage
 from core.forms import SafeTextForm
+from core.text import safe_subject
 from notices import services as notice_services
 from notices.models import WITHDRAWAL_REASON_MAX_LENGTH, NonRenewalNotice
 from notices.selectors import notice_state_for
@@ -51,6 +52,7 @@ from renewals.notifications import notice_reference, queue_notice_message
 from renewals.services import PriceBook
 
 from ..access import account_page, may_act
+from ..throttle import throttle
 
 # --- forms ----------------------------------------------------------------------
 
@@ -450,7 +452,9 @@ def _send_invitation(request: HttpRequest, *, user: Any, account: Any, created: 
     inviter = request.user.get_username()
     language = account.language if account.language in ("en", "zh-hans") else "en"
     with translation.override(language):
-        subject = _("You are invited to %(account)s on MTlogin") % {"account": account.name}
+        subject = safe_subject(
+            _("You are invited to %(account)s on MTlogin") % {"account": account.name}
+        )
         if created:
             body = _(
                 "%(inviter)s added you as a member of %(account)s on MTlogin.\n\n"
@@ -469,6 +473,7 @@ def _send_invitation(request: HttpRequest, *, user: Any, account: Any, created: 
 
 
 @account_page(acting_to_post=True)
+@throttle("invite", address_field="email")  # issue 20: per client and per invited address
 def members(request: HttpRequest) -> HttpResponse:
     """P3: who uses the account, their role, who is suspended and why; the
     owner and admins invite (up to the seats bought) and remove."""
