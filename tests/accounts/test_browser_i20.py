@@ -54,9 +54,7 @@ def test_check_email_not_found_and_throttled_pages_in_english_and_chinese(
                 page.on(
                     "console",
                     lambda msg: (
-                        problems.append(msg.text)
-                        if "Content Security Policy" in msg.text
-                        else None
+                        problems.append(msg.text) if "Content Security Policy" in msg.text else None
                     ),
                 )
                 got: dict[str, object] = {}
