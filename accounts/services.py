@@ -9,6 +9,12 @@ agent), all in one transaction: a sign-up that cannot record its acceptance
 creates nothing. The confirmation link is a ``django.core.signing`` token of
 the user and the address, valid ``EMAIL_CONFIRM_MAX_AGE_DAYS`` days.
 
+Issue 20: sign-up never tells whether an address is registered. For an
+address already in use nothing is created; the outcome says so to the view,
+which emails the address's owner instead of a confirmation, and answers the
+same page either way. The password is hashed in both branches, so the two
+take about as long.
+
 Buying and paying online
 ------------------------
 No rule is decided here: buying calls ``billing.services`` order_place,
@@ -40,8 +46,10 @@ from django.utils.translation import gettext as _
 from billing import services as billing_services
 from billing.models import Account, LedgerEntry, OnlinePayment, Order, Package
 from billing.payments import PaymentConfirmation
+from billing.policy import SHANGHAI
 from billing.selectors import agreement_in_force, live_subscription
 from core.audit import audit, resolve_now
+from core.text import safe_subject, single_line
 from renewals import services as renewal_services
 
 from .models import EmailConfirmation
@@ -63,6 +71,28 @@ class Client:
     user_agent: str
 
 
+@dataclasses.dataclass(frozen=True)
+class SignupOutcome:
+    """What a sign-up did: ``account`` opened for the new ``user``; or, when
+    the address was already registered, nothing (``account`` is ``None``)
+    and ``user`` is the one the address belongs to, to be told."""
+
+    user: Any
+    account: Account | None
+
+    @property
+    def created(self) -> bool:
+        return self.account is not None
+
+
+def _registered(email: str) -> Any | None:
+    User = get_user_model()
+    return (
+        User.objects.filter(username__iexact=email).order_by("pk").first()
+        or User.objects.filter(email__iexact=email).order_by("pk").first()
+    )
+
+
 @transaction.atomic
 def signup(
     *,
@@ -73,11 +103,13 @@ def signup(
     client: Client,
     language: str = "en",
     now: dt.datetime | None = None,
-) -> Account:
+) -> SignupOutcome:
     """Create the user (their email is their username), open their account on
     the free package (P2) and record their click acceptance of the agreement
     in force (P0). Raises ``ValidationError`` (by field) before writing
-    anything a person could fix; any later error rolls everything back."""
+    anything a person could fix; any later error rolls everything back. An
+    address already registered creates nothing and is no error (issue 20):
+    the outcome names its user, and the checks before are the same for both."""
     now = resolve_now(now)
     email = (email or "").strip().lower()
     account_name = (account_name or "").strip()
@@ -89,19 +121,17 @@ def signup(
             _("Use an email address of at most %(n)s characters.") % {"n": EMAIL_MAX_LENGTH}
         )
     User = get_user_model()
-    if email and (
-        User.objects.filter(username__iexact=email).exists()
-        or User.objects.filter(email__iexact=email).exists()
-    ):
-        errors.setdefault("email", []).append(
-            _("An account already uses this email address. Log in, or reset your password.")
-        )
     if not account_name:
         errors.setdefault("account_name", []).append(_("Name your account."))
     elif len(account_name) > ACCOUNT_NAME_MAX_LENGTH:
         errors.setdefault("account_name", []).append(
             _("Use at most %(n)s characters.") % {"n": ACCOUNT_NAME_MAX_LENGTH}
         )
+    else:
+        try:
+            single_line(account_name, field="account_name", label=_("Account name"))
+        except ValidationError as exc:
+            errors.setdefault("account_name", []).extend(exc.messages)
     version = agreement_in_force(at=now)
     if not accepts_agreement:
         errors.setdefault("accepts_agreement", []).append(
@@ -118,18 +148,20 @@ def signup(
         errors.setdefault("password1", []).extend(exc.messages)
     if errors:
         raise ValidationError(errors)
+    # Hashed whether or not the address is registered: both answers take
+    # about as long (issue 20).
     user.set_password(password)
+    existing = _registered(email)
+    if existing is not None:
+        return SignupOutcome(user=existing, account=None)
     try:
         with transaction.atomic():
             user.save()
-    except IntegrityError as exc:  # the same address signed up a moment ago
-        raise ValidationError(
-            {
-                "email": _(
-                    "An account already uses this email address. Log in, or reset your password."
-                )
-            }
-        ) from exc
+    except IntegrityError:  # the same address signed up a moment ago
+        existing = _registered(email)
+        if existing is None:
+            raise
+        return SignupOutcome(user=existing, account=None)
     account = billing_services.account_open(
         name=account_name, owner=user, email=email, language=language, now=now
     )
@@ -141,7 +173,38 @@ def signup(
         version=version,
         now=now,
     )
-    return account
+    return SignupOutcome(user=user, account=account)
+
+
+def signup_attempt_notify(
+    *, user: Any, email: str, login_url: str, reset_url: str, now: dt.datetime | None = None
+) -> bool:
+    """Issue 20: someone tried to sign up with ``email``, which belongs to
+    ``user``. Tell them (in their account's language), instead of telling
+    the person signing up. True when sent; a failure is logged only (the
+    page says the same whatever happens here)."""
+    now = resolve_now(now)
+    language = (
+        Account.objects.filter(owner=user).order_by("pk").values_list("language", flat=True).first()
+        or translation.get_language()
+    )
+    with translation.override(language):
+        subject = safe_subject(_("Someone tried to sign up to MTlogin with your address"))
+        body = render_to_string(
+            "accounts/email/signup_registered.txt",
+            {
+                "email": email,
+                "when": now.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M"),
+                "login": login_url,
+                "reset": reset_url,
+            },
+        )
+    try:
+        send_mail(subject, body, None, [email])
+    except Exception:  # noqa: BLE001 - reported the same way as any mail failure
+        log.exception("sign-up notice to user %s failed", user.pk)
+        return False
+    return True
 
 
 # --- email confirmation ------------------------------------------------------
@@ -168,7 +231,7 @@ def confirmation_send(*, user: Any, link: str, language: str | None = None) -> b
     customer can send it again from the banner."""
     with translation.override(language or translation.get_language()):
         context = {"user": user, "link": link, "days": settings.EMAIL_CONFIRM_MAX_AGE_DAYS}
-        subject = _("Confirm your email address for MTlogin")
+        subject = safe_subject(_("Confirm your email address for MTlogin"))
         body = render_to_string("accounts/email/confirm_email.txt", context)
     try:
         send_mail(subject, body, None, [user.email])

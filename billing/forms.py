@@ -12,6 +12,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from core.forms import SafeTextForm
+
 from .amounts import AmountError, parse_yuan
 from .models import CANCEL_REASON_MAX_LENGTH, Order
 
@@ -64,7 +66,7 @@ def add_service_error(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(None, exc)
 
 
-class TopUpForm(forms.Form):
+class TopUpForm(SafeTextForm):
     amount = YuanField(label=_("Amount (yuan)"))
     channel = forms.ChoiceField(label=_("Received through"), choices=TOP_UP_CHANNELS)
     reference = forms.CharField(
@@ -86,7 +88,7 @@ class TopUpForm(forms.Form):
         return data
 
 
-class OfflinePaymentForm(forms.Form):
+class OfflinePaymentForm(SafeTextForm):
     bank_reference = forms.CharField(
         label=_("Bank reference"),
         max_length=100,
@@ -111,7 +113,7 @@ class PriceChangeForm(forms.Form):
     previewed = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
 
-class FulfilForm(forms.Form):
+class FulfilForm(SafeTextForm):
     note = forms.CharField(
         label=_("What was provided"),
         required=False,
@@ -121,13 +123,13 @@ class FulfilForm(forms.Form):
     )
 
 
-class CancelForm(forms.Form):
+class CancelForm(SafeTextForm):
     reason = forms.CharField(
         label=_("Reason"), max_length=CANCEL_REASON_MAX_LENGTH, required=False, strip=True
     )
 
 
-class AgreementVersionForm(forms.Form):
+class AgreementVersionForm(SafeTextForm):
     version = forms.CharField(
         label=_("Version"), max_length=20, help_text=_("For example 2026-01-01.")
     )

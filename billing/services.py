@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
 from core.audit import user_or_none
+from core.text import safe_text, single_line
 from core.time import format_instant
 from workdays.services import notice_deadline
 
@@ -164,7 +165,11 @@ def ledger_post(
     this raises a clear error before trying. External money is recorded once
     (item 9): a top-up whose (channel, reference) is already in the ledger is
     refused before writing, and if a concurrent transaction recorded it first
-    the database's unique constraint refuses it with the same message."""
+    the database's unique constraint refuses it with the same message. A
+    reference or memo is one line (issue 20): every top-up, payment, refund
+    and payout reference passes here."""
+    single_line(reference, field="reference", label=_("Reference"))
+    single_line(memo, field="memo", label=_("Memo"))
     once = kind == LedgerEntry.Kind.TOP_UP and channel in EXTERNAL_CHANNELS and bool(reference)
     if once and (
         LedgerEntry.objects.filter(
@@ -241,6 +246,7 @@ def account_open(
         raise ValidationError(
             _("No free package is configured; create one before opening accounts.")
         )
+    single_line(name, field="name", label=_("Account name"))
     account = Account(name=name, owner=owner, email=email, language=language, created_at=now)
     account.full_clean()
     _audit(account, actor=owner, reason="P2 account opened")
@@ -341,6 +347,9 @@ def agreement_version_publish(
     text = (text or "").strip()
     if not version:
         raise ValidationError({"version": _("Name the version, for example 2026-01-01.")})
+    single_line(version, field="version", label=_("Version"))
+    single_line(title, field="title", label=_("Title"))
+    safe_text(text, field="text", label=_("Text"))
     if not text:
         raise ValidationError({"text": _("Give the text of the agreement.")})
     if not isinstance(effective_from, dt.datetime) or timezone.is_naive(effective_from):
@@ -448,6 +457,8 @@ def balance_top_up(
         raise ConfirmationRequired(amount_fen, threshold)
     if channel == Order.Channel.OFFLINE and not reference.strip():
         raise ValidationError({"reference": _("An offline top-up needs the bank reference.")})
+    single_line(reference, field="reference", label=_("Reference"))
+    single_line(memo, field="memo", label=_("Memo"))
     locked = lock_account(account.pk)
     entry = ledger_post(
         account=locked,
@@ -709,6 +720,7 @@ def order_pay(
     reference = (reference or "").strip()
     if channel == Order.Channel.OFFLINE and not reference:
         raise ValidationError({"reference": _("An offline payment needs the bank reference.")})
+    single_line(reference, field="reference", label=_("Bank reference"))
     account = lock_account(order.account_id)
     live = _lock_live_subscription(account)  # global lock order: before the Order
     locked = _lock_order(order.pk)
@@ -835,6 +847,7 @@ def order_fulfil(
     (Standard packages are fulfilled by ``order_pay`` itself, in the payment's
     transaction.)"""
     _authorize_fulfil(order=order, actor=actor)
+    safe_text(note, field="note", label=_("What was provided"))
     now = _now(now)
     account = lock_account(order.account_id)
     live = _lock_live_subscription(account)
@@ -957,6 +970,7 @@ def order_cancel(
                 % {"length": len(reason), "limit": CANCEL_REASON_MAX_LENGTH}
             }
         )
+    single_line(reason, field="reason", label=_("Reason"))
     locked = _lock_order(order.pk)
     if locked.status in (Order.Status.PAID, Order.Status.FULFILLED):
         raise ValidationError(

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from billing.admin.base import HistoryAdmin, order_link, shanghai, yuan
 from billing.models import Account, Order, Subscription
 from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
+from core.forms import SafeTextForm
 
 from . import (
     admin_account,  # noqa: F401  (registers the account 360 page)
@@ -70,7 +71,7 @@ class ConfirmForm(forms.Form):
     pass
 
 
-class MessageForm(forms.Form):
+class MessageForm(SafeTextForm):
     body = forms.CharField(
         label=gettext_lazy("Message"), widget=forms.Textarea(attrs={"rows": 6, "cols": 70})
     )
@@ -108,7 +109,7 @@ class ResendForm(forms.Form):
         ]
 
 
-class LinkForm(forms.Form):
+class LinkForm(SafeTextForm):
     account = forms.IntegerField(label=gettext_lazy("Account number"), min_value=1)
 
 
@@ -128,7 +129,7 @@ def notice_form(account_id: int) -> type[forms.Form]:
     return NoticeForm
 
 
-class RefundForm(forms.Form):
+class RefundForm(SafeTextForm):
     order = forms.IntegerField(label=gettext_lazy("Order number"), min_value=1)
     reason = forms.CharField(
         label=gettext_lazy("Reason"), widget=forms.Textarea(attrs={"rows": 3, "cols": 60})

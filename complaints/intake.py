@@ -40,11 +40,14 @@ from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 
 from billing.models import Account, AccountMember
+from core.text import clean_text, one_line
 
 from .models import Complaint, ComplaintAttachment, ComplaintMessage
 from .services import SUBJECT_MAX_LENGTH, complaint_customer_message, complaint_open
 
-_MSGID = re.compile(r"<[^<>\s]+>")
+# A Message-ID never holds a control or reordering character (issue 20): one
+# that does is not taken, and the message is known by its hash instead.
+_MSGID = re.compile(r"<[^<>\s\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+>")
 
 
 @dataclasses.dataclass
@@ -93,7 +96,9 @@ class Mail:
 
     @property
     def subject(self) -> str:
-        subject = " ".join(str(self.message.get("Subject", "") or "").split())
+        # Issue 20: a customer's mail is never refused for its subject: a
+        # folded or garbled one (line breaks, control characters) is made one line.
+        subject = one_line(str(self.message.get("Subject", "") or ""))
         return (subject or _("(no subject)"))[:SUBJECT_MAX_LENGTH]
 
     @property
@@ -109,7 +114,8 @@ class Mail:
             if part.get_content_subtype() == "html":
                 text = html.unescape(strip_tags(text))
         text = "\n".join(line.rstrip() for line in text.strip().splitlines())
-        return text or _("(empty message)")
+        # NUL and other control characters are dropped (PostgreSQL refuses a NUL).
+        return clean_text(text) or _("(empty message)")
 
 
 def _files(path: Path) -> list[Path]:

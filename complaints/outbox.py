@@ -35,6 +35,8 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from core.text import safe_subject
+
 # The SMTP error handling the notification outbox uses: one classification of
 # "refused for good" and "connection unusable" for the whole project.
 from renewals.notifications import (
@@ -169,7 +171,9 @@ def _email(message: ComplaintMessage, connection) -> EmailMessage:
         headers["In-Reply-To"] = message.in_reply_to
         headers["References"] = message.in_reply_to
     return EmailMessage(
-        subject=message.email_subject,
+        # Issue 20: a subject stored with a line break (before subjects were
+        # checked) is sent folded onto one line, never refused (BadHeaderError).
+        subject=safe_subject(message.email_subject),
         body=message.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[message.email_to],

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from billing.authz import authorize, is_staff
 from billing.models import Account, Order, Subscription
 from core.audit import audit, resolve_now, user_or_none
+from core.text import safe_subject, safe_text, single_line
 from notices.models import NonRenewalNotice
 from notices.services import notice_give
 from refunds.models import RefundRequest
@@ -78,7 +79,8 @@ def _text(value: Any, *, field: str, limit: int, label: str) -> str:
 
 
 def _body(body: Any) -> str:
-    return _text(body, field="body", limit=BODY_MAX_LENGTH, label=_("message"))
+    text = _text(body, field="body", limit=BODY_MAX_LENGTH, label=_("message"))
+    return safe_text(text, field="body", label=_("Message"))
 
 
 def _lock(complaint: Complaint) -> Complaint:
@@ -162,6 +164,10 @@ def complaint_open(
             {"category": _("Unknown category %(category)s.") % {"category": category}}
         )
     subject = _text(subject, field="subject", limit=SUBJECT_MAX_LENGTH, label=_("subject"))
+    # Issue 20: a subject is one line (it becomes the reply email's subject).
+    # Mail intake folds a customer's subject onto one line before it gets here.
+    single_line(subject, field="subject", label=_("Subject"))
+    single_line(reference, field="reference", label=_("Reference"))
     body = _body(body)
     if received_at > now:
         raise ValidationError({"received_at": _("A complaint cannot be received in the future.")})
@@ -250,8 +256,11 @@ def complaint_reply(
         message_id=new_message_id(),
         in_reply_to=last.message_id if last else "",
         email_to=to,
-        email_subject=_("Re: [Complaint #%(id)s] %(subject)s")
-        % {"id": locked.pk, "subject": locked.subject},
+        # One line whatever the stored subject holds (issue 20: complaints
+        # stored before subjects were checked); the outbox folds it again.
+        email_subject=safe_subject(
+            _("Re: [Complaint #%(id)s] %(subject)s") % {"id": locked.pk, "subject": locked.subject}
+        ),
         email_status=ComplaintMessage.EmailStatus.PENDING,
         email_available_at=now,  # complaints.outbox sends it (beat, every minute)
     )

@@ -10,6 +10,7 @@ over HTTPS. Tests and production set ``DATABASE_URL`` and ``REDIS_URL``.
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import environ
@@ -63,6 +64,8 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
+    # Issue 20: sign-up, password reset and invitation throttles (accounts.throttle).
+    "django_ratelimit",
     "simple_history",
     "django_celery_beat",
     "billing",
@@ -76,6 +79,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Issue 20: a NUL or other control character in the path, the query string
+    # or a form value is answered 400 before any view or the ORM sees it.
+    "config.middleware.ControlCharacterMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -94,6 +100,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# Issue 20: the site's own 403 page for a form posted without its CSRF token
+# (the 400, 403, 404 and 500 handlers are in config.urls).
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 
 TEMPLATES = [
     {
@@ -284,6 +293,53 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Cache and throttling (issue 20) ------------------------------------------
+# The cache holds the throttles' counters: on the product's Redis when
+# REDIS_URL is set (shared by every web process), in process memory for the
+# demo. Celery's broker uses the same Redis database: every cache key starts
+# with CACHE_KEY_PREFIX, and nothing may ever call cache.clear() (FLUSHDB
+# would wipe the broker's queues).
+CACHE_KEY_PREFIX = "billing"
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "billing-demo",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+        }
+    }
+RATELIMIT_USE_CACHE = "default"
+# Throttle counters: <CACHE_KEY_PREFIX>:1:throttle:<hash> in Redis.
+RATELIMIT_CACHE_PREFIX = "throttle:"
+# django-ratelimit lists only django-redis as "officially supported"; Django's
+# own RedisCache increments atomically (INCR) and is shared, which is what it
+# needs (W001). The demo's in-process cache is not shared (E003): fine for
+# its one runserver process, refused anywhere else (production sets REDIS_URL).
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+if DEBUG and not REDIS_URL:
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
+# POSTs per client IP address (IPv6: per /64) and per email address typed,
+# as N/period (s, m, h, d; "5/15m" is five per 15 minutes).
+THROTTLE_SIGNUP_PER_IP = env("THROTTLE_SIGNUP_PER_IP", default="10/h")
+THROTTLE_SIGNUP_PER_ADDRESS = env("THROTTLE_SIGNUP_PER_ADDRESS", default="3/h")
+THROTTLE_PASSWORD_RESET_PER_IP = env("THROTTLE_PASSWORD_RESET_PER_IP", default="10/h")
+THROTTLE_PASSWORD_RESET_PER_ADDRESS = env("THROTTLE_PASSWORD_RESET_PER_ADDRESS", default="3/h")
+THROTTLE_INVITE_PER_IP = env("THROTTLE_INVITE_PER_IP", default="30/h")
+THROTTLE_INVITE_PER_ADDRESS = env("THROTTLE_INVITE_PER_ADDRESS", default="3/h")
+for _name in [n for n in list(vars()) if n.startswith("THROTTLE_")]:
+    if not re.fullmatch(r"[1-9][0-9]*/[0-9]*[smhd]", vars()[_name]):
+        raise ImproperlyConfigured(
+            f"{_name} must be N/PERIOD, e.g. 10/h or 5/15m (period s, m, h or d)."
+        )
 
 # --- Billing policy settings ------------------------------------------------
 # P3: a paid custom service not fulfilled within this many working days is

@@ -11,6 +11,9 @@ bottom layer):
   it (support would follow the account owner's link to the user admin and get
   a 403). With this mixin the value is plain text unless the user may view
   the related model.
+- ``SafeTextAdminMixin``: every text field of a model form refuses control
+  characters (issue 20): one line for a ``CharField`` without choices, tab,
+  CR and LF allowed in a ``TextField``; the message names the field.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from django.http import HttpRequest
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from simple_history.admin import SimpleHistoryAdmin
+
+from .text import SingleLine
 
 DASH = "—"
 
@@ -111,7 +116,25 @@ class _ReadOnlyVersionPage:
         return [*fields, *(n for n in names if n not in fields)]
 
 
-class NoRevertHistoryAdmin(PermittedLinksMixin, _ReadOnlyVersionPage, SimpleHistoryAdmin):
+class SafeTextAdminMixin:
+    """For ModelAdmins and inlines: text typed into a model form is checked
+    for control characters (``core.text``), whatever the model's own
+    validators say."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+        if formfield is None or getattr(db_field, "choices", None):
+            return formfield
+        if isinstance(db_field, models.CharField | models.TextField):
+            label = capfirst(db_field.verbose_name)
+            multi_line = isinstance(db_field, models.TextField)
+            formfield.validators.append(SingleLine(label, multi_line=multi_line))
+        return formfield
+
+
+class NoRevertHistoryAdmin(
+    SafeTextAdminMixin, PermittedLinksMixin, _ReadOnlyVersionPage, SimpleHistoryAdmin
+):
     """History without revert (rule 7): the list and each version can be
     read; nothing is ever written from a history page, whoever asks."""
 

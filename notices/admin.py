@@ -26,6 +26,7 @@ from billing.admin.base import HistoryAdmin, deadline_html
 from billing.models import Subscription
 from core.admin_mixins import PermittedLinksMixin
 from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
+from core.forms import SafeTextForm
 
 from . import (
     admin_calendar,  # noqa: F401  (registers the calendar admin)
@@ -124,7 +125,7 @@ class WithdrawnFilter(admin.SimpleListFilter):
         return queryset
 
 
-class RecordNoticeForm(forms.Form):
+class RecordNoticeForm(SafeTextForm):
     """The notice's facts; the subscription comes from the page it was opened
     from (an account's 360 page or a subscription page), never typed."""
 
@@ -145,7 +146,7 @@ class RecordNoticeForm(forms.Form):
     )
 
 
-class WithdrawNoticeForm(forms.Form):
+class WithdrawNoticeForm(SafeTextForm):
     reason = forms.CharField(
         label=gettext_lazy("Reason"),
         max_length=WITHDRAWAL_REASON_MAX_LENGTH,

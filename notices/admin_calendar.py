@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.admin_mixins import NoRevertHistoryAdmin, PermittedLinksMixin
+from core.admin_mixins import NoRevertHistoryAdmin, PermittedLinksMixin, SafeTextAdminMixin
 from workdays.models import CalendarDay, CalendarRevision, CalendarYear
 from workdays.selectors import library_replacement
 
@@ -50,7 +50,7 @@ class CalendarDayFormSet(BaseInlineFormSet):
             )
 
 
-class CalendarDayInline(PermittedLinksMixin, admin.TabularInline):
+class CalendarDayInline(SafeTextAdminMixin, PermittedLinksMixin, admin.TabularInline):
     model = CalendarDay
     formset = CalendarDayFormSet
     fields = ("date", "kind", "name")

@@ -26,6 +26,7 @@ from billing.policy import SHANGHAI, local_date
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
 from core.audit import user_or_none
+from core.text import one_line, safe_text, single_line
 from workdays import services as calendar
 from workdays.models import CalendarYear
 from workdays.services import DayEntry, notice_deadline
@@ -115,6 +116,7 @@ def _validate(
                 % {"length": len(reference), "limit": REFERENCE_MAX_LENGTH}
             }
         )
+    single_line(reference, field="reference", label=_("Reference"))
     _check_actor(account=account, actor=actor)
     by_staff = channel != NonRenewalNotice.Channel.ACCOUNT_PAGE
     if by_staff:
@@ -359,6 +361,9 @@ def notice_withdraw(
                 % {"length": len(reason), "limit": WITHDRAWAL_REASON_MAX_LENGTH}
             }
         )
+    # Issue 20: the reason may have several lines; the history row's label
+    # gets it folded onto one.
+    safe_text(reason, field="reason", label=_("Reason"))
     Subscription.objects.select_for_update().get(pk=notice.subscription_id)
     locked = NonRenewalNotice.objects.select_for_update().get(pk=notice.pk)
     if locked.withdrawn_at is not None:
@@ -372,7 +377,7 @@ def notice_withdraw(
     locked.withdrawn_by = user_or_none(actor)
     locked.withdrawal_reason = reason
     history = "P5 notice withdrawn, auto-renewal resumes"
-    _audit(locked, actor=actor, reason=f"{history}: {reason}" if reason else history)
+    _audit(locked, actor=actor, reason=f"{history}: {one_line(reason)}" if reason else history)
     locked.save()
     return locked
 

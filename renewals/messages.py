@@ -15,6 +15,8 @@ from typing import Any
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from core.text import safe_subject
+
 LANGUAGES = ("en", "zh-hans")
 DEFAULT_LANGUAGE = "en"
 
@@ -137,4 +139,6 @@ def render(kind: str, language: str, **ctx: Any) -> tuple[str, str]:
         if "covers_bool" in ctx:
             ctx["covers"] = _covers(bool(ctx.pop("covers_bool")), ctx)
         ctx["provisional"] = _provisional() if ctx.get("provisional") else ""
-        return subject % ctx, body % ctx
+        # Issue 20: the subject is stored and sent as one line, whatever a
+        # name in it holds.
+        return safe_subject(subject % ctx), body % ctx

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import Subscription
 from billing.policy import SHANGHAI, format_fen, local_date
+from core.text import safe_subject
 from core.time import format_instant
 from workdays.services import is_working_day
 
@@ -520,7 +521,9 @@ def deliver_batch(*, limit: int | None = None, now: dt.datetime | None = None) -
                 result.released += _release(batch[i:], now=clock())
                 break
             message = EmailMessage(
-                subject=note.subject,
+                # Issue 20: one line whatever was stored (a package or account
+                # name written before names were checked).
+                subject=safe_subject(note.subject),
                 body=note.body,
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 to=[note.to_email],

@@ -66,6 +66,29 @@ def _default_language_after():
     translation.deactivate()
 
 
+def throttle_keys_delete() -> int:
+    """Delete the throttles' counters (accounts.throttle) from the test
+    Redis, and nothing else: never cache.clear(), whose FLUSHDB would wipe the
+    Celery broker's queues in the same database."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    pattern = f"{settings.CACHE_KEY_PREFIX}:*:{settings.RATELIMIT_CACHE_PREFIX}*"
+    keys = list(client.scan_iter(match=pattern, count=500))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    return len(keys)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Each test starts with no sign-up, reset or invitation counted, so no
+    test is throttled by another's requests (issue 20)."""
+    throttle_keys_delete()
+    yield
+
+
 @pytest.fixture
 def t0() -> dt.datetime:
     """A fixed instant: Mon 2025-03-03 10:00 Asia/Shanghai."""

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 def test_deploy_checklist_is_clean_with_production_settings():
     result = manage("check", "--deploy", "--fail-level", "WARNING", **production())
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "System check identified no issues (0 silenced)."
+    # The one silenced check: django_ratelimit.W001, Django's own RedisCache
+    # "not officially supported" (config/settings.py says why it is fine).
+    assert result.stdout.strip() == "System check identified no issues (1 silenced)."
 
 
 def test_deploy_checklist_fails_in_debug_mode():

@@ -43,6 +43,7 @@ from django.utils.translation import gettext as _
 from core.audit import audit as _audit
 from core.audit import resolve_now as _now
 from core.audit import user_or_none
+from core.text import single_line
 from core.time import SHANGHAI
 
 from .models import CalendarDay, CalendarRevision, CalendarYear
@@ -231,6 +232,8 @@ def _validate_days(year: int, days: Iterable[DayEntry | tuple]) -> list[DayEntry
             raise ValidationError(
                 {"days": _("%(date)s: the name is longer than 100.") % {"date": entry.date}}
             )
+        # Issue 20: a holiday name is a one-line label.
+        single_line(entry.name, field="days", label=_("Name of %(date)s") % {"date": entry.date})
         seen.add(entry.date)
         out.append(entry)
     return out
@@ -306,6 +309,7 @@ def calendar_year_enter(
     _require_days(year, len(entries))
     if len(notice_reference) > 200:
         raise ValidationError({"notice_reference": _("At most 200 characters.")})
+    single_line(notice_reference, field="notice_reference", label=_("Notice reference"))
     reason = f"P5 calendar {year}: State Council schedule entered"
     row = _lock_year(year)
     _replace_days(row, entries, actor=actor, reason=reason)

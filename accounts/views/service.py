@@ -35,6 +35,7 @@ from billing.selectors import live_subscription
 from billing.services import member_remove
 from complaints import services as complaint_services
 from complaints.models import Complaint, ComplaintMessage
+from core.forms import SafeTextForm
 from notices import services as notice_services
 from notices.models import WITHDRAWAL_REASON_MAX_LENGTH, NonRenewalNotice
 from notices.selectors import notice_state_for
@@ -47,11 +48,12 @@ from .. import formatting, invitations
 from ..access import account_page, may_act
 from ..models import Invitation
 from ..services import EMAIL_MAX_LENGTH
+from ..throttle import throttle
 
 # --- forms ----------------------------------------------------------------------
 
 
-class TokenForm(forms.Form):
+class TokenForm(SafeTextForm):
     """Every form here: the one-time token (item 9) travels as a hidden field."""
 
     form_token = forms.CharField(widget=forms.HiddenInput, required=False)
@@ -401,6 +403,7 @@ def _invitation_link(request: HttpRequest) -> Callable[[str], str]:
 
 
 @account_page(acting_to_post=True)
+@throttle("invite", address_field="email")  # issue 20: per client and per invited address
 def members(request: HttpRequest) -> HttpResponse:
     """P3: who uses the account, their role, who is suspended and why, the
     pending invitations; the owner and admins invite (up to the seats

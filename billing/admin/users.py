@@ -14,6 +14,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 
+from core.admin_mixins import SafeTextAdminMixin
+
 from ..roles import role_label
 
 
@@ -29,7 +31,7 @@ class RoleFilter(admin.RelatedFieldListFilter):
         return [(pk, role_label(name)) for pk, name in groups]
 
 
-class RoleAwareUserAdmin(UserAdmin):
+class RoleAwareUserAdmin(SafeTextAdminMixin, UserAdmin):
     list_display = ("username", "email", "roles", "is_staff", "is_superuser", "is_active")
     list_filter = ("is_staff", "is_superuser", "is_active", ("groups", RoleFilter))
     readonly_fields = ("roles",)

@@ -55,8 +55,10 @@ def test_signup_opens_the_account_on_free_and_records_acceptance_with_ip_and_age
     """P2: the account starts on the free package; P0: the tick box is an
     acceptance by click of the version in force, with IP and user agent."""
     response = _signup(client)
-    assert response.status_code == 302
-    assert response["Location"] == reverse("accounts:dashboard")
+    # Issue 20: the "check your email" page; nobody is logged in before confirming.
+    assert response.status_code == 200
+    assert 'id="signup-check-email"' in response.content.decode()
+    assert "_auth_user_id" not in client.session
     user = User.objects.get()
     assert user.username == "lin@example.com" and user.email == "lin@example.com"
     assert user.password.startswith("md5$")  # tests hash with MD5; see test_argon2_*
@@ -71,7 +73,12 @@ def test_signup_opens_the_account_on_free_and_records_acceptance_with_ip_and_age
     assert acceptance.method == Acceptance.Method.CLICK
     assert acceptance.ip_address == "198.51.100.7"
     assert acceptance.user_agent == UA
-    # Logged in straight away, with the confirmation banner until confirmed.
+    # Logged in with the password (allowed before confirming): the banner
+    # asks to confirm until then.
+    login = client.post(
+        reverse("accounts:login"), {"username": "lin@example.com", "password": GOOD_PASSWORD}
+    )
+    assert login.status_code == 302
     body = client.get(reverse("accounts:dashboard")).content.decode()
     assert "Lin Studio" in body
     assert 'id="confirm-email-banner"' in body
@@ -80,7 +87,7 @@ def test_signup_opens_the_account_on_free_and_records_acceptance_with_ip_and_age
 def test_signup_in_chinese_opens_a_chinese_account(client, catalog, agreement):
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
     response = _signup(client)
-    assert response.status_code == 302
+    assert response.status_code == 200 and "请查收邮件" in response.content.decode()
     assert Account.objects.get().language == "zh-hans"
     assert "确认" in mail.outbox[0].subject
 
@@ -130,10 +137,15 @@ def test_signup_with_bad_input_shows_a_clear_message_and_writes_nothing(
     _nothing_written()
 
 
-def test_signup_with_an_address_already_used_is_refused(client, catalog, agreement, t0):
+def test_signup_with_an_address_already_used_creates_nothing_and_says_nothing(
+    client, catalog, agreement, t0
+):
+    """Issue 20 (tests/accounts/test_signup_enumeration.py compares the pages)."""
     factories.make_user("lin@example.com")
     response = _signup(client, email="LIN@example.COM")
-    assert "An account already uses this email address" in response.content.decode()
+    assert response.status_code == 200
+    assert 'id="signup-check-email"' in response.content.decode()
+    assert "already" not in response.content.decode().split('id="signup-check-email"')[1][:200]
     assert not Account.objects.exists()
     assert User.objects.count() == 1
 
@@ -187,8 +199,14 @@ def test_confirmation_link_is_emailed_and_confirms_on_post(client, catalog, agre
     page = client.get(link)
     assert page.status_code == 200 and "Confirm my address" in page.content.decode()
     assert not services.is_confirmed(user)
-    response = client.post(link, HTTP_USER_AGENT=UA, REMOTE_ADDR="198.51.100.8")
+    # Logged out, the password chosen at sign-up goes with it (issue 20).
+    assert 'name="password"' in page.content.decode()
+    response = client.post(
+        link, {"password": GOOD_PASSWORD}, HTTP_USER_AGENT=UA, REMOTE_ADDR="198.51.100.8"
+    )
     assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:dashboard")
+    assert client.session["_auth_user_id"] == str(user.pk)
     confirmation = EmailConfirmation.objects.get()
     assert confirmation.user == user and confirmation.email == "lin@example.com"
     assert confirmation.ip_address == "198.51.100.8" and confirmation.user_agent == UA
@@ -196,7 +214,8 @@ def test_confirmation_link_is_emailed_and_confirms_on_post(client, catalog, agre
     body = client.get(reverse("accounts:dashboard")).content.decode()
     assert 'id="confirm-email-banner"' not in body
     # Following it again records nothing more.
-    client.post(link)
+    again = client.post(link, {"password": GOOD_PASSWORD})
+    assert again.status_code == 200 and 'id="already-confirmed"' in again.content.decode()
     assert EmailConfirmation.objects.count() == 1
 
 

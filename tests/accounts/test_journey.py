@@ -100,11 +100,14 @@ def test_a_new_customers_journey_in_english_and_chinese(
                 page.fill("#id_password2", PASSWORD)
                 page.check("#id_accepts_agreement")
                 page.click("main form button[type=submit]")
-                page.wait_for_url(f"{base}/account/")
+                # Issue 20: "check your email"; the mailed link (with the
+                # password chosen) confirms the address and logs in.
+                page.wait_for_selector("#signup-check-email")
                 got["signed_up"] = page.locator("main").inner_text()
                 page.goto(base + _confirmation_link(email))
+                page.fill("#id_password", PASSWORD)
                 page.click("#confirm-email button[type=submit]")
-                page.wait_for_load_state()
+                page.wait_for_url(f"{base}/account/")
                 got["confirmed"] = page.locator("main").inner_text()
 
                 # Top up ¥500 through the sandbox provider's page.
@@ -222,6 +225,10 @@ def test_a_new_customers_journey_in_english_and_chinese(
 
     en, zh = seen["en"], seen["zh"]
     assert en["lang"] == "en" and zh["lang"] == "zh-hans"
+    assert "Check your email to finish" in en["signed_up"]
+    assert "请查收邮件以完成注册" in zh["signed_up"]
+    assert "journey-en@example.com is confirmed" in en["confirmed"]
+    assert "journey-zh@example.com 已确认" in zh["confirmed"]
     for got in (en, zh):
         assert "Please confirm your email address" not in got["topped_up"]
     assert "Payment of ¥500.00 received" in en["topped_up"]
