@@ -35,6 +35,10 @@ from .models import AccountChoice
 from .services import Client
 
 SESSION_ACCOUNT = "account_id"
+# Every view ``account_page`` decorates says who may post to it, in this
+# attribute: "always" (acting), "post" (acting to post) or None (reading only).
+# The security sweeps read it from the resolver (tests/security).
+ACTING_ATTR = "account_acting"
 
 
 def client_of(request: HttpRequest) -> Client:
@@ -150,6 +154,7 @@ def account_page(
                 return not_allowed(request, member)
             return fn(request, *args, **kwargs)
 
+        setattr(wrapper, ACTING_ATTR, "always" if acting else "post" if acting_to_post else None)
         return wrapper
 
     return decorate(view) if view is not None else decorate

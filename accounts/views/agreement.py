@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -53,7 +53,7 @@ def agreement(request: HttpRequest) -> HttpResponse:
         if target and url_has_allowed_host_and_scheme(
             target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
         ):
-            return redirect(target)
+            return HttpResponseRedirect(target)  # a path, never a view name
         return redirect("accounts:agreement")
     version = agreement_in_force(at=now)
     return render(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -48,7 +48,8 @@ def switch_account(request: HttpRequest) -> HttpResponse:
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         target = ""
-    return redirect(target or "accounts:dashboard")
+    # A path, never a view name: redirect("abc") would try to reverse it.
+    return HttpResponseRedirect(target) if target else redirect("accounts:dashboard")
 
 
 urlpatterns = [
