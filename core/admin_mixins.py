@@ -22,10 +22,11 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from simple_history.admin import SimpleHistoryAdmin
@@ -141,7 +142,26 @@ class NoRevertHistoryAdmin(
     def revert_disabled(self, request, obj=None) -> bool:
         return True
 
+    def _id_refused(self, request, *ids: str):
+        """Issue 20: an id that is not one (``abc``) gets the admin's own "does
+        not exist" answer, as the change page gives, never a 500 from the
+        history lookup."""
+        pk = self.model._meta.pk  # type: ignore[attr-defined]
+        for value in ids:
+            try:
+                pk.to_python(unquote(str(value)))
+            except ValidationError:
+                return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
+                    request, self.model._meta, value  # type: ignore[attr-defined]
+                )
+        return None
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
+        refused = self._id_refused(request, object_id)
+        if refused is not None:
+            return refused
+        if not str(version_id).isdigit():
+            raise Http404
         if request.method not in ("GET", "HEAD"):
             raise PermissionDenied(
                 _("Reverting to an old version is disabled; use the actions on the page.")
@@ -150,6 +170,9 @@ class NoRevertHistoryAdmin(
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def history_view(self, request, object_id, extra_context=None):
+        refused = self._id_refused(request, object_id)
+        if refused is not None:
+            return refused
         extra_context = dict(extra_context or {})
         users = self.admin_site._registry.get(get_user_model())
         if users is None or not users.has_view_or_change_permission(request):

@@ -140,7 +140,7 @@ def test_signup_with_bad_input_shows_a_clear_message_and_writes_nothing(
 def test_signup_with_an_address_already_used_creates_nothing_and_says_nothing(
     client, catalog, agreement, t0
 ):
-    """Issue 20 (tests/accounts/test_signup_enumeration.py compares the pages)."""
+    """Issue 20 (tests/security/test_signup_enumeration.py compares the pages)."""
     factories.make_user("lin@example.com")
     response = _signup(client, email="LIN@example.COM")
     assert response.status_code == 200

@@ -1,7 +1,7 @@
 """P3 on the account pages: members, invitations up to the seats bought,
 removal; only the owner and admins invite or remove (issue 11). Since issue 20
 an invitation is a record and a mailed link: the membership waits for the
-invitee's consent (tests/accounts/test_invitations.py)."""
+invitee's consent (tests/security/test_invitations.py)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_invite_records_an_invitation_and_emails_its_link_without_a_member(
     client, owner, three_seats, django_capture_on_commit_callbacks
 ):
     """Issue 20: inviting makes no user and no member; the link is mailed,
-    and the person joins when they accept (tests/accounts/test_invitations.py)."""
+    and the person joins when they accept (tests/security/test_invitations.py)."""
     users = User.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
         response = submit(client, URL, {"email": "New.Person@example.com", "role": "admin"})

@@ -261,7 +261,7 @@ def test_the_database_refuses_the_same_answer_twice(paid):
 #
 # Every writer of requests locks the account first, so under a real race the
 # second finds the first's row (the HTTP replays in
-# tests/accounts/test_issue20_requests.py show it with ten threads). The
+# tests/security/test_four_eyes_and_duplicates.py show it with ten threads). The
 # savepoint behind each insert is for a writer that did not: here the check
 # is made to miss the committed row, the database refuses the insert, and
 # the service answers with the row the constraint found.

@@ -45,7 +45,7 @@ from billing.models import Account, AccountMember, Package
 from billing.policy import SHANGHAI
 from tests import factories
 
-from .service_helpers import add_member, submit
+from tests.accounts.service_helpers import add_member, submit
 
 User = get_user_model()
 MEMBERS = "/account/members/"

@@ -16,7 +16,7 @@ from django.urls import reverse
 from billing.models import OnlinePayment
 from tests.adminforms import staff_login
 
-from . import factories
+from tests import factories
 
 PATH_MESSAGE = (
     "This address contains a control character (U+0000), which no address of this site uses."

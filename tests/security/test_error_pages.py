@@ -14,7 +14,7 @@ from django.test import Client
 
 from tests.error_urls import SECRET
 
-from .processes import manage, production
+from tests.processes import manage, production
 
 LANGS = {
     "en": {

@@ -20,7 +20,7 @@ from django.urls import reverse
 from billing.models import Account
 from tests.conftest import throttle_keys_delete
 
-from .service_helpers import submit
+from tests.accounts.service_helpers import submit
 
 pytestmark = pytest.mark.django_db
 

@@ -32,7 +32,7 @@ from refunds.models import RefundRequest
 from tests import factories
 from tests.adminforms import money_post, staff_login
 
-from .service_helpers import TOKEN, submit
+from tests.accounts.service_helpers import TOKEN, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
