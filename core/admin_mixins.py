@@ -152,7 +152,9 @@ class NoRevertHistoryAdmin(
                 pk.to_python(unquote(str(value)))
             except ValidationError:
                 return self._get_obj_does_not_exist_redirect(  # type: ignore[attr-defined]
-                    request, self.model._meta, value  # type: ignore[attr-defined]
+                    request,
+                    self.model._meta,
+                    value,  # type: ignore[attr-defined]
                 )
         return None
 

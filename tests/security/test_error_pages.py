@@ -13,7 +13,6 @@ from django.conf import settings
 from django.test import Client
 
 from tests.error_urls import SECRET
-
 from tests.processes import manage, production
 
 LANGS = {

@@ -30,9 +30,8 @@ from django.utils import timezone
 from complaints.services import complaint_open
 from refunds.models import RefundRequest
 from tests import factories
-from tests.adminforms import money_post, staff_login
-
 from tests.accounts.service_helpers import TOKEN, submit
+from tests.adminforms import money_post, staff_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

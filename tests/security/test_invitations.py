@@ -44,7 +44,6 @@ from billing.authz import ActorRefused
 from billing.models import Account, AccountMember, Package
 from billing.policy import SHANGHAI
 from tests import factories
-
 from tests.accounts.service_helpers import add_member, submit
 
 User = get_user_model()

@@ -14,9 +14,8 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import OnlinePayment
-from tests.adminforms import staff_login
-
 from tests import factories
+from tests.adminforms import staff_login
 
 PATH_MESSAGE = (
     "This address contains a control character (U+0000), which no address of this site uses."

@@ -18,9 +18,8 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import Account
-from tests.conftest import throttle_keys_delete
-
 from tests.accounts.service_helpers import submit
+from tests.conftest import throttle_keys_delete
 
 pytestmark = pytest.mark.django_db
 
