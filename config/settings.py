@@ -368,6 +368,9 @@ if WORKER_DB_LOCK_TIMEOUT <= WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT:
         "WORKER_DB_LOCK_TIMEOUT must be more than WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT, "
         "so a worker waiting on a cut-off worker's lock outlasts it."
     )
+# Backups (manage.py backup_database): where the dump and its manifest go
+# unless --output-dir says otherwise. Copy both off the machine.
+BACKUP_DIR = Path(env("BACKUP_DIR", default=str(VAR_DIR / "backups")))
 # --- end of "Recovering it" -------------------------------------------------
 
 # --- Billing policy settings ------------------------------------------------
