@@ -11,6 +11,7 @@ over HTTPS. Tests and production set ``DATABASE_URL`` and ``REDIS_URL``.
 import datetime as dt
 import os
 import re
+import socket
 from pathlib import Path
 
 import environ
@@ -340,6 +341,102 @@ for _name in [n for n in list(vars()) if n.startswith("THROTTLE_")]:
         raise ImproperlyConfigured(
             f"{_name} must be N/PERIOD, e.g. 10/h or 5/15m (period s, m, h or d)."
         )
+
+# --- Recovering it (issue 17, section 3): several worker hosts, backups -----
+# A host cut off by the network keeps its TCP connections open but silent:
+# nothing closes them, so without limits its transactions (and their row
+# locks) and its unacknowledged tasks wait for hours. README "Workers on
+# several hosts" says why each value is what it is; tests/renewals/test_partition.py
+# cuts a worker host's link in the middle of a renewal run.
+#
+# Every process, client side (libpq): give up connecting after 10 s; probe an
+# idle connection after 30 s, every 10 s, 3 times (a dead server is noticed
+# within a minute); and abandon data unacknowledged for 60 s. A DATABASE_URL
+# query parameter of the same name (?keepalives_idle=10) wins.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    for _key, _value in {
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,
+    }.items():
+        _db_options.setdefault(_key, _value)
+# Celery worker and beat processes, server side (config.celery sets them on
+# their database sessions at start): PostgreSQL rolls back a worker's
+# transaction left idle this long (its host is gone) and releases its locks;
+# a statement runs at most this long; a worker waits at most this long for a
+# lock (longer than the idle limit, so it outlasts a cut peer's locks instead
+# of failing). The server also probes the worker's connection (keepalives and
+# user timeout, the values above).
+WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT = env.int("WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT", default=60)
+WORKER_DB_STATEMENT_TIMEOUT = env.int("WORKER_DB_STATEMENT_TIMEOUT", default=300)
+WORKER_DB_LOCK_TIMEOUT = env.int("WORKER_DB_LOCK_TIMEOUT", default=120)
+# Redis (broker), every process: a command waits at most REDIS_SOCKET_TIMEOUT
+# seconds (without it a publish on a dead connection waits forever), idle
+# connections are probed by TCP keepalives, and a consumer's connection is
+# checked every REDIS_HEALTH_CHECK_INTERVAL seconds (a silent one is dropped
+# and reconnected within about twice that). Every
+# CELERY_UNACKED_RESTORE_INTERVAL seconds each worker puts back on the queue
+# the tasks taken more than CELERY_VISIBILITY_TIMEOUT seconds ago and never
+# acknowledged (their worker died or is cut off); another worker runs them.
+REDIS_SOCKET_TIMEOUT = env.int("REDIS_SOCKET_TIMEOUT", default=10)
+REDIS_HEALTH_CHECK_INTERVAL = env.int("REDIS_HEALTH_CHECK_INTERVAL", default=25)
+_restore_interval = env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=60)
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_keepalive": True,
+        "socket_keepalive_options": {
+            getattr(socket, name): value
+            for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+            if hasattr(socket, name)
+        },
+        "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL,
+        "unacked_restore_interval": _restore_interval,
+        # Scan on every sweep (kombu's default scans every 10th), and a sweep's
+        # lock taken by a host cut mid-sweep expires after five intervals.
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": 5 * _restore_interval,
+    }
+# A task redelivered after the visibility timeout must never meet its first
+# worker's locks (SKIP LOCKED would skip those subscriptions until the next
+# scan): by then the server has ended that worker's statement and transaction.
+if (
+    min(
+        WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT,
+        WORKER_DB_STATEMENT_TIMEOUT,
+        WORKER_DB_LOCK_TIMEOUT,
+        REDIS_SOCKET_TIMEOUT,
+        REDIS_HEALTH_CHECK_INTERVAL,
+        _restore_interval,
+    )
+    < 1
+):
+    raise ImproperlyConfigured(
+        "WORKER_DB_*, REDIS_* and CELERY_UNACKED_RESTORE_INTERVAL must be 1 or more (seconds)."
+    )
+if (
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    <= WORKER_DB_STATEMENT_TIMEOUT + WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT
+):
+    raise ImproperlyConfigured(
+        "CELERY_VISIBILITY_TIMEOUT must be more than WORKER_DB_STATEMENT_TIMEOUT + "
+        "WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT, so a redelivered task never finds the "
+        "first worker's locks still held."
+    )
+if WORKER_DB_LOCK_TIMEOUT <= WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT:
+    raise ImproperlyConfigured(
+        "WORKER_DB_LOCK_TIMEOUT must be more than WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT, "
+        "so a worker waiting on a cut-off worker's lock outlasts it."
+    )
+# Backups (manage.py backup_database): where the dump and its manifest go
+# unless --output-dir says otherwise. Copy both off the machine.
+BACKUP_DIR = Path(env("BACKUP_DIR", default=str(VAR_DIR / "backups")))
+# --- end of "Recovering it" -------------------------------------------------
 
 # --- Billing policy settings ------------------------------------------------
 # P3: a paid custom service not fulfilled within this many working days is
