@@ -40,6 +40,9 @@ BROWSER_PACKAGES = {
     "chromium": Path("/usr/bin/chromium"),
     "fonts-wqy-microhei": Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
 }
+# What every run of the tests needs from Debian: the partition test
+# (tests/renewals/test_partition.py) makes network namespaces with ``ip``.
+TEST_PACKAGES = {"iproute2": Path("/usr/sbin/ip")}
 
 
 def say(msg: str) -> None:
@@ -101,6 +104,7 @@ def packages_plan(missing: list[str], *, root: bool, apt: bool) -> list[list[str
             ["apt-get", "update", "-qq"],
             ["apt-get", "install", "-y", "-qq", *missing],
         ]
+    browser_only = all(name in BROWSER_PACKAGES for name in missing)
     skip = "or leave the browser tests out: python3 dev.py test -m 'not browser'"
     if apt:
         how = f"run `sudo apt-get install {names}` (or run this command as root)"
@@ -109,14 +113,17 @@ def packages_plan(missing: list[str], *, root: bool, apt: bool) -> list[list[str
             f"install {names} (Debian names; Chromium at /usr/bin/chromium, the WenQuanYi "
             "Micro Hei font) with this system's package manager"
         )
+    if not browser_only:
+        return f"The tests need {names}, missing here: {how}."
     return f"The browser tests need {names}, missing here: {how}, {skip}."
 
 
 def ensure_browser_packages(argv: list[str]) -> bool:
     """Install (or explain how to get) what the browser tests need. False: stop."""
-    if browser_tests_deselected(argv):
-        return True
-    missing = [name for name, path in BROWSER_PACKAGES.items() if not path.exists()]
+    needed = dict(TEST_PACKAGES)
+    if not browser_tests_deselected(argv):
+        needed |= BROWSER_PACKAGES
+    missing = [name for name, path in needed.items() if not path.exists()]
     plan = packages_plan(
         missing,
         root=hasattr(os, "geteuid") and os.geteuid() == 0,
@@ -126,7 +133,7 @@ def ensure_browser_packages(argv: list[str]) -> bool:
         print(plan)
         return False
     if plan:
-        say(f"installing {' '.join(missing)} for the browser tests (apt-get)")
+        say(f"installing {' '.join(missing)} for the tests (apt-get)")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         for command in plan:
             if subprocess.run(command, env=env).returncode != 0:

@@ -46,6 +46,11 @@ def test_no_apt_stops_naming_the_packages_even_as_root():
     assert "install fonts-wqy-microhei" in message and "apt-get" not in message
 
 
+def test_a_package_every_test_run_needs_is_not_skippable():
+    message = dev.packages_plan(["iproute2"], root=False, apt=True)
+    assert message.startswith("The tests need iproute2") and "not browser" not in message
+
+
 def test_browser_tests_left_out_need_no_browser():
     assert dev.browser_tests_deselected(["-m", "not browser"])
     assert dev.browser_tests_deselected(["tests/billing", "-m", "not  browser and not slow"])
@@ -56,7 +61,7 @@ def test_browser_tests_left_out_need_no_browser():
 
 def test_dev_and_ci_check_the_same_packages_and_files():
     ci = (ROOT / ".ci" / "run").read_text()
-    for package, path in dev.BROWSER_PACKAGES.items():
+    for package, path in (dev.BROWSER_PACKAGES | dev.TEST_PACKAGES).items():
         assert f"need_apt+=({package})" in ci
         assert str(path) in ci
 
@@ -64,6 +69,7 @@ def test_dev_and_ci_check_the_same_packages_and_files():
 def test_missing_package_stops_before_installing_requirements(monkeypatch, capsys):
     """Not root: ``ensure_browser_packages`` prints the line and says stop."""
     monkeypatch.setattr(dev, "BROWSER_PACKAGES", {"chromium": Path("/nonexistent/chromium")})
+    monkeypatch.setattr(dev, "TEST_PACKAGES", {})
     monkeypatch.setattr(dev.os, "geteuid", lambda: 1000)
     assert dev.ensure_browser_packages([]) is False
     out = capsys.readouterr().out
