@@ -26,9 +26,9 @@ from billing.models import Account, Order, Subscription
 from core.audit import audit, resolve_now, user_or_none
 from core.text import safe_subject, safe_text, single_line
 from notices.models import NonRenewalNotice
-from notices.services import notice_give
 from refunds.models import RefundRequest
 from refunds.services import refund_request
+from renewals import services as renewal_services
 from workdays.services import is_working_day, year_is_official
 
 from . import policy
@@ -556,12 +556,14 @@ def complaint_record_notice(
     *, complaint: Complaint, actor: Any, subscription: Subscription, now: dt.datetime | None = None
 ) -> NonRenewalNotice:
     """Record the non-renewal notice a complaint carries (P5 through
-    ``notices.services.notice_give``): received when the complaint's message
-    was received, with its channel and reference; linked from the complaint."""
+    ``renewals.services.notice_give_acknowledged``, so the customer gets its
+    acknowledgement as from any other path, issue 16): received when the
+    complaint's message was received, with its channel and reference; linked
+    from the complaint."""
     _require_staff(actor, HANDLE, _("record a notice from a complaint"))
     if complaint.account_id is None:
         raise ValidationError({"subscription": _("Link this complaint to an account first.")})
-    given = notice_give(
+    given = renewal_services.notice_give_acknowledged(
         account=complaint.account,
         subscription=subscription,
         channel=_NOTICE_CHANNEL[complaint.channel],

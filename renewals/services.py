@@ -30,13 +30,16 @@ from billing import policy as billing_policy
 from billing import services as billing_services
 from billing.models import Account, LedgerEntry, Order, PriceVersion, Subscription
 from billing.payments import PaymentConfirmation
+from core.audit import resolve_now
+from notices import services as notice_services
+from notices.models import NonRenewalNotice
 from notices.selectors import subscriptions_ending_at
 from workdays.services import notice_deadline
 
 from . import policy
 from .bulk import bulk_insert, bulk_set, insert_history, row_of
 from .models import Notification, RenewalRun
-from .notifications import notification_for
+from .notifications import notification_for, queue_notice_message
 
 log = logging.getLogger(__name__)
 
@@ -563,3 +566,67 @@ def renew_after_top_up(*, account_id: int, at: dt.datetime) -> Counts:
         errors="\n".join(counts.errors),
     )
     return counts
+
+
+# --- P5: a notice with its acknowledgement (issue 16) ------------------------------
+#
+# Decision: every notice is acknowledged to the customer in writing, whoever
+# records it: the customer on the account pages, support in the admin (a notice
+# that came by email, chat or phone) or support from a complaint. P5's notice is
+# evidence for both sides: the acknowledgement gives the customer the reference
+# number, the time we hold as received and the judgement (on time or late), and
+# it tells a customer of a notice recorded on their account that they did not
+# give, while there is still time to withdraw it.
+
+
+@transaction.atomic
+def notice_give_acknowledged(
+    *,
+    account: Account,
+    subscription: Subscription,
+    channel: str,
+    actor: object,
+    received_at: dt.datetime | None = None,
+    reference: str = "",
+    now: dt.datetime | None = None,
+) -> notice_services.NoticeGiven:
+    """P5: record a non-renewal notice (``notices.services.notice_give``) and
+    queue its acknowledgement in the same transaction, so the email exists
+    exactly when the notice does. A notice already covering the period is
+    returned without a second email, unless this receipt re-judged it (an
+    earlier receipt makes a late notice on time): the customer is told the new
+    judgement."""
+    now = resolve_now(now)
+    given = notice_services.notice_give(
+        account=account,
+        subscription=subscription,
+        channel=channel,
+        actor=actor,
+        received_at=received_at,
+        reference=reference,
+        now=now,
+    )
+    if given.created or given.notice.rejudged_at == now:
+        queue_notice_message(notice=given.notice, at=now)
+    return given
+
+
+@transaction.atomic
+def notice_withdraw_acknowledged(
+    *,
+    notice: NonRenewalNotice,
+    account: Account,
+    actor: object,
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> NonRenewalNotice:
+    """P5: withdraw a notice (``notices.services.notice_withdraw``) and queue
+    the withdrawal's acknowledgement in the same transaction; a notice already
+    withdrawn is returned without a second email."""
+    now = resolve_now(now)
+    done = notice_services.notice_withdraw(
+        notice=notice, account=account, actor=actor, reason=reason, now=now
+    )
+    if done.withdrawn_at == now:  # withdrawn by this call
+        queue_notice_message(notice=done, at=now)
+    return done

@@ -41,7 +41,8 @@ from notices.models import WITHDRAWAL_REASON_MAX_LENGTH, NonRenewalNotice
 from notices.selectors import notice_state_for
 from refunds import services as refund_services
 from refunds.models import RefundRequest
-from renewals.notifications import notice_reference, queue_notice_message
+from renewals import services as renewal_services
+from renewals.notifications import notice_reference
 from renewals.services import PriceBook
 
 from .. import formatting, invitations
@@ -275,7 +276,8 @@ def notice(request: HttpRequest) -> HttpResponse:
             seen = form.cleaned_data["seen"]
 
             def give(_data: dict) -> Any:
-                given = notice_services.notice_give(
+                # P5, issue 16: the notice and its acknowledgement in one service.
+                given = renewal_services.notice_give_acknowledged(
                     account=account,
                     subscription=sub,
                     channel=NonRenewalNotice.Channel.ACCOUNT_PAGE,
@@ -283,9 +285,8 @@ def notice(request: HttpRequest) -> HttpResponse:
                     now=now,
                 )
                 if given.created and _seen(given.judgement) != seen:
-                    raise _JudgementChanged(given.judgement)  # rolls the notice back
-                if given.created:
-                    queue_notice_message(notice=given.notice, at=now)
+                    # rolls the notice and its acknowledgement back
+                    raise _JudgementChanged(given.judgement)
                 return given
 
             try:
@@ -365,16 +366,13 @@ def notice_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
         now = timezone.now()
 
         def withdraw(data: dict) -> NonRenewalNotice:
-            done = notice_services.notice_withdraw(
+            return renewal_services.notice_withdraw_acknowledged(
                 notice=item,
                 account=request.account,
                 actor=request.user,
                 reason=data["reason"],
                 now=now,
             )
-            if done.withdrawn_at == now:  # withdrawn by this request
-                queue_notice_message(notice=done, at=now)
-            return done
 
         try:
             done = _submit(request, form, withdraw)
