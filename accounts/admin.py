@@ -16,7 +16,7 @@ from django.utils.translation import gettext_noop
 from core.time import format_instant
 
 # django-axes ships no Chinese: its model and field names are in our catalogue
-# (same msgids, so Django's translation finds them); config.apps names the app.
+# (same msgids, so Django's translation finds them); backoffice.apps names the app.
 AXES_STRINGS = (
     gettext_noop("access attempt"),
     gettext_noop("access attempts"),

@@ -19,7 +19,7 @@
 
 Staff read the roles by their translated names (``ROLE_LABELS``). Finance,
 admin and superusers log in to the admin with a second factor
-(``needs_second_factor``, ``config.admin_site``); support with a password.
+(``needs_second_factor``, ``backoffice.site``); support with a password.
 
 The services check these permissions themselves (``billing.authz``), not only
 the admin pages.

@@ -22,10 +22,7 @@ from billing.models import Account, Order, Subscription
 from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 from core.forms import SafeTextForm
 
-from . import (
-    admin_account,  # noqa: F401  (registers the account 360 page)
-    services,
-)
+from . import services
 from .models import Complaint, ComplaintMessage
 
 OPEN_STATUSES = ("new", "in_progress", "waiting_on_customer")

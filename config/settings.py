@@ -53,8 +53,10 @@ if _missing:
     )
 
 INSTALLED_APPS = [
-    # The admin with the staff site (second factor for money roles, issue 10).
-    "config.apps.StaffAdminConfig",
+    # Issue 16: the staff back office (its admin templates come before Django's)
+    # and the admin with the staff site (second factor for money roles, issue 10).
+    "backoffice",
+    "backoffice.apps.StaffAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -3,8 +3,11 @@ chat or phone, with a preview of the judgement before saving; filters; a
 "Withdraw…" page per notice (reason and confirmation). Thin: the rules are in
 ``notices.services``.
 
-It also registers the subscription admin with the notice state and the
-notices inline (billing sits below notices, so it cannot add them itself).
+Issue 16: nothing here is registered. The back office registers the notice
+admin (``backoffice.admin.notices``: it gives and withdraws notices with their
+acknowledgement through the overridable ``give_notice`` / ``withdraw_notice``)
+and the subscription admin with the notice state, the notices inline and the
+renewal filter defined here (``backoffice.admin.subscriptions``).
 """
 
 from __future__ import annotations
@@ -21,17 +24,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.admin import SubscriptionAdmin
 from billing.admin.base import HistoryAdmin, deadline_html
 from billing.models import Subscription
 from core.admin_mixins import PermittedLinksMixin
 from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 from core.forms import SafeTextForm
 
-from . import (
-    admin_calendar,  # noqa: F401  (registers the calendar admin)
-    services,
-)
+from . import services
 from .models import (
     REFERENCE_MAX_LENGTH,
     WITHDRAW_PERMISSION,
@@ -66,8 +65,13 @@ def notice_state(obj: Subscription) -> str:
     state = notice_state_for(obj)
     if state.state in ("free", "ended"):
         return state.text
-    url = reverse("admin:notices_nonrenewalnotice_record") + f"?subscription={obj.pk}"
+    url = record_notice_url(obj)
     return format_html('{} <a href="{}">{}</a>', state.text, url, _("Record a notice"))
+
+
+def record_notice_url(sub: Subscription) -> str:
+    """The record page, opened for ``sub`` (the subscription is never typed)."""
+    return reverse("admin:notices_nonrenewalnotice_record") + f"?subscription={sub.pk}"
 
 
 @admin.display(description=gettext_lazy("Non-renewal notice"))
@@ -167,7 +171,6 @@ class WithdrawNoticeForm(SafeTextForm):
     )
 
 
-@admin.register(NonRenewalNotice)
 class NonRenewalNoticeAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
     list_display = (
         "pk",
@@ -209,6 +212,16 @@ class NonRenewalNoticeAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    # Issue 16: the record and withdraw pages call these; the back office's
+    # notice admin overrides them to send the acknowledgement too (P5).
+    def give_notice(self, request, **kwargs):
+        """Give the notice recorded on the record page (``notices.services``)."""
+        return services.notice_give(**kwargs)
+
+    def withdraw_notice(self, request, **kwargs):
+        """Withdraw a notice from its withdraw page (``notices.services``)."""
+        return services.notice_withdraw(**kwargs)
 
     def has_withdraw_permission(self, request) -> bool:
         return request.user.has_perm(WITHDRAW_PERMISSION)
@@ -269,7 +282,7 @@ class NonRenewalNoticeAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
             }
             try:
                 if "_confirm" in request.POST:
-                    given = services.notice_give(**kwargs)
+                    given = self.give_notice(request, **kwargs)
                     self.message_user(
                         request,
                         given.message,
@@ -328,8 +341,12 @@ class NonRenewalNoticeAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
             return HttpResponseRedirect(self.object_url(notice))
 
         def call(data):
-            done = services.notice_withdraw(
-                notice=notice, account=notice.account, actor=request.user, reason=data["reason"]
+            done = self.withdraw_notice(
+                request,
+                notice=notice,
+                account=notice.account,
+                actor=request.user,
+                reason=data["reason"],
             )
             return _("Notice #%(pk)s withdrawn: auto-renewal resumes.") % {"pk": done.pk}
 
@@ -364,10 +381,11 @@ def _form_errors(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(None, exc)
 
 
-# --- the subscription admin, with its notices ---------------------------------------
+# --- parts of the subscription admin (composed in backoffice.admin.subscriptions) ---
 
 
-def _after_auto_renew(fields: list) -> list:
+def with_notice_state(fields: list) -> list:
+    """``fields`` with the notice state column after ``auto_renew``."""
     out = list(fields)
     out.insert(out.index("auto_renew") + 1, notice_state)
     return out
@@ -393,45 +411,3 @@ class RenewalDueFilter(admin.SimpleListFilter):
         if value == "short":
             due = due.filter(balance_short_q())
         return queryset.filter(pk__in=due.values("pk"))
-
-
-class SubscriptionWithNoticesAdmin(SubscriptionAdmin):
-    list_filter = [RenewalDueFilter, *SubscriptionAdmin.list_filter]
-    fieldsets = [
-        (name, {**opts, "fields": _after_auto_renew(opts["fields"])})
-        if "auto_renew" in opts["fields"]
-        else (name, opts)
-        for name, opts in SubscriptionAdmin.fieldsets
-    ]
-    readonly_fields = _after_auto_renew(SubscriptionAdmin.readonly_fields)
-    inlines = [*SubscriptionAdmin.inlines, NonRenewalNoticeInline]
-
-    def billing_tools(self, request, obj):
-        tools = list(super().billing_tools(request, obj))
-        if (
-            obj.is_paid
-            and obj.status != Subscription.Status.ENDED
-            and request.user.has_perm(services.GIVE_PERMISSION)
-        ):
-            url = reverse("admin:notices_nonrenewalnotice_record") + f"?subscription={obj.pk}"
-            tools.insert(0, (url, _("Record a non-renewal notice")))
-        return tools
-
-    # The "Record a notice" link only for staff who may record one.
-    def _notice_column(self, request, fields):
-        if request.user.has_perm("notices.add_nonrenewalnotice"):
-            return list(fields)
-        return [notice_state_text if f is notice_state else f for f in fields]
-
-    def get_readonly_fields(self, request, obj=None):
-        return self._notice_column(request, super().get_readonly_fields(request, obj))
-
-    def get_fieldsets(self, request, obj=None):
-        return [
-            (name, {**opts, "fields": self._notice_column(request, opts["fields"])})
-            for name, opts in super().get_fieldsets(request, obj)
-        ]
-
-
-admin.site.unregister(Subscription)
-admin.site.register(Subscription, SubscriptionWithNoticesAdmin)

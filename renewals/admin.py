@@ -2,14 +2,11 @@ from django.contrib import admin
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.admin import AccountAdmin
 from billing.admin.base import ViewOnlyMixin
-from billing.models import Account
 from billing.policy import format_fen
 from core.admin_mixins import PermittedLinksMixin
 from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
-from . import admin_beat  # noqa: F401  (the beat schedule's admin, with permissions)
 from .models import Notification, RenewalRun
 from .services import balance_top_up_and_renew
 
@@ -67,11 +64,15 @@ class NotificationAdmin(LargeTableAdmin, IndexedSearchMixin, ReadOnlyAdmin):
 
 # --- the account admin's top-up, composed with the renewal it may trigger -----
 # billing sits below renewals, so its AccountAdmin cannot call the composed
-# service; this app registers the account admin that does (P5 fair-use: a
-# top-up during grace renews at once, and the message says so).
+# service. This mixin's top-up does (P5 fair-use: a top-up during grace renews
+# at once, and the message says so); the back office composes it into the one
+# registered account admin (backoffice.admin.accounts, issue 16).
 
 
-class RenewingAccountAdmin(AccountAdmin):
+class RenewingTopUpMixin:
+    """For a ``billing.admin.AccountAdmin``: its top-up page renews a
+    past-due subscription from the new balance."""
+
     def top_up(self, request, account, data) -> str:
         result = balance_top_up_and_renew(**self.top_up_arguments(request, account, data))
         values = {
@@ -88,7 +89,3 @@ class RenewingAccountAdmin(AccountAdmin):
                 % values
             )
         return _("Topped up %(amount)s to %(account)s. Balance now %(balance)s.") % values
-
-
-admin.site.unregister(Account)
-admin.site.register(Account, RenewingAccountAdmin)

@@ -7,7 +7,6 @@ from .catalog import PackageAdmin, PriceVersionAdmin
 from .orders import LedgerEntryAdmin, OrderAdmin
 from .payments import AutoRenewalConsentAdmin, OnlinePaymentAdmin
 from .subscriptions import SubscriptionAdmin
-from .users import RoleAwareUserAdmin
 
 __all__ = [
     "AcceptanceAdmin",
@@ -20,6 +19,5 @@ __all__ = [
     "OrderAdmin",
     "PackageAdmin",
     "PriceVersionAdmin",
-    "RoleAwareUserAdmin",
     "SubscriptionAdmin",
 ]

@@ -3,18 +3,17 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy
 
-from billing.models import Subscription
 from core.admin_scale import IndexedSearchMixin, LargeTableAdmin
 
 from .base import HistoryAdmin, deadline_html, expiry_date, shanghai, yuan
 
 
-@admin.register(Subscription)
 class SubscriptionAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
     """Subscriptions change only through the services (fulfilment, renewal,
-    fallback to free). Every field is read-only. Apps above billing register
-    a subclass with their inlines and fields (``notices.admin`` adds the
-    notice state and the notices); saving the page saves only inlines."""
+    fallback to free). Every field is read-only. Not registered here (issue
+    16): the back office registers the one subscription admin, this class
+    with the notice state and the notices inline of ``notices.admin``
+    (``backoffice.admin.subscriptions``); saving the page saves only inlines."""
 
     list_display = [
         "account",

@@ -160,7 +160,7 @@ def test_account_page_shows_balance_subscription_and_recent_rows(admin_client, w
     assert "Expiry date" in html and "2025-04-03" in html
     assert "Non-renewal notice deadline" in html and "2025-04-01 23:59:59" in html
     assert f"Order #{world['fulfilled'].pk}" in html
-    # The account 360 page (complaints.admin_account) lists the latest entries.
+    # The account 360 page (backoffice.admin.accounts) lists the latest entries.
     assert 'id="account360-ledger"' in html
     assert "-¥198.00" in html
 

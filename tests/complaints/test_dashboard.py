@@ -13,11 +13,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from backoffice.dashboard import dashboard
 from billing import services as billing_services
 from billing.models import LedgerEntry, LedgerMonth, Order, Subscription
 from billing.policy import SHANGHAI as SH
 from billing.selectors import ledger_by_month, months_back
-from complaints.dashboard import dashboard
 from complaints.services import complaint_open
 from refunds.models import RefundRequest
 from tests.adminforms import staff_login

@@ -4,19 +4,22 @@ shows no "Reset password" button (it leads to a page they may not open).
 
 Staff read the roles by their translated names (Support, Finance,
 Administrator), in the user list, on a user's page and in the group list;
-the groups keep their stable code names (``support``, ``finance``, ``admin``)."""
+the groups keep their stable code names (``support``, ``finance``, ``admin``).
+
+Issue 16: Django's User and Group admins are replaced once, here in the back
+office (``tests/test_admin_registry.py``)."""
 
 from __future__ import annotations
 
+import django.contrib.auth.admin  # noqa: F401  (registers User and Group first)
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 
+from billing.roles import role_label
 from core.admin_mixins import SafeTextAdminMixin
-
-from ..roles import role_label
 
 
 def _labels(groups) -> str:
@@ -77,9 +80,7 @@ class RoleGroupAdmin(GroupAdmin):
 
 
 User = get_user_model()
-if admin.site.is_registered(User):
-    admin.site.unregister(User)
+admin.site.unregister(User)
 admin.site.register(User, RoleAwareUserAdmin)
-if admin.site.is_registered(Group):
-    admin.site.unregister(Group)
+admin.site.unregister(Group)
 admin.site.register(Group, RoleGroupAdmin)

@@ -2,8 +2,8 @@
 live subscription, notices, balance and latest ledger entries, orders, refund
 requests, complaints, members and seats, and agreement acceptances.
 
-It lives in ``complaints``, the highest app with an admin, because it reads
-every app below it (billing, notices, refunds, complaints). A fixed number of
+It lives in the back office (issue 16), at the top of the layers, because it
+reads every app below it (billing, notices, refunds, complaints). A fixed number of
 queries whatever the account's history: one per list (the latest ``limit``
 rows, each on an indexed ``account_id``) and one for all the totals.
 """
@@ -16,10 +16,9 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Valu
 from django.db.models.functions import Coalesce
 
 from billing.models import Acceptance, Account, AccountMember, LedgerEntry, Order, Subscription
+from complaints.models import Complaint
 from notices.models import NonRenewalNotice
 from refunds.models import RefundRequest
-
-from .models import Complaint
 
 LIMIT = 10
 

@@ -1,7 +1,8 @@
 """Calendar admin (the ``workdays`` models): thin, every change goes through
 ``notices.services``, which applies it to the calendar and re-judges the
-notices of that year in the same transaction (P5). It lives here because the
-calendar app sits below notices.
+notices of that year in the same transaction (P5). It lives in the back
+office (issue 16) because the calendar app sits below notices, whose services
+it calls.
 
 Loading a year from the library over a schedule staff entered asks first: an
 intermediate page lists the staff days that would be replaced and how the
@@ -22,10 +23,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.admin_mixins import NoRevertHistoryAdmin, PermittedLinksMixin, SafeTextAdminMixin
+from notices import services
 from workdays.models import CalendarDay, CalendarRevision, CalendarYear
 from workdays.selectors import library_replacement
-
-from . import services
 
 CONFIRM_FIELD = "overwrite_staff_schedule"
 

@@ -7,9 +7,9 @@ renewals, refunds, complaints opened and resolved) drawn as server-side SVG.
 Every number is a set-based aggregate on indexed columns: one query per
 figure group and one GROUP BY per chart series (the ledger's closed months are
 kept in ``billing.LedgerMonth``), so the page costs the same at a million
-orders. Lives in ``complaints``, the highest app with an admin, because it
-reads billing, notices, refunds and complaints. Each figure carries the link
-to the changelist filtered to the rows it counts.
+orders. Lives in the back office (issue 16), at the top of the layers,
+because it reads billing, notices, refunds and complaints. Each figure carries
+the link to the changelist filtered to the rows it counts.
 """
 
 from __future__ import annotations
@@ -29,12 +29,11 @@ from django.utils.translation import gettext as _
 from billing.models import LedgerEntry, Order
 from billing.policy import format_fen
 from billing.selectors import calendar_warnings, ledger_by_month, months_back
+from complaints.models import Complaint
 from core.time import SHANGHAI
 from notices.selectors import subscription_figures
 from refunds.models import RefundRequest
 from workdays.services import add_working_days
-
-from .models import Complaint
 
 MONTHS = 12
 OPEN = (

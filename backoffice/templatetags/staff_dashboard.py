@@ -1,6 +1,6 @@
 from django import template
 
-from complaints.dashboard import Dashboard, dashboard
+from backoffice.dashboard import Dashboard, dashboard
 
 register = template.Library()
 

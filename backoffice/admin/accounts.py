@@ -6,9 +6,10 @@ refund requests, complaints, members and seats, and agreement acceptances.
 Each row links to its own admin page and each list to its filtered
 changelist ("see all"). Every link to an account in the admin lands here.
 
-billing sits below every app it reads, so this app (the highest with an
-admin) re-registers the account admin, as ``renewals.admin`` does for the
-renewing top-up. The reads are ``complaints.overview`` (fixed query count).
+Issue 16: the one account admin, registered here and composed of billing's
+plain ``AccountAdmin``, renewals' ``RenewingTopUpMixin`` (a top-up during grace
+renews at once, P5) and this page. The reads are ``backoffice.selectors``
+(fixed query count).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
+from billing.admin import AccountAdmin
 from billing.admin.base import DASH, deadline_html, expiry_date, ledger_memo, shanghai, yuan
 from billing.models import (
     Acceptance,
@@ -34,12 +36,13 @@ from billing.models import (
     Order,
     Subscription,
 )
+from complaints.models import Complaint
+from notices.admin import record_notice_url
 from notices.models import NonRenewalNotice
 from refunds.models import RefundRequest
-from renewals.admin import RenewingAccountAdmin
+from renewals.admin import RenewingTopUpMixin
 
-from .models import Complaint
-from .overview import AccountOverview, account_overview
+from ..selectors import AccountOverview, account_overview
 
 OPEN_COMPLAINT = ("new", "in_progress", "waiting_on_customer")
 RECORD_NOTICE_PERMISSION = "notices.add_nonrenewalnotice"
@@ -154,10 +157,6 @@ def can_record_notice(request: HttpRequest, sub: Subscription | None) -> bool:
         and sub.status != Subscription.Status.ENDED
         and request.user.has_perm(RECORD_NOTICE_PERMISSION)
     )
-
-
-def record_notice_url(sub: Subscription) -> str:
-    return reverse("admin:notices_nonrenewalnotice_record") + f"?subscription={sub.pk}"
 
 
 def sections(overview: AccountOverview, account: Account, links: Links) -> list[Section]:
@@ -356,10 +355,12 @@ def sections(overview: AccountOverview, account: Account, links: Links) -> list[
     ]
 
 
-class Account360Admin(RenewingAccountAdmin):
-    """The account admin with the 360 page as its change page."""
+@admin.register(Account)
+class Account360Admin(RenewingTopUpMixin, AccountAdmin):
+    """The account admin: billing's, with the renewing top-up (renewals) and
+    the 360 page as its change page."""
 
-    change_form_template = "admin/complaints/account_360.html"
+    change_form_template = "admin/backoffice/account_360.html"
     # The page's lists replace the inlines (and the subscription summary field).
     inlines = []
     fieldsets = [
@@ -406,7 +407,3 @@ class Account360Admin(RenewingAccountAdmin):
                 }
             )
         return super().change_view(request, object_id, form_url, extra_context)
-
-
-admin.site.unregister(Account)
-admin.site.register(Account, Account360Admin)

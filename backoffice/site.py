@@ -12,7 +12,7 @@
 - A missing or wrong code counts as a failed login for django-axes (throttled
   and logged as an ``AccessAttempt``), exactly as a wrong password does.
 
-``config.apps.StaffAdminConfig`` makes this the default ``admin.site``.
+``backoffice.apps.StaffAdminConfig`` makes this the default ``admin.site``.
 """
 
 from __future__ import annotations
