@@ -76,40 +76,39 @@ def balance(request: HttpRequest) -> HttpResponse:
         token = request.POST.get(formtokens.FIELD, "")
         if form.is_valid():
             amount = form.cleaned_data["amount"]
-            threshold = billing_services.top_up_confirm_above_fen()
-            if amount > threshold and form.cleaned_data["confirmed_amount_fen"] != amount:
-                # Item 9: a large amount is confirmed a second time, in words.
+            try:
+                with transaction.atomic():
+                    formtokens.form_token_consume(token=token, user=request.user, path=request.path)
+                    payment = billing_services.online_payment_start(
+                        account=account,
+                        provider=form.cleaned_data["provider"],
+                        amount_fen=amount,
+                        confirmed_large=form.cleaned_data["confirmed_amount_fen"] == amount,
+                        actor=request.user,
+                    )
+            except FormAlreadySubmitted as exc:
+                messages.warning(request, exc.messages[0])
+                return redirect("accounts:balance")
+            except FormExpired as exc:
+                form.add_error(None, exc)
+            except billing_services.ConfirmationRequired as exc:
+                # Item 9: the service refused a large amount not yet confirmed (its
+                # transaction rolled back, so the token is still open): confirm it a
+                # second time, in words.
                 step = {
-                    "amount_fen": amount,
-                    "threshold_fen": threshold,
-                    "words_zh": amounts.yuan_in_words_zh(amount),
-                    "words_en": amounts.yuan_in_words_en(amount),
+                    "amount_fen": exc.amount_fen,
+                    "threshold_fen": exc.threshold_fen,
+                    "words_zh": amounts.yuan_in_words_zh(exc.amount_fen),
+                    "words_en": amounts.yuan_in_words_en(exc.amount_fen),
                 }
                 data = request.POST.copy()
-                data["confirmed_amount_fen"] = str(amount)
+                data["confirmed_amount_fen"] = str(exc.amount_fen)
                 form = money_forms.TopUpForm(data)
                 form.is_valid()
+            except ValidationError as exc:
+                add_service_error(form, exc)
             else:
-                try:
-                    with transaction.atomic():
-                        formtokens.form_token_consume(
-                            token=token, user=request.user, path=request.path
-                        )
-                        payment = billing_services.online_payment_start(
-                            account=account,
-                            provider=form.cleaned_data["provider"],
-                            amount_fen=amount,
-                            actor=request.user,
-                        )
-                except FormAlreadySubmitted as exc:
-                    messages.warning(request, exc.messages[0])
-                    return redirect("accounts:balance")
-                except FormExpired as exc:
-                    form.add_error(None, exc)
-                except ValidationError as exc:
-                    add_service_error(form, exc)
-                else:
-                    return HttpResponseRedirect(payments.PROVIDERS[payment.provider].start(payment))
+                return HttpResponseRedirect(payments.PROVIDERS[payment.provider].start(payment))
     if acting:
         token = _token(request, request.path, token)
     entries = (
