@@ -29,10 +29,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing import amounts, formtokens
+from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.forms import add_service_error
 from billing.formtokens import FormAlreadySubmitted, FormExpired
-from billing.models import AutoRenewalConsent, LedgerEntry, OnlinePayment, Order
+from billing.models import OnlinePayment, Order
 from billing.selectors import agreement_in_force, has_accepted, live_subscription
 
 from .. import money_forms, payments, selectors, services
@@ -111,9 +112,7 @@ def balance(request: HttpRequest) -> HttpResponse:
                 return HttpResponseRedirect(payments.PROVIDERS[payment.provider].start(payment))
     if acting:
         token = _token(request, request.path, token)
-    entries = (
-        LedgerEntry.objects.filter(account=account).select_related("order__package").order_by("-pk")
-    )
+    entries = billing_selectors.account_ledger(account=account)
     page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -136,11 +135,7 @@ def balance(request: HttpRequest) -> HttpResponse:
 
 
 def _order_of(request: HttpRequest, order_id: int) -> Order:
-    return get_object_or_404(
-        Order.objects.select_related("package", "price_version", "subscription"),
-        pk=order_id,
-        account=request.account,
-    )
+    return billing_selectors.account_order_or_404(account=request.account, order_id=order_id)
 
 
 @account_page
@@ -151,9 +146,7 @@ def receipt(request: HttpRequest, order_id: int) -> HttpResponse:
     context: dict[str, Any] = {
         "order": order,
         "entries": order.ledger_entries.order_by("pk"),
-        "consent": AutoRenewalConsent.objects.filter(order=order)
-        .select_related("agreement_version")
-        .first(),
+        "consent": billing_selectors.order_consent(order=order),
         "payments": order.online_payments.order_by("-pk"),
         "acting": acting,
         "unpaid": unpaid,
@@ -310,7 +303,6 @@ def packages(request: HttpRequest) -> HttpResponse:
     on_sale = selectors.purchasable_packages()
     offers = [selectors.offer(package=p, seats=1, now=now) for p in on_sale]
     form = money_forms.ChooseForm(packages=on_sale, initial={"seats": 1})
-    unpaid = Order.objects.filter(account=request.account, status=Order.Status.CONFIRMED)
     return render(
         request,
         "accounts/packages.html",
@@ -318,7 +310,7 @@ def packages(request: HttpRequest) -> HttpResponse:
             "offers": offers,
             "form": form,
             "subscription": live_subscription(account=request.account),
-            "unpaid": unpaid.select_related("package").order_by("-pk"),
+            "unpaid": billing_selectors.account_unpaid_orders(account=request.account),
             "acting": may_act(request.membership),
         },
     )
@@ -393,7 +385,7 @@ def package_buy(request: HttpRequest) -> HttpResponse:
                 return redirect("accounts:receipt", order_id=purchase.order.pk)
     token = _token(request, reverse("accounts:package_buy"), token)
     live = live_subscription(account=account)
-    active_members = account.members.filter(suspended_at__isnull=True).count()
+    active_members = billing_selectors.active_member_count(account=account)
     return render(
         request,
         "accounts/package_buy.html",
