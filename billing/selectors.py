@@ -6,8 +6,9 @@ import dataclasses
 import datetime as dt
 
 from django.conf import settings
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,6 +20,7 @@ from .models import (
     Acceptance,
     Account,
     AgreementVersion,
+    AutoRenewalConsent,
     LedgerEntry,
     LedgerMonth,
     Order,
@@ -259,3 +261,44 @@ def ledger_by_month(
     if open_months:
         out.update(_ledger_group_by(open_months[0], next_month(open_months[-1])))
     return out
+
+
+# --- account-scoped reads behind the account pages (issue 16) --------------------------
+
+
+def account_ledger(*, account: Account) -> QuerySet[LedgerEntry]:
+    """The account's ledger, newest first, with each entry's order and package
+    (one query per page when paginated)."""
+    return (
+        LedgerEntry.objects.filter(account=account).select_related("order__package").order_by("-pk")
+    )
+
+
+def account_order_or_404(*, account: Account, order_id: int) -> Order:
+    """One order of the account (another account's id: 404)."""
+    return get_object_or_404(
+        Order.objects.select_related("package", "price_version", "subscription"),
+        pk=order_id,
+        account=account,
+    )
+
+
+def account_unpaid_orders(*, account: Account) -> QuerySet[Order]:
+    """The account's confirmed, unpaid orders, newest first."""
+    return (
+        Order.objects.filter(account=account, status=Order.Status.CONFIRMED)
+        .select_related("package")
+        .order_by("-pk")
+    )
+
+
+def order_consent(*, order: Order) -> AutoRenewalConsent | None:
+    """The P5 auto-deduction consent recorded for the order, if any."""
+    return (
+        AutoRenewalConsent.objects.filter(order=order).select_related("agreement_version").first()
+    )
+
+
+def active_member_count(*, account: Account) -> int:
+    """How many of the account's members hold a seat now (not suspended)."""
+    return account.members.filter(suspended_at__isnull=True).count()

@@ -29,10 +29,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing import amounts, formtokens
+from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.forms import add_service_error
 from billing.formtokens import FormAlreadySubmitted, FormExpired
-from billing.models import AutoRenewalConsent, LedgerEntry, OnlinePayment, Order
+from billing.models import OnlinePayment, Order
 from billing.selectors import agreement_in_force, has_accepted, live_subscription
 
 from .. import money_forms, payments, selectors, services
@@ -76,45 +77,42 @@ def balance(request: HttpRequest) -> HttpResponse:
         token = request.POST.get(formtokens.FIELD, "")
         if form.is_valid():
             amount = form.cleaned_data["amount"]
-            threshold = billing_services.top_up_confirm_above_fen()
-            if amount > threshold and form.cleaned_data["confirmed_amount_fen"] != amount:
-                # Item 9: a large amount is confirmed a second time, in words.
+            try:
+                with transaction.atomic():
+                    formtokens.form_token_consume(token=token, user=request.user, path=request.path)
+                    payment = billing_services.online_payment_start(
+                        account=account,
+                        provider=form.cleaned_data["provider"],
+                        amount_fen=amount,
+                        confirmed_large=form.cleaned_data["confirmed_amount_fen"] == amount,
+                        actor=request.user,
+                    )
+            except FormAlreadySubmitted as exc:
+                messages.warning(request, exc.messages[0])
+                return redirect("accounts:balance")
+            except FormExpired as exc:
+                form.add_error(None, exc)
+            except billing_services.ConfirmationRequired as exc:
+                # Item 9: the service refused a large amount not yet confirmed (its
+                # transaction rolled back, so the token is still open): confirm it a
+                # second time, in words.
                 step = {
-                    "amount_fen": amount,
-                    "threshold_fen": threshold,
-                    "words_zh": amounts.yuan_in_words_zh(amount),
-                    "words_en": amounts.yuan_in_words_en(amount),
+                    "amount_fen": exc.amount_fen,
+                    "threshold_fen": exc.threshold_fen,
+                    "words_zh": amounts.yuan_in_words_zh(exc.amount_fen),
+                    "words_en": amounts.yuan_in_words_en(exc.amount_fen),
                 }
                 data = request.POST.copy()
-                data["confirmed_amount_fen"] = str(amount)
+                data["confirmed_amount_fen"] = str(exc.amount_fen)
                 form = money_forms.TopUpForm(data)
                 form.is_valid()
+            except ValidationError as exc:
+                add_service_error(form, exc)
             else:
-                try:
-                    with transaction.atomic():
-                        formtokens.form_token_consume(
-                            token=token, user=request.user, path=request.path
-                        )
-                        payment = billing_services.online_payment_start(
-                            account=account,
-                            provider=form.cleaned_data["provider"],
-                            amount_fen=amount,
-                            actor=request.user,
-                        )
-                except FormAlreadySubmitted as exc:
-                    messages.warning(request, exc.messages[0])
-                    return redirect("accounts:balance")
-                except FormExpired as exc:
-                    form.add_error(None, exc)
-                except ValidationError as exc:
-                    add_service_error(form, exc)
-                else:
-                    return HttpResponseRedirect(payments.PROVIDERS[payment.provider].start(payment))
+                return HttpResponseRedirect(payments.PROVIDERS[payment.provider].start(payment))
     if acting:
         token = _token(request, request.path, token)
-    entries = (
-        LedgerEntry.objects.filter(account=account).select_related("order__package").order_by("-pk")
-    )
+    entries = billing_selectors.account_ledger(account=account)
     page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -137,11 +135,7 @@ def balance(request: HttpRequest) -> HttpResponse:
 
 
 def _order_of(request: HttpRequest, order_id: int) -> Order:
-    return get_object_or_404(
-        Order.objects.select_related("package", "price_version", "subscription"),
-        pk=order_id,
-        account=request.account,
-    )
+    return billing_selectors.account_order_or_404(account=request.account, order_id=order_id)
 
 
 @account_page
@@ -152,9 +146,7 @@ def receipt(request: HttpRequest, order_id: int) -> HttpResponse:
     context: dict[str, Any] = {
         "order": order,
         "entries": order.ledger_entries.order_by("pk"),
-        "consent": AutoRenewalConsent.objects.filter(order=order)
-        .select_related("agreement_version")
-        .first(),
+        "consent": billing_selectors.order_consent(order=order),
         "payments": order.online_payments.order_by("-pk"),
         "acting": acting,
         "unpaid": unpaid,
@@ -311,7 +303,6 @@ def packages(request: HttpRequest) -> HttpResponse:
     on_sale = selectors.purchasable_packages()
     offers = [selectors.offer(package=p, seats=1, now=now) for p in on_sale]
     form = money_forms.ChooseForm(packages=on_sale, initial={"seats": 1})
-    unpaid = Order.objects.filter(account=request.account, status=Order.Status.CONFIRMED)
     return render(
         request,
         "accounts/packages.html",
@@ -319,7 +310,7 @@ def packages(request: HttpRequest) -> HttpResponse:
             "offers": offers,
             "form": form,
             "subscription": live_subscription(account=request.account),
-            "unpaid": unpaid.select_related("package").order_by("-pk"),
+            "unpaid": billing_selectors.account_unpaid_orders(account=request.account),
             "acting": may_act(request.membership),
         },
     )
@@ -394,7 +385,7 @@ def package_buy(request: HttpRequest) -> HttpResponse:
                 return redirect("accounts:receipt", order_id=purchase.order.pk)
     token = _token(request, reverse("accounts:package_buy"), token)
     live = live_subscription(account=account)
-    active_members = account.members.filter(suspended_at__isnull=True).count()
+    active_members = billing_selectors.active_member_count(account=account)
     return render(
         request,
         "accounts/package_buy.html",

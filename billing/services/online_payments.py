@@ -33,7 +33,7 @@ from ..payments import (
 )
 from ..selectors import agreement_in_force, has_accepted
 from ._common import _require_fen
-from .balance import balance_top_up
+from .balance import ConfirmationRequired, balance_top_up, top_up_confirm_above_fen
 from .orders import _lock_order, order_pay
 
 
@@ -149,6 +149,7 @@ def online_payment_start(
     actor: Any,
     amount_fen: int | None = None,
     order: Order | None = None,
+    confirmed_large: bool = False,
     now: dt.datetime | None = None,
 ) -> OnlinePayment:
     """Start paying online: a top-up of ``account``'s balance (``amount_fen``)
@@ -156,7 +157,14 @@ def online_payment_start(
     amount). Writes the ``OnlinePayment`` and its reference, the idempotency
     key the provider confirms; no money moves here (item 8: only the
     provider's verified confirmation records it). Item 8: the account's
-    owner or an admin; staff never pay online for a customer."""
+    owner or an admin; staff never pay online for a customer.
+
+    Item 9: a top-up above ``TOP_UP_CONFIRM_ABOVE_FEN`` is refused
+    (``ConfirmationRequired``, nothing written) unless ``confirmed_large``
+    says the customer confirmed that amount a second time; this is the one
+    place the customer's large top-up is checked (the account page shows the
+    confirmation step when it catches the error). An order is paid at its
+    confirmed amount, which the customer already confirmed."""
     now = _now(now)
     authorize(actor=actor, account=account, action=_("pay online"), staff_perm=None)
     if not configured_provider(provider):
@@ -179,6 +187,9 @@ def online_payment_start(
         amount_fen = locked.amount_fen
     else:
         amount_fen = _require_fen(amount_fen)
+        threshold = top_up_confirm_above_fen()
+        if amount_fen > threshold and not confirmed_large:
+            raise ConfirmationRequired(amount_fen, threshold)
     if amount_fen > ONLINE_PAYMENT_MAX_FEN:
         raise ValidationError(
             {

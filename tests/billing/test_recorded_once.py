@@ -218,6 +218,41 @@ def test_a_large_top_up_needs_confirmed_large(account, finance_user, settings):
 
 
 @pytest.mark.django_db
+def test_the_online_top_up_start_refuses_an_unconfirmed_large_amount(
+    account, catalog, settings, t0
+):
+    """Issue 16: the service, not the account page, holds the rule: starting
+    an online top-up above the threshold is refused, writing nothing, until
+    the amount is confirmed a second time. An order's payment is not asked
+    again (its amount was confirmed with the order)."""
+    from billing.models import OnlinePayment
+
+    settings.TOP_UP_CONFIRM_ABOVE_FEN = 5_000_000
+    start = dict(account=account, provider="sandbox", actor=account.owner, now=t0)
+    at_threshold = services.online_payment_start(amount_fen=5_000_000, **start)
+    assert at_threshold.amount_fen == 5_000_000
+    with pytest.raises(services.ConfirmationRequired) as exc:
+        services.online_payment_start(amount_fen=6_000_000, **start)
+    assert (exc.value.amount_fen, exc.value.threshold_fen) == (6_000_000, 5_000_000)
+    assert exc.value.message_dict["amount"] == [
+        "A top-up above ¥50,000.00 needs a second confirmation: confirm ¥60,000.00 "
+        "(陆万元整, sixty thousand yuan)."
+    ]
+    assert OnlinePayment.objects.filter(amount_fen=6_000_000).count() == 0
+    confirmed = services.online_payment_start(amount_fen=6_000_000, confirmed_large=True, **start)
+    assert confirmed.amount_fen == 6_000_000
+
+    settings.TOP_UP_CONFIRM_ABOVE_FEN = 1
+    order = services.order_place(
+        account=account, package=catalog["pro-monthly"], actor=account.owner, now=t0
+    )
+    order = services.order_confirm(order=order, actor=account.owner, now=t0)
+    assert order.amount_fen > 1
+    paying = services.online_payment_start(order=order, **start)
+    assert paying.amount_fen == order.amount_fen
+
+
+@pytest.mark.django_db
 def test_a_provider_confirmed_large_top_up_is_recorded(account):
     """The provider confirmed money actually received: recorded without asking."""
     entry = factories.provider_top_up(account, 9_000_000, now=T)
