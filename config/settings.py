@@ -76,10 +76,15 @@ INSTALLED_APPS = [
     "refunds",
     "complaints",
     "accounts",
+    # Issue 17 section 2: /metrics, JSON logs, the ledger check and alerts.
+    "ops",
     "demo",
 ]
 
 MIDDLEWARE = [
+    # Issue 17: request count and latency by view name, for /metrics (first,
+    # so it times everything below it).
+    "ops.middleware.RequestMetricsMiddleware",
     # Issue 20: a NUL or other control character in the path, the query string
     # or a form value is answered 400 before any view or the ORM sees it.
     "config.middleware.ControlCharacterMiddleware",
@@ -437,6 +442,15 @@ if WORKER_DB_LOCK_TIMEOUT <= WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT:
 # unless --output-dir says otherwise. Copy both off the machine.
 BACKUP_DIR = Path(env("BACKUP_DIR", default=str(VAR_DIR / "backups")))
 # --- end of "Recovering it" -------------------------------------------------
+
+# --- Watching it (issue 17, section 2) --------------------------------------
+# GET /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; unset: 403 always.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# prometheus-client's multiprocess mode: a folder every gunicorn worker writes
+# its request metrics to (emptied before the server starts), so /metrics adds
+# them up across workers. Unset: each process reports its own requests.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+# --- end of "Watching it" -----------------------------------------------------
 
 # --- Billing policy settings ------------------------------------------------
 # P3: a paid custom service not fulfilled within this many working days is
