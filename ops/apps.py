@@ -9,3 +9,7 @@ class OpsConfig(AppConfig):
     name = "ops"
     verbose_name = _("Operations")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Celery signals: the request id into queued tasks, the task id into logs.
+        from . import logs  # noqa: F401
