@@ -452,6 +452,9 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # its request metrics to (emptied before the server starts), so /metrics adds
 # them up across workers. Unset: each process reports its own requests.
 PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+# Who gets the alert emails (renewal scan late, failed emails, a failed ledger
+# check, provisional deadlines ahead): comma-separated; empty: none sent.
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
 # --- end of "Watching it" -----------------------------------------------------
 
 # --- Billing policy settings ------------------------------------------------

@@ -1,0 +1,11 @@
+from django import template
+
+from ops.alerts import Condition, conditions
+
+register = template.Library()
+
+
+@register.simple_tag
+def ops_alerts() -> list[Condition]:
+    """The alert conditions the admin index shows at the top (issue 17)."""
+    return conditions()
