@@ -17,6 +17,7 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import CharField, Count, F, Max, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -41,15 +42,53 @@ def scan_late_after() -> dt.timedelta:
     return dt.timedelta(minutes=3 * settings.RENEWAL_SCAN_MINUTES + 10)
 
 
-def conditions(*, now: dt.datetime | None = None) -> list[Condition]:
+def _state() -> dict[str, tuple[int, dt.datetime | None]]:
+    """key -> (count, latest time) in ONE UNION ALL statement: finished
+    renewal runs (the last finish), failed notifications and complaint
+    replies, and the last ledger check (its violations, its time)."""
+
+    def row(key: str, queryset, n, t):
+        return (
+            queryset.order_by()
+            .values(k=Value(key, output_field=CharField()))
+            .annotate(n=n, t=t)
+            .values_list("k", "n", "t")
+        )
+
+    parts = [
+        row(
+            "runs",
+            RenewalRun.objects.filter(finished_at__isnull=False),
+            Count("pk"),
+            Max("finished_at"),
+        ),
+        row(
+            "notifications",
+            Notification.objects.filter(status=Notification.Status.FAILED),
+            Count("pk"),
+            Max("created_at"),
+        ),
+        row(
+            "replies",
+            ComplaintMessage.objects.filter(email_status=ComplaintMessage.EmailStatus.FAILED),
+            Count("pk"),
+            Max("created_at"),
+        ),
+        LedgerCheck.objects.order_by("-finished_at", "-pk")
+        .values(k=Value("ledger", output_field=CharField()))
+        .annotate(n=F("violations"), t=F("finished_at"))
+        .values_list("k", "n", "t")[:1],
+    ]
+    return {k: (n, t) for k, n, t in parts[0].union(*parts[1:], all=True)}
+
+
+def conditions(*, now: dt.datetime | None = None, provisional: bool = True) -> list[Condition]:
+    """What is wrong now. ``provisional=False`` leaves out the provisional
+    deadlines (the admin index already shows them among the calendar warnings)."""
     now = now or timezone.now()
     out: list[Condition] = []
-    last = (
-        RenewalRun.objects.filter(finished_at__isnull=False)
-        .order_by("-finished_at", "-pk")
-        .values_list("finished_at", flat=True)
-        .first()
-    )
+    state = _state()
+    last = state.get("runs", (0, None))[1]
     if last is None or last < now - scan_late_after():
         out.append(
             Condition(
@@ -61,10 +100,7 @@ def conditions(*, now: dt.datetime | None = None) -> list[Condition]:
                 % {"when": timezone.localtime(last).strftime("%Y-%m-%d %H:%M") if last else "-"},
             )
         )
-    failed = (
-        Notification.objects.filter(status=Notification.Status.FAILED).count()
-        + ComplaintMessage.objects.filter(email_status=ComplaintMessage.EmailStatus.FAILED).count()
-    )
+    failed = state.get("notifications", (0, None))[0] + state.get("replies", (0, None))[0]
     if failed:
         out.append(
             Condition(
@@ -73,21 +109,18 @@ def conditions(*, now: dt.datetime | None = None) -> list[Condition]:
                 % {"n": failed},
             )
         )
-    check = LedgerCheck.objects.order_by("-finished_at", "-pk").first()
-    if check is not None and not check.ok:
+    violations, checked = state.get("ledger", (0, None))
+    if checked is not None and violations:
         out.append(
             Condition(
                 "ledger_check_failed",
                 _("The ledger check of %(when)s found %(n)s violation(s): run check_ledger.")
-                % {
-                    "when": timezone.localtime(check.finished_at).strftime("%Y-%m-%d %H:%M"),
-                    "n": check.violations,
-                },
+                % {"when": timezone.localtime(checked).strftime("%Y-%m-%d %H:%M"), "n": violations},
             )
         )
-    provisional = provisional_deadline_warning(now=now)
-    if provisional:
-        out.append(Condition("provisional_deadlines", str(provisional)))
+    warning = provisional_deadline_warning(now=now) if provisional else None
+    if warning:
+        out.append(Condition("provisional_deadlines", str(warning)))
     return out
 
 
