@@ -10,6 +10,29 @@ app = Celery("billing_backoffice")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
+def _keep_django_logging(**kwargs) -> None:
+    """Issue 17: the worker and beat log as the web does (config.settings
+    LOGGING: JSON lines on stdout with the task id, redacted), not with
+    Celery's own handlers and format."""
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+def _json_logs() -> bool:
+    from django.conf import settings
+
+    return settings.LOG_FORMAT == "json"
+
+
+# Any receiver of setup_logging stops Celery from configuring logging itself;
+# with text logs (the demo) Celery keeps its own readable worker output.
+if _json_logs():
+    signals.setup_logging.connect(_keep_django_logging, weak=False)
+
 # Database aliases whose connections already carry the worker limits.
 _limited: set[str] = set()
 

@@ -78,10 +78,17 @@ INSTALLED_APPS = [
     "refunds",
     "complaints",
     "accounts",
+    # Issue 17 section 2: /metrics, JSON logs, the ledger check and alerts.
+    "ops",
     "demo",
 ]
 
 MIDDLEWARE = [
+    # Issue 17: request count and latency by view name, for /metrics (first,
+    # so it times everything below it).
+    "ops.middleware.RequestMetricsMiddleware",
+    # Issue 17: X-Request-ID taken or made, on every log line and queued task.
+    "ops.middleware.RequestIdMiddleware",
     # Issue 20: a NUL or other control character in the path, the query string
     # or a form value is answered 400 before any view or the ORM sees it.
     "config.middleware.ControlCharacterMiddleware",
@@ -440,6 +447,18 @@ if WORKER_DB_LOCK_TIMEOUT <= WORKER_DB_IDLE_IN_TRANSACTION_TIMEOUT:
 BACKUP_DIR = Path(env("BACKUP_DIR", default=str(VAR_DIR / "backups")))
 # --- end of "Recovering it" -------------------------------------------------
 
+# --- Watching it (issue 17, section 2) --------------------------------------
+# GET /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; unset: 403 always.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# prometheus-client's multiprocess mode: a folder every gunicorn worker writes
+# its request metrics to (emptied before the server starts), so /metrics adds
+# them up across workers. Unset: each process reports its own requests.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+# Who gets the alert emails (renewal scan late, failed emails, a failed ledger
+# check, provisional deadlines ahead): comma-separated; empty: none sent.
+ALERT_EMAILS = env.list("ALERT_EMAILS", default=[])
+# --- end of "Watching it" -----------------------------------------------------
+
 # --- Billing policy settings ------------------------------------------------
 # P3: a paid custom service not fulfilled within this many working days is
 # listed on the admin index (a candidate for refund exception E3).
@@ -487,9 +506,32 @@ TOP_UP_CONFIRM_ABOVE_FEN = env.int("TOP_UP_CONFIRM_ABOVE_FEN", default=5_000_000
 # Item 9: how long a money form's one-time token stays valid.
 FORM_TOKEN_MAX_AGE_HOURS = env.int("FORM_TOKEN_MAX_AGE_HOURS", default=12)
 
+# Issue 17: production (DEBUG false) logs one JSON object per line on stdout
+# (web, worker and beat alike: config.celery keeps Celery from replacing this),
+# each with the request id or task id (ops.logs); LOG_FORMAT=text gives the
+# readable lines the demo and the tests keep. Every line goes through the
+# redaction filter: no email address, password, token or signature.
+LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "context": {"()": "ops.logs.ContextFilter"},
+        "redact": {"()": "ops.logs.RedactFilter"},
+    },
+    "formatters": {
+        "json": {"()": "ops.logs.JsonFormatter"},
+        "text": {"format": "%(levelname)s %(name)s [%(log_context)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout" if LOG_FORMAT == "json" else "ext://sys.stderr",
+            "filters": ["context", "redact"],
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
 }

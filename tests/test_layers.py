@@ -23,6 +23,7 @@ LAYERS = [
     "refunds",
     "complaints",
     "accounts",
+    "ops",
     "backoffice",
     "demo",
     "config",

@@ -1,0 +1,174 @@
+"""Alerts where staff look (issue 17, section 2): the conditions the admin
+index shows at the top and that are emailed once to ``ALERT_EMAILS``.
+
+``conditions`` reads the state (a few aggregate queries, no clock of its
+own) and returns what is wrong now; ``alert_sync`` records each condition
+as an ``Alert`` (raised when first seen, cleared when gone); ``alert_notify``
+emails the ones not emailed yet, once per occurrence. ``alerts_run`` does
+both (the periodic task ``ops.tasks.alerts_task``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import CharField, Count, F, Max, Value
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from billing.selectors import provisional_deadline_warning
+from complaints.models import ComplaintMessage
+from renewals.models import Notification, RenewalRun
+
+from .models import Alert, LedgerCheck
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    key: str
+    message: str
+
+
+def scan_late_after() -> dt.timedelta:
+    """A renewal scan is late when none has completed for three intervals
+    and ten minutes (beat or the workers are down)."""
+    return dt.timedelta(minutes=3 * settings.RENEWAL_SCAN_MINUTES + 10)
+
+
+def _state() -> dict[str, tuple[int, dt.datetime | None]]:
+    """key -> (count, latest time) in ONE UNION ALL statement: finished
+    renewal runs (the last finish), failed notifications and complaint
+    replies, and the last ledger check (its violations, its time)."""
+
+    def row(key: str, queryset, n, t):
+        return (
+            queryset.order_by()
+            .values(k=Value(key, output_field=CharField()))
+            .annotate(n=n, t=t)
+            .values_list("k", "n", "t")
+        )
+
+    parts = [
+        row(
+            "runs",
+            RenewalRun.objects.filter(finished_at__isnull=False),
+            Count("pk"),
+            Max("finished_at"),
+        ),
+        row(
+            "notifications",
+            Notification.objects.filter(status=Notification.Status.FAILED),
+            Count("pk"),
+            Max("created_at"),
+        ),
+        row(
+            "replies",
+            ComplaintMessage.objects.filter(email_status=ComplaintMessage.EmailStatus.FAILED),
+            Count("pk"),
+            Max("created_at"),
+        ),
+        LedgerCheck.objects.order_by("-finished_at", "-pk")
+        .values(k=Value("ledger", output_field=CharField()))
+        .annotate(n=F("violations"), t=F("finished_at"))
+        .values_list("k", "n", "t")[:1],
+    ]
+    return {k: (n, t) for k, n, t in parts[0].union(*parts[1:], all=True)}
+
+
+def conditions(*, now: dt.datetime | None = None, provisional: bool = True) -> list[Condition]:
+    """What is wrong now. ``provisional=False`` leaves out the provisional
+    deadlines (the admin index already shows them among the calendar warnings)."""
+    now = now or timezone.now()
+    out: list[Condition] = []
+    state = _state()
+    last = state.get("runs", (0, None))[1]
+    if last is None or last < now - scan_late_after():
+        out.append(
+            Condition(
+                "renewal_scan_late",
+                _(
+                    "No renewal scan has completed since %(when)s: check that beat and "
+                    "the Celery workers are running (P5)."
+                )
+                % {"when": timezone.localtime(last).strftime("%Y-%m-%d %H:%M") if last else "-"},
+            )
+        )
+    failed = state.get("notifications", (0, None))[0] + state.get("replies", (0, None))[0]
+    if failed:
+        out.append(
+            Condition(
+                "emails_failed",
+                _("%(n)s email(s) failed to send (notifications and complaint replies).")
+                % {"n": failed},
+            )
+        )
+    violations, checked = state.get("ledger", (0, None))
+    if checked is not None and violations:
+        out.append(
+            Condition(
+                "ledger_check_failed",
+                _("The ledger check of %(when)s found %(n)s violation(s): run check_ledger.")
+                % {"when": timezone.localtime(checked).strftime("%Y-%m-%d %H:%M"), "n": violations},
+            )
+        )
+    warning = provisional_deadline_warning(now=now) if provisional else None
+    if warning:
+        out.append(Condition("provisional_deadlines", str(warning)))
+    return out
+
+
+def alert_sync(current: list[Condition], *, now: dt.datetime) -> list[Alert]:
+    """Raise the conditions seen now and not open, clear the open ones no
+    longer seen; return the open alerts."""
+    keys = {c.key: c for c in current}
+    with transaction.atomic():
+        open_alerts = {
+            a.key: a for a in Alert.objects.select_for_update().filter(cleared_at__isnull=True)
+        }
+        Alert.objects.filter(pk__in=[a.pk for k, a in open_alerts.items() if k not in keys]).update(
+            cleared_at=now
+        )
+        for key, condition in keys.items():
+            if key in open_alerts:
+                continue
+            open_alerts[key] = Alert.objects.create(
+                key=key, message=condition.message, raised_at=now
+            )
+    return [a for k, a in open_alerts.items() if k in keys]
+
+
+def alert_notify(alerts: list[Alert], *, now: dt.datetime) -> int:
+    """Email each alert not emailed yet to ``ALERT_EMAILS`` (one message per
+    alert), then mark it. Sent with Django's mail, outside any transaction;
+    the one place to route through an outbox later. Returns how many."""
+    recipients = settings.ALERT_EMAILS
+    due = [a for a in alerts if a.notified_at is None]
+    if not recipients or not due:
+        return 0
+    sent = 0
+    for alert in due:
+        try:
+            send_mail(
+                _("Billing alert: %(key)s") % {"key": alert.key},
+                alert.message,
+                settings.DEFAULT_FROM_EMAIL,
+                recipients,
+            )
+        except Exception:
+            log.exception("alert %s: email not sent", alert.pk)
+            continue
+        Alert.objects.filter(pk=alert.pk).update(notified_at=now)
+        sent += 1
+    return sent
+
+
+def alerts_run(*, now: dt.datetime | None = None) -> int:
+    now = now or timezone.now()
+    return alert_notify(alert_sync(conditions(now=now), now=now), now=now)

@@ -1,0 +1,1 @@
+from tests.renewals.conftest import worker_factory  # noqa: F401 - a fixture
