@@ -13,7 +13,6 @@ runs in ``transaction.atomic`` and locks the complaint row it changes.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +25,7 @@ from billing.models import Account, Order, Subscription
 from core.audit import audit, resolve_now, user_or_none
 from core.text import safe_subject, safe_text, single_line
 from notices.models import NonRenewalNotice
+from outbox import delivery
 from refunds.models import RefundRequest
 from refunds.services import refund_request
 from renewals import services as renewal_services
@@ -120,8 +120,7 @@ def due_times(received_at: dt.datetime) -> tuple[policy.Due, policy.Due]:
 
 
 def new_message_id() -> str:
-    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(">") or "localhost"
-    return f"<complaint.{uuid.uuid4().hex}@{domain}>"
+    return delivery.new_message_id(prefix="complaint.")
 
 
 # --- services ------------------------------------------------------------------

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "django_ratelimit",
     "simple_history",
     "django_celery_beat",
+    "outbox",
     "billing",
     "workdays",
     "notices",

@@ -5,30 +5,23 @@ each one once."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
-import re
-import smtplib
-import time
-import uuid
-from collections.abc import Callable, Sequence
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
-from django.db import transaction
-from django.db.models import F, Q, QuerySet
-from django.utils import timezone, translation
+from django.db.models import Q, QuerySet
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.models import Subscription
 from billing.policy import SHANGHAI, format_fen, local_date
-from core.text import safe_subject
 from core.time import format_instant
+from outbox import delivery
 from workdays.services import is_working_day
 
 from . import messages, policy
 from .models import Notification
+from .selectors import PriceBook
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +224,6 @@ def queue_reminders(*, at: dt.datetime) -> int:
     (P4). Returns how many new rows were written; running it again writes none."""
     from notices.selectors import subscriptions_ending_at
 
-    from .services import PriceBook
-
     days_before = settings.REMINDER_DAYS_BEFORE_DEADLINE
     # The window is exactly the subscriptions a reminder may be due for at
     # ``at``: the first reminder by the setting (the deadline's date at most
@@ -301,289 +292,53 @@ def queue_reminders(*, at: dt.datetime) -> int:
 
 # --- delivery ------------------------------------------------------------------
 #
-# Hardening issue, item 17. Never inside a database transaction while talking
-# to the SMTP server: a hung server then holds a worker for at most a few
-# EMAIL_TIMEOUTs and never a lock or a transaction.
-#
-#   1. claim: one short transaction locks up to EMAIL_BATCH_SIZE claimable rows
-#      (SELECT ... FOR UPDATE SKIP LOCKED, priority order, on the partial index
-#      ``notification_claim``), marks them ``sending`` with a lease
-#      (``available_at`` = now + EMAIL_RECLAIM_SECONDS), counts the attempt, commits;
-#   2. send: one SMTP connection per batch, EMAIL_TIMEOUT on every socket
-#      operation, each message with its stored Message-ID;
-#   3. mark: each message on its own (an autocommit UPDATE fenced on
-#      ``status='sending'`` and the attempt number): sent, retried later with
-#      backoff, or failed after EMAIL_MAX_ATTEMPTS or a permanent refusal.
-#
-# A sender that dies leaves its unsent rows ``sending``; when the lease ends
-# they are claimable again and go out with the same Message-ID. Only a message
-# the server accepted just before the crash (before it was marked) can go
-# twice, and then with the same Message-ID, which receivers use to drop it.
-# Logs name notification ids, never addresses.
+# Hardening issue, item 17; issue 16: through the one outbox
+# (``outbox.delivery``: claim with SKIP LOCKED and a lease on the partial index
+# ``notification_claim``, send outside transactions over one connection, mark,
+# retry with backoff, fail, release). What is notification-specific is here:
+# the claim order (priority first) and the message a row sends.
 
-CLAIMABLE = (Notification.Status.PENDING, Notification.Status.SENDING)
-# A sender starts no message later than this many EMAIL_TIMEOUTs before its
-# lease ends (connect, EHLO, MAIL, RCPT, DATA and the final reply fit in it),
-# so a message is never being sent when another sender may claim it again.
-LEASE_MARGIN_TIMEOUTS = 6
 
-_ADDRESS = re.compile(r"[^\s<>()\[\]{}'\",;:]+@[^\s<>()\[\]{}'\",;:]+")
+def _message(note: Notification) -> delivery.Message:
+    return delivery.Message(
+        to=[note.to_email],
+        subject=note.subject,
+        body=note.body,
+        headers={"Message-ID": note.message_id},
+    )
+
+
+QUEUE = delivery.Queue(
+    label="notification",
+    model=Notification,
+    message=_message,
+    fields=("to_email", "subject", "body", "message_id"),
+    order=("priority", "available_at", "pk"),
+    no_address="the account has no email address",
+)
+Delivery = delivery.Delivery
 
 
 def new_message_id() -> str:
     """A Message-ID for a new notification, stored on the row and sent on
     every attempt."""
-    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
-    return f"<{uuid.uuid4().hex}@{domain}>"
-
-
-def scrub(text: str) -> str:
-    """``text`` with every email address replaced: SMTP replies and errors
-    often quote the recipient, and addresses stay out of logs."""
-    return _ADDRESS.sub("<address>", text)
-
-
-@dataclasses.dataclass
-class Delivery:
-    """What a delivery run did."""
-
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    released: int = 0  # claimed, not attempted, handed back at once
-    lost: int = 0  # claimed again by another sender before this one marked it
-    batches: int = 0
-    more: bool = False  # stopped with claimable messages left (time budget)
-    unreachable: bool = False  # the SMTP server could not be reached
-
-    def __iadd__(self, other: Delivery) -> Delivery:
-        for field in ("sent", "retried", "failed", "released", "lost", "batches"):
-            setattr(self, field, getattr(self, field) + getattr(other, field))
-        return self
-
-    def line(self) -> str:
-        return (
-            f"sent={self.sent} retried={self.retried} failed={self.failed} "
-            f"released={self.released} batches={self.batches}"
-        )
+    return delivery.new_message_id()
 
 
 def claimable(*, now: dt.datetime) -> QuerySet[Notification]:
     """Rows a sender may claim at ``now``, in delivery order (the index
     ``notification_claim`` serves this filter and order)."""
-    return Notification.objects.filter(status__in=CLAIMABLE, available_at__lte=now).order_by(
-        "priority", "available_at", "pk"
-    )
+    return delivery.claimable(QUEUE, now=now)
 
 
 def notifications_claim(*, limit: int, now: dt.datetime) -> list[Notification]:
-    """Claim up to ``limit`` messages in one short transaction, committed
-    before this returns: ``sending``, claimed at ``now``, the attempt counted,
-    and claimable again only when the lease (EMAIL_RECLAIM_SECONDS) ends."""
-    lease_end = now + dt.timedelta(seconds=settings.EMAIL_RECLAIM_SECONDS)
-    # durable: refuses to run inside a caller's transaction, where the claim
-    # would not commit and the sending would hold that transaction open.
-    with transaction.atomic(durable=True):
-        ids = list(
-            claimable(now=now)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)[:limit]
-        )
-        if not ids:
-            return []
-        Notification.objects.filter(pk__in=ids).update(
-            status=Notification.Status.SENDING,
-            claimed_at=now,
-            available_at=lease_end,
-            attempts=F("attempts") + 1,
-        )
-        # A message whose senders kept dying (left "sending" every time) is
-        # not tried again past EMAIL_MAX_ATTEMPTS.
-        Notification.objects.filter(pk__in=ids, attempts__gt=settings.EMAIL_MAX_ATTEMPTS).update(
-            status=Notification.Status.FAILED,
-            last_error="Gave up: its sender never reported back (EMAIL_MAX_ATTEMPTS reached).",
-        )
-        rows = list(
-            Notification.objects.filter(pk__in=ids, status=Notification.Status.SENDING).only(
-                "pk", "to_email", "subject", "body", "message_id", "attempts", "available_at"
-            )
-        )
-    order = {pk: i for i, pk in enumerate(ids)}
-    rows.sort(key=lambda n: order[n.pk])
-    return rows
-
-
-def _mark(note: Notification, **fields) -> bool:
-    """One message's outcome, in its own autocommit UPDATE. Fenced: it changes
-    the row only if this sender's claim still holds."""
-    done = Notification.objects.filter(
-        pk=note.pk, status=Notification.Status.SENDING, attempts=note.attempts
-    ).update(**fields)
-    if not done:
-        log.warning("notification %s was claimed again before it was marked", note.pk)
-    return bool(done)
-
-
-def _failure(
-    note: Notification, exc: BaseException, *, now: dt.datetime, permanent: bool = False
-) -> str:
-    """Record a failed attempt: retried after a backoff, or failed for good."""
-    error = scrub(f"{type(exc).__name__}: {exc}")[:1000]
-    wait = policy.retry_wait(
-        attempts=note.attempts,
-        permanent=permanent or smtp_refused_for_good(exc),
-        max_attempts=settings.EMAIL_MAX_ATTEMPTS,
-    )
-    if wait is None:
-        fields = {"status": Notification.Status.FAILED, "last_error": error}
-        outcome = "failed"
-    else:
-        fields = {
-            "status": Notification.Status.PENDING,
-            "available_at": now + wait,
-            "last_error": error,
-        }
-        outcome = "retried"
-    log.warning(
-        "notification %s not sent (attempt %s, %s): %s", note.pk, note.attempts, outcome, error
-    )
-    return outcome if _mark(note, **fields) else "lost"
-
-
-def _release(notes: Sequence[Notification], *, now: dt.datetime) -> int:
-    """Hand back claimed messages that were not attempted: claimable at once,
-    the attempt not counted."""
-    released = 0
-    for note in notes:
-        released += Notification.objects.filter(
-            pk=note.pk, status=Notification.Status.SENDING, attempts=note.attempts
-        ).update(status=Notification.Status.PENDING, available_at=now, attempts=F("attempts") - 1)
-    return released
-
-
-def smtp_refused_for_good(exc: BaseException) -> bool:
-    """The server refused this message for good (a 5xx reply)."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _msg in exc.recipients.values()]
-        return bool(codes) and all(500 <= code < 600 for code in codes)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return 500 <= exc.smtp_code < 600
-    return False
-
-
-def smtp_connection_broken(exc: BaseException) -> bool:
-    """After this error the SMTP connection cannot carry the next message:
-    no reply (timeout, reset, disconnect) or a 421 "closing" reply. A refusal
-    of one message (recipient, sender, data) leaves it usable."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return False
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code == 421
-    return isinstance(exc, OSError)  # socket errors, timeouts, SMTPServerDisconnected
-
-
-def smtp_drop(connection) -> None:
-    """Close the SMTP connection without a QUIT, which a hung server would
-    make wait another EMAIL_TIMEOUT."""
-    smtp = getattr(connection, "connection", None)
-    if isinstance(smtp, smtplib.SMTP):
-        smtp.close()
-        connection.connection = None
-    else:
-        connection.close()
+    """Claim up to ``limit`` messages (``outbox.delivery.claim``)."""
+    return delivery.claim(QUEUE, limit=limit, now=now)
 
 
 def deliver_batch(*, limit: int | None = None, now: dt.datetime | None = None) -> Delivery:
-    """Claim one batch and send it, outside any transaction. ``now`` fixes the
-    clock (tests); by default each step reads the real one."""
-    clock = (lambda: now) if now is not None else timezone.now
-    result = Delivery()
-    batch = notifications_claim(limit=limit or settings.EMAIL_BATCH_SIZE, now=clock())
-    if not batch:
-        return result
-    result.batches = 1
-    lease_end = batch[0].available_at
-    stop_at = lease_end - dt.timedelta(seconds=LEASE_MARGIN_TIMEOUTS * settings.EMAIL_TIMEOUT)
-    connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
-    try:
-        connection.open()
-    except Exception as exc:  # noqa: BLE001 - every message of the batch is retried later
-        result.unreachable = True
-        at = clock()
-        for note in batch:
-            outcome = _failure(note, exc, now=at)
-            setattr(result, outcome, getattr(result, outcome) + 1)
-        return result
-    try:
-        for i, note in enumerate(batch):
-            if clock() >= stop_at:
-                # Out of lease time: another sender may claim these soon.
-                result.released += _release(batch[i:], now=clock())
-                break
-            message = EmailMessage(
-                # Issue 20: one line whatever was stored (a package or account
-                # name written before names were checked).
-                subject=safe_subject(note.subject),
-                body=note.body,
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                to=[note.to_email],
-                headers={"Message-ID": note.message_id},
-                connection=connection,
-            )
-            if not message.recipients():
-                error = ValueError("the account has no email address")
-                outcome = _failure(note, error, now=clock(), permanent=True)
-                setattr(result, outcome, getattr(result, outcome) + 1)
-                continue
-            try:
-                message.send()
-            except Exception as exc:  # noqa: BLE001 - recorded on the row, retried later
-                outcome = _failure(note, exc, now=clock())
-                setattr(result, outcome, getattr(result, outcome) + 1)
-                if smtp_connection_broken(exc):
-                    smtp_drop(connection)
-                    result.released += _release(batch[i + 1 :], now=clock())
-                    break
-                continue
-            if _mark(note, status=Notification.Status.SENT, sent_at=clock(), last_error=""):
-                result.sent += 1
-                log.debug("notification %s sent", note.pk)
-            else:
-                result.lost += 1
-    finally:
-        try:
-            connection.close()
-        except Exception:  # noqa: BLE001 - every message is marked already
-            smtp_drop(connection)
-    return result
-
-
-def drain(
-    deliver_batch: Callable[..., Delivery],
-    *,
-    seconds: float | None = None,
-    limit: int | None = None,
-    now: dt.datetime | None = None,
-) -> Delivery:
-    """Run ``deliver_batch`` batch after batch until nothing is claimable, the
-    SMTP server cannot be reached, or ``seconds`` have passed (then ``more``
-    is set: the queue may not be empty). Every outbox of the project drains
-    this way (notifications here, complaint replies in ``complaints.outbox``)."""
-    started = time.monotonic()
-    total = Delivery()
-    while True:
-        result = deliver_batch(limit=limit, now=now)
-        total += result
-        if not result.batches:
-            return total
-        if result.unreachable:
-            # Down or hung: one timeout per run, not one per batch; the next
-            # run (beat) tries again.
-            total.unreachable = True
-            return total
-        if seconds is not None and time.monotonic() - started >= seconds:
-            total.more = True
-            return total
+    """Claim one batch of notifications and send it (``outbox.delivery``)."""
+    return delivery.deliver_batch(QUEUE, limit=limit, now=now)
 
 
 def deliver_until_empty(
@@ -592,8 +347,8 @@ def deliver_until_empty(
     limit: int | None = None,
     now: dt.datetime | None = None,
 ) -> Delivery:
-    """Deliver notifications until the outbox is empty (see ``drain``)."""
-    return drain(deliver_batch, seconds=seconds, limit=limit, now=now)
+    """Deliver notifications until the outbox is empty (``outbox.delivery.drain``)."""
+    return delivery.drain(QUEUE, seconds=seconds, limit=limit, now=now)
 
 
 def deliver_pending(*, limit: int | None = None, now: dt.datetime | None = None) -> int:

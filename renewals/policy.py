@@ -136,19 +136,7 @@ NOTIFICATION_PRIORITY = {
     "notice_withdrawn": 1,
     "receipt": 2,
 }
-RETRY_FIRST_WAIT = dt.timedelta(minutes=1)
-RETRY_MAX_WAIT = dt.timedelta(hours=1)
 
 
 def notification_priority(kind: str) -> int:
     return NOTIFICATION_PRIORITY.get(kind, max(NOTIFICATION_PRIORITY.values()))
-
-
-def retry_wait(*, attempts: int, permanent: bool, max_attempts: int) -> dt.timedelta | None:
-    """After a failed attempt (``attempts`` made so far): how long to wait
-    before the next one (1, 2, 4 ... minutes, at most an hour), or ``None`` to
-    give up: the server refused the message for good (a 5xx reply), or
-    ``max_attempts`` have been made."""
-    if permanent or attempts >= max_attempts:
-        return None
-    return min(RETRY_FIRST_WAIT * 2 ** max(attempts - 1, 0), RETRY_MAX_WAIT)

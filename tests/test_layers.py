@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS = [
     "core",
+    "outbox",
     "workdays",
     "billing",
     "notices",
@@ -93,3 +94,94 @@ def test_the_check_sees_upward_imports(tmp_path, package, source, bad):
         if top in RANK and RANK[top] > RANK[package]
     ]
     assert bool(found) is bad
+
+
+# --- circles inside one app (issue 16) --------------------------------------
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _own_imports(path: Path, root: Path, package: str, modules: set[str]) -> set[str]:
+    """The modules of ``package`` that the file imports (function-level ones
+    included), excluding the package's ``__init__``."""
+    name = _module_name(path, root)
+    base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = base[: len(base) - node.level + 1]
+                module = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            targets = [module] + [f"{module}.{alias.name}" for alias in node.names]
+        for target in targets:
+            if target in modules and target != package and target != name:
+                found.add(target)
+    return found
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The circles of a module graph (depth first)."""
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        stack.append(module)
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                circles.append([*stack[stack.index(target) :], target])
+            elif target not in state:
+                visit(target)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    return circles
+
+
+def import_circles(root: Path = ROOT) -> list[list[str]]:
+    """Every circle of imports between the modules of one app."""
+    circles = []
+    for package in sorted(p.name for p in root.iterdir() if (p / "__init__.py").exists()):
+        if package == "tests":
+            continue
+        paths = [p for p in (root / package).rglob("*.py") if "migrations" not in p.parts]
+        modules = {_module_name(p, root) for p in paths}
+        graph = {_module_name(p, root): _own_imports(p, root, package, modules) for p in paths}
+        circles += _circles(graph)
+    return circles
+
+
+def test_no_circle_of_imports_inside_an_app():
+    assert import_circles() == []
+
+
+@pytest.mark.parametrize(
+    ("services", "notifications", "circle"),
+    [
+        ("from .notifications import f\n", "def g():\n    from .services import h\n", True),
+        ("from . import notifications\n", "from renewals.services import h\n", True),
+        ("from .notifications import f\n", "from .selectors import h\n", False),
+    ],
+)
+def test_the_check_sees_circles_inside_an_app(tmp_path, services, notifications, circle):
+    app = tmp_path / "renewals"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "selectors.py").write_text("")
+    (app / "services.py").write_text(services)
+    (app / "notifications.py").write_text(notifications)
+    assert bool(import_circles(tmp_path)) is circle

@@ -81,7 +81,7 @@ def test_p6_a_temporary_refusal_is_retried_after_its_backoff_then_sent(account, 
     assert (row.email_status, row.email_attempts, row.email_available_at) == (
         "pending",
         1,
-        T1 + MINUTE,  # renewals.policy.retry_wait: 1, 2, 4 ... minutes
+        T1 + MINUTE,  # outbox.policy.retry_wait: 1, 2, 4 ... minutes
     )
     assert row.email_attempted_at == T1
     assert "450" in row.email_error and account.email not in row.email_error

@@ -107,21 +107,3 @@ def test_notification_priority_reminders_and_past_due_before_receipts():
     p = policy.notification_priority
     assert p("reminder") == p("last_reminder") == p("price_change") == p("past_due")
     assert p("past_due") < p("ended") < p("receipt")
-
-
-@pytest.mark.parametrize(
-    ("attempts", "permanent", "expected"),
-    [
-        (1, False, dt.timedelta(minutes=1)),
-        (2, False, dt.timedelta(minutes=2)),
-        (4, False, dt.timedelta(minutes=8)),
-        (5, False, None),  # max attempts made
-        (1, True, None),  # a 5xx refusal is final
-    ],
-)
-def test_retry_wait(attempts, permanent, expected):
-    assert policy.retry_wait(attempts=attempts, permanent=permanent, max_attempts=5) == expected
-
-
-def test_retry_wait_is_capped_at_an_hour():
-    assert policy.retry_wait(attempts=20, permanent=False, max_attempts=99) == dt.timedelta(hours=1)
