@@ -36,7 +36,7 @@ def _message(message: ComplaintMessage) -> delivery.Message:
 
 
 QUEUE = delivery.Queue(
-    label="complaint reply",
+    log_name="complaint reply",
     model=ComplaintMessage,
     message=_message,
     fields=("email_to", "email_subject", "body", "message_id", "in_reply_to"),

@@ -17,7 +17,7 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import CharField, Count, F, Max, Value
+from django.db.models import CharField, Count, F, Max, Subquery, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -74,10 +74,15 @@ def _state() -> dict[str, tuple[int, dt.datetime | None]]:
             Count("pk"),
             Max("created_at"),
         ),
-        LedgerCheck.objects.order_by("-finished_at", "-pk")
+        # The last check, picked in a subquery: SQLite allows no LIMIT or
+        # ORDER BY on a member of a compound statement.
+        LedgerCheck.objects.filter(
+            pk=Subquery(LedgerCheck.objects.order_by("-finished_at", "-pk").values("pk")[:1])
+        )
+        .order_by()
         .values(k=Value("ledger", output_field=CharField()))
         .annotate(n=F("violations"), t=F("finished_at"))
-        .values_list("k", "n", "t")[:1],
+        .values_list("k", "n", "t"),
     ]
     return {k: (n, t) for k, n, t in parts[0].union(*parts[1:], all=True)}
 

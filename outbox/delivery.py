@@ -84,7 +84,7 @@ class Queue:
     """One outbox: a model, the names of its delivery fields, and how one of
     its rows becomes a message (the queue's only own code)."""
 
-    label: str  # in logs: "<label> 12 not sent"
+    log_name: str  # in logs: "<log_name> 12 not sent"
     model: type[models.Model]
     message: Callable[[Any], Message]
     fields: tuple[str, ...]  # what ``message`` reads (the claim loads only these)
@@ -195,7 +195,7 @@ def mark(queue: Queue, row: Any, **fields: Any) -> bool:
     """One row's outcome, in its own autocommit UPDATE, fenced on the claim."""
     done = _fence(queue, row).update(**fields)
     if not done:
-        log.warning("%s %s was claimed again before it was marked", queue.label, row.pk)
+        log.warning("%s %s was claimed again before it was marked", queue.log_name, row.pk)
     return bool(done)
 
 
@@ -218,7 +218,7 @@ def failure(
         fields = {queue.status: PENDING, queue.available_at: now + wait, queue.error: error}
         outcome = "retried"
     log.warning(
-        "%s %s not sent (attempt %s, %s): %s", queue.label, row.pk, attempts, outcome, error
+        "%s %s not sent (attempt %s, %s): %s", queue.log_name, row.pk, attempts, outcome, error
     )
     return outcome if mark(queue, row, **fields) else "lost"
 
@@ -337,7 +337,7 @@ def deliver_batch(
             )
             if sent:
                 result.sent += 1
-                log.debug("%s %s sent", queue.label, row.pk)
+                log.debug("%s %s sent", queue.log_name, row.pk)
             else:
                 result.lost += 1
     finally:

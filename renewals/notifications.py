@@ -309,7 +309,7 @@ def _message(note: Notification) -> delivery.Message:
 
 
 QUEUE = delivery.Queue(
-    label="notification",
+    log_name="notification",
     model=Notification,
     message=_message,
     fields=("to_email", "subject", "body", "message_id"),
