@@ -19,9 +19,6 @@ from outbox import delivery
 
 from .models import ComplaintMessage
 
-Status = ComplaintMessage.EmailStatus
-QUEUED = (Status.PENDING, Status.SENDING)
-GAVE_UP = delivery.GAVE_UP
 Delivery = delivery.Delivery
 
 

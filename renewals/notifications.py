@@ -74,7 +74,7 @@ def notification_for(
         created_at=at,
         available_at=at,
         priority=policy.notification_priority(kind),
-        message_id=new_message_id(),
+        message_id=delivery.new_message_id(),
     )
 
 
@@ -188,7 +188,7 @@ def queue_notice_message(*, notice, at: dt.datetime) -> Notification:
         created_at=at,
         available_at=at,
         priority=policy.notification_priority(kind),
-        message_id=new_message_id(),
+        message_id=delivery.new_message_id(),
     )
 
 
@@ -317,12 +317,6 @@ QUEUE = delivery.Queue(
     no_address="the account has no email address",
 )
 Delivery = delivery.Delivery
-
-
-def new_message_id() -> str:
-    """A Message-ID for a new notification, stored on the row and sent on
-    every attempt."""
-    return delivery.new_message_id()
 
 
 def claimable(*, now: dt.datetime) -> QuerySet[Notification]:
