@@ -98,11 +98,18 @@ def conditions(*, now: dt.datetime | None = None, provisional: bool = True) -> l
         out.append(
             Condition(
                 "renewal_scan_late",
-                _(
-                    "No renewal scan has completed since %(when)s: check that beat and "
-                    "the Celery workers are running (P5)."
-                )
-                % {"when": timezone.localtime(last).strftime("%Y-%m-%d %H:%M") if last else "-"},
+                (
+                    _(
+                        "No renewal scan has completed since %(when)s: check that beat "
+                        "and the Celery workers are running (P5)."
+                    )
+                    % {"when": timezone.localtime(last).strftime("%Y-%m-%d %H:%M")}
+                    if last
+                    else _(
+                        "No renewal scan has ever completed: check that beat and the "
+                        "Celery workers are running (P5)."
+                    )
+                ),
             )
         )
     failed = state.get("notifications", (0, None))[0] + state.get("replies", (0, None))[0]

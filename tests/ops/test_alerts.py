@@ -96,4 +96,5 @@ def test_admin_index_shows_the_alerts_at_the_top(client):
     assert 'id="ops-alerts"' in html
     assert 'id="alert-ledger_check_failed"' in html
     assert 'id="alert-renewal_scan_late"' in html  # no scan ever completed
+    assert "No renewal scan has ever completed" in html and "since -" not in html
     assert html.index('id="ops-alerts"') < html.index('id="dashboard"')
