@@ -51,7 +51,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -64,6 +63,8 @@ from billing.authz import ACTING_ROLES, ActorRefused, authorize
 from billing.models import Account, AccountMember
 from billing.selectors import live_subscription
 from core.audit import audit, resolve_now
+from outbox import services as outbox
+from outbox.models import Email
 
 from . import formatting
 from .models import Invitation
@@ -517,13 +518,10 @@ def invitation_message(*, invitation: Invitation, link: str) -> tuple[str, str]:
 
 
 def _mail_after_commit(*, invitation: Invitation, link: str) -> None:
+    """Queue the invitation email in the current transaction (issue 16: the
+    outbox) and send it once the transaction commits; beat retries it."""
     subject, body = invitation_message(invitation=invitation, link=link)
-    to, pk = invitation.email, invitation.pk
-
-    def send() -> None:
-        try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
-        except Exception:  # noqa: BLE001 - any mail failure is logged the same way
-            log.exception("invitation email %s failed", pk)
-
-    transaction.on_commit(send)
+    email = outbox.email_queue(
+        kind=Email.Kind.INVITATION, to=[invitation.email], subject=subject, body=body
+    )
+    outbox.deliver_after_commit([email.pk])

@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import CharField, Count, F, Max, Subquery, Value
 from django.utils import timezone
@@ -23,6 +22,8 @@ from django.utils.translation import gettext as _
 
 from billing.selectors import provisional_deadline_warning
 from complaints.models import ComplaintMessage
+from outbox import services as outbox
+from outbox.models import Email
 from renewals.models import Notification, RenewalRun
 
 from .models import Alert, LedgerCheck
@@ -74,6 +75,12 @@ def _state() -> dict[str, tuple[int, dt.datetime | None]]:
             Count("pk"),
             Max("created_at"),
         ),
+        row(
+            "emails",
+            Email.objects.filter(status=Email.Status.FAILED),
+            Count("pk"),
+            Max("created_at"),
+        ),
         # The last check, picked in a subquery: SQLite allows no LIMIT or
         # ORDER BY on a member of a compound statement.
         LedgerCheck.objects.filter(
@@ -112,12 +119,15 @@ def conditions(*, now: dt.datetime | None = None, provisional: bool = True) -> l
                 ),
             )
         )
-    failed = state.get("notifications", (0, None))[0] + state.get("replies", (0, None))[0]
+    failed = sum(state.get(key, (0, None))[0] for key in ("notifications", "replies", "emails"))
     if failed:
         out.append(
             Condition(
                 "emails_failed",
-                _("%(n)s email(s) failed to send (notifications and complaint replies).")
+                _(
+                    "%(n)s email(s) failed to send (renewal notifications, complaint "
+                    "replies, invitations, alerts)."
+                )
                 % {"n": failed},
             )
         )
@@ -158,27 +168,30 @@ def alert_sync(current: list[Condition], *, now: dt.datetime) -> list[Alert]:
 
 def alert_notify(alerts: list[Alert], *, now: dt.datetime) -> int:
     """Email each alert not emailed yet to ``ALERT_EMAILS`` (one message per
-    alert), then mark it. Sent with Django's mail, outside any transaction;
-    the one place to route through an outbox later. Returns how many."""
+    alert, through the outbox: queued and marked notified in one
+    transaction, so an alert is emailed once even when two runs overlap),
+    then send what was queued. Returns how many were queued."""
     recipients = settings.ALERT_EMAILS
-    due = [a for a in alerts if a.notified_at is None]
-    if not recipients or not due:
+    if not recipients:
         return 0
-    sent = 0
-    for alert in due:
-        try:
-            send_mail(
-                _("Billing alert: %(key)s") % {"key": alert.key},
-                alert.message,
-                settings.DEFAULT_FROM_EMAIL,
-                recipients,
+    queued: list[int] = []
+    with transaction.atomic():
+        due = Alert.objects.select_for_update().filter(
+            pk__in=[a.pk for a in alerts], notified_at__isnull=True, cleared_at__isnull=True
+        )
+        for alert in due.order_by("pk"):
+            email = outbox.email_queue(
+                kind=Email.Kind.ALERT,
+                to=recipients,
+                subject=_("Billing alert: %(key)s") % {"key": alert.key},
+                body=alert.message,
+                now=now,
             )
-        except Exception:
-            log.exception("alert %s: email not sent", alert.pk)
-            continue
-        Alert.objects.filter(pk=alert.pk).update(notified_at=now)
-        sent += 1
-    return sent
+            Alert.objects.filter(pk=alert.pk).update(notified_at=now)
+            queued.append(email.pk)
+    if queued:
+        outbox.deliver_now(queued)
+    return len(queued)
 
 
 def alerts_run(*, now: dt.datetime | None = None) -> int:

@@ -39,6 +39,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from billing.models import Subscription
 from complaints.models import Complaint, ComplaintMessage
+from outbox.models import Email
 from refunds.models import RefundRequest
 from renewals.models import Notification, RenewalRun
 
@@ -78,6 +79,11 @@ REPLY_STATES = {
     ComplaintMessage.EmailStatus.PENDING: "queued",
     ComplaintMessage.EmailStatus.SENDING: "sending",
     ComplaintMessage.EmailStatus.FAILED: "failed",
+}
+EMAIL_STATES = {
+    Email.Status.PENDING: "queued",
+    Email.Status.SENDING: "sending",
+    Email.Status.FAILED: "failed",
 }
 REFUND_WAITING = (
     RefundRequest.Status.PENDING,
@@ -136,6 +142,7 @@ def counts(*, now: dt.datetime) -> dict[tuple[str, str], int]:
             ComplaintMessage.objects.filter(email_status__in=list(REPLY_STATES)),
             "email_status",
         ),
+        grouped("emails", Email.objects.filter(status__in=list(EMAIL_STATES)), "status"),
         counted(
             "overdue",
             "first_response",
@@ -247,13 +254,14 @@ class BusinessCollector:
         )
         g = GaugeMetricFamily(
             "billing_email_outbox",
-            "Emails in an outbox by state (queued, sending, failed): renewal notifications "
-            "and complaint replies.",
+            "Emails in an outbox by state (queued, sending, failed): renewal notifications, "
+            "complaint replies, and the other emails (invitations, alerts).",
             labels=["outbox", "state"],
         )
         for outbox, key, states in (
             ("notifications", "notifications", NOTIFICATION_STATES),
             ("complaint_replies", "replies", REPLY_STATES),
+            ("emails", "emails", EMAIL_STATES),
         ):
             for status, state in states.items():
                 g.add_metric([outbox, state], found.get((key, str(status)), 0))

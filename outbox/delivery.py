@@ -98,12 +98,18 @@ class Queue:
     claimed_at: str = "claimed_at"
     # Done rows (sent, failed) keep no time of availability (nullable field).
     clear_available_when_done: bool = False
+    # Text fields emptied once a row is done (a body carrying a link that
+    # acts for its recipient is not kept after delivery).
+    erase_when_done: tuple[str, ...] = ()
 
     def rows(self) -> QuerySet:
         return self.model._default_manager.all()
 
     def done(self) -> dict[str, Any]:
-        return {self.available_at: None} if self.clear_available_when_done else {}
+        fields: dict[str, Any] = {name: "" for name in self.erase_when_done}
+        if self.clear_available_when_done:
+            fields[self.available_at] = None
+        return fields
 
 
 @dataclasses.dataclass
