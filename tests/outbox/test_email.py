@@ -46,11 +46,10 @@ def test_bad_input_is_refused_and_nothing_is_written(bad):
 def test_sent_after_commit_with_its_message_id_and_the_body_erased(
     smtp, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            email = _queue(body="link https://example/x")
-            outbox.deliver_after_commit([email.pk])
-            assert smtp.received == []
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        email = _queue(body="link https://example/x")
+        outbox.deliver_after_commit([email.pk])
+        assert smtp.received == []
     row = Email.objects.get(pk=email.pk)
     assert (row.status, row.attempts, row.body) == ("sent", 1, "")
     assert row.sent_at is not None and row.available_at is None
@@ -58,11 +57,13 @@ def test_sent_after_commit_with_its_message_id_and_the_body_erased(
 
 
 def test_a_rolled_back_transaction_queues_nothing(smtp, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                outbox.deliver_after_commit([_queue().pk])
-                raise RuntimeError
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        outbox.deliver_after_commit([_queue().pk])
+        raise RuntimeError
     assert not Email.objects.exists() and smtp.received == []
 
 
