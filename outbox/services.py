@@ -103,10 +103,6 @@ def deliver_after_commit(pks: Sequence[int]) -> None:
     transaction.on_commit(lambda: deliver_now(pks))
 
 
-def claimable(*, now: dt.datetime):
-    return delivery.claimable(QUEUE, now=now)
-
-
 def deliver_until_empty(
     *,
     seconds: float | None = None,
