@@ -6,10 +6,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from django.shortcuts import get_object_or_404
+
 from billing import policy
-from billing.models import Package, PriceVersion
+from billing.models import Account, Package, PriceVersion
 from billing.selectors import price_in_effect
 from workdays.services import notice_deadline
+
+from .models import Invitation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,4 +86,12 @@ def offer(*, package: Package, seats: int, now: dt.datetime, renewals: int = 2) 
         amount_fen=amount,
         period_end=first_end,
         renewals=coming,
+    )
+
+
+def account_invitation_or_404(*, account: Account, pk: int) -> Invitation:
+    """One invitation of the account, with who sent it (another account's
+    id: 404)."""
+    return get_object_or_404(
+        Invitation.objects.select_related("account", "invited_by"), pk=pk, account=account
     )

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 
 from django.conf import settings
-from django.db.models import Count, Min, QuerySet, Sum
+from django.db.models import Case, Count, IntegerField, Min, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDate, TruncMonth
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -19,10 +19,12 @@ from workdays.services import add_working_days, notice_deadline
 from .models import (
     Acceptance,
     Account,
+    AccountMember,
     AgreementVersion,
     AutoRenewalConsent,
     LedgerEntry,
     LedgerMonth,
+    OnlinePayment,
     Order,
     Package,
     PriceVersion,
@@ -302,3 +304,67 @@ def order_consent(*, order: Order) -> AutoRenewalConsent | None:
 def active_member_count(*, account: Account) -> int:
     """How many of the account's members hold a seat now (not suspended)."""
     return account.members.filter(suspended_at__isnull=True).count()
+
+
+# --- the account pages' reads (issue 16: views read through selectors) -------
+
+
+def account_orders(*, account: Account) -> QuerySet[Order]:
+    """The account's orders with their package, newest first."""
+    return Order.objects.filter(account=account).select_related("package").order_by("-pk")
+
+
+def account_acceptances(*, account: Account, limit: int = 20) -> list[Acceptance]:
+    """The account's latest agreement acceptances (P0), newest first, with
+    the version accepted and who accepted it."""
+    return list(
+        Acceptance.objects.filter(account=account)
+        .select_related("agreement_version", "user")
+        .order_by("-accepted_at", "-pk")[:limit]
+    )
+
+
+def account_members(*, account: Account) -> list[AccountMember]:
+    """The account's members (P3): the owner first, then admins, then
+    members, each in the order they joined."""
+    rank = Case(
+        When(role=AccountMember.Role.OWNER, then=Value(0)),
+        When(role=AccountMember.Role.ADMIN, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return list(
+        AccountMember.objects.filter(account=account)
+        .select_related("user")
+        .order_by(rank, "added_at", "pk")
+    )
+
+
+def account_member_or_404(*, account: Account, pk: int) -> AccountMember:
+    """One member of the account (another account's id: 404)."""
+    return get_object_or_404(AccountMember.objects.select_related("user"), pk=pk, account=account)
+
+
+def packages_on_sale(*, kind_order: list[str]) -> QuerySet[Package]:
+    """The active packages, in ``kind_order`` (other kinds last), then by
+    seats and code."""
+    return (
+        Package.objects.filter(is_active=True)
+        .annotate(
+            _rank=Case(
+                *(When(kind=kind, then=Value(i)) for i, kind in enumerate(kind_order)),
+                default=Value(len(kind_order)),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("_rank", "max_seats", "code")
+    )
+
+
+def online_payment_or_404(*, provider: str, reference: str) -> OnlinePayment:
+    """The online payment a provider knows by ``reference`` (404 if none)."""
+    return get_object_or_404(
+        OnlinePayment.objects.select_related("account", "order__package"),
+        provider=provider,
+        reference=reference,
+    )

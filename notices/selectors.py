@@ -24,9 +24,10 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 
-from billing.models import PriceVersion, Subscription
+from billing.models import Account, PriceVersion, Subscription
 from billing.policy import local_date
 from workdays.services import notice_deadline
 
@@ -243,3 +244,19 @@ def subscription_figures(
 def balance_short_q() -> Q:
     """On ``renewals_due`` rows: the balance does not cover the renewal."""
     return Q(account__balance_fen__lt=F("renewal_amount_fen"))
+
+
+# --- the account pages' reads (issue 16) -------------------------------------
+
+
+def account_notices(*, account: Account, limit: int = 10) -> list[NonRenewalNotice]:
+    """The account's latest notices (P5), newest first."""
+    return list(NonRenewalNotice.objects.filter(account=account).order_by("-pk")[:limit])
+
+
+def account_notice_or_404(*, account: Account, pk: int) -> NonRenewalNotice:
+    """One notice of the account with its subscription's package (another
+    account's id: 404)."""
+    return get_object_or_404(
+        NonRenewalNotice.objects.select_related("subscription__package"), pk=pk, account=account
+    )

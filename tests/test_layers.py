@@ -185,3 +185,34 @@ def test_the_check_sees_circles_inside_an_app(tmp_path, services, notifications,
     (app / "services.py").write_text(services)
     (app / "notifications.py").write_text(notifications)
     assert bool(import_circles(tmp_path)) is circle
+
+
+def _orm_reads(source: str) -> list[str]:
+    """``Model.objects.<call>`` in ``source``, apart from ``.none()`` (an
+    empty queryset a form field starts with)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "objects"
+            and node.attr != "none"
+        ):
+            found.append(f"{ast.unparse(node.value)}.{node.attr} (line {node.lineno})")
+    return found
+
+
+def test_customer_views_read_through_selectors():
+    """Issue 16: the account pages' reads live in the apps' selectors; a view
+    calls a selector or a service, never the ORM itself."""
+    offenders = {
+        str(path.relative_to(ROOT)): reads
+        for path in sorted((ROOT / "accounts" / "views").glob("*.py"))
+        if (reads := _orm_reads(path.read_text()))
+    }
+    assert offenders == {}
+
+
+def test_the_selector_check_sees_orm_reads():
+    source = "rows = Order.objects.filter(account=a)\nempty = Order.objects.none()\n"
+    assert _orm_reads(source) == ["Order.objects.filter (line 1)"]

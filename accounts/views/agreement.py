@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from billing import services as billing_services
 from billing.models import Acceptance
-from billing.selectors import agreement_in_force
+from billing.selectors import account_acceptances, agreement_in_force
 
 from ..access import account_page, client_of, needs_acceptance
 
@@ -62,9 +62,7 @@ def agreement(request: HttpRequest) -> HttpResponse:
         {
             "agreement": version,
             "to_accept": needs_acceptance(account, now),
-            "acceptances": Acceptance.objects.filter(account=account)
-            .select_related("agreement_version", "user")
-            .order_by("-accepted_at", "-pk")[:20],
+            "acceptances": account_acceptances(account=account),
             "next": request.GET.get("next", ""),
         },
     )

@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone, translation
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -414,11 +414,7 @@ def sandbox_pay(request: HttpRequest, reference: str) -> HttpResponse:
     sandbox = payments.provider(payments.SandboxProvider.code)
     if sandbox is None:
         raise Http404
-    payment = get_object_or_404(
-        OnlinePayment.objects.select_related("account", "order__package"),
-        provider=sandbox.code,
-        reference=reference,
-    )
+    payment = billing_selectors.online_payment_or_404(provider=sandbox.code, reference=reference)
     callback = None
     if request.method == "POST" and payment.status == OnlinePayment.Status.PENDING:
         paid = request.POST.get("result") == payments.PAID

@@ -21,7 +21,6 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import ValidationError
-from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse, reverse_lazy
@@ -32,7 +31,7 @@ from django.views.decorators.http import require_POST
 
 from billing.forms import add_service_error
 from billing.models import Package
-from billing.selectors import agreement_in_force, price_in_effect
+from billing.selectors import agreement_in_force, packages_on_sale, price_in_effect
 from core.forms import SafeTextForm
 from core.text import safe_subject
 
@@ -56,15 +55,7 @@ def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     offers = [
         {"package": package, "price": price_in_effect(package=package, at=now)}
-        for package in Package.objects.filter(is_active=True)
-        .annotate(
-            _rank=Case(
-                *(When(kind=kind, then=Value(i)) for i, kind in enumerate(KIND_ORDER)),
-                default=Value(len(KIND_ORDER)),
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("_rank", "max_seats", "code")
+        for package in packages_on_sale(kind_order=KIND_ORDER)
     ]
     return render(
         request,

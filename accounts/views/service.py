@@ -19,9 +19,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -31,16 +30,23 @@ from billing import formtokens
 from billing.forms import YuanField, add_service_error
 from billing.formtokens import FormAlreadySubmitted, FormExpired
 from billing.models import AccountMember, Order, Subscription
-from billing.selectors import live_subscription
+from billing.selectors import (
+    account_member_or_404,
+    account_members,
+    account_orders,
+    live_subscription,
+)
 from billing.services import member_remove
 from complaints import services as complaint_services
 from complaints.models import Complaint, ComplaintMessage
+from complaints.selectors import account_complaint_or_404, account_complaints, customer_thread
 from core.forms import SafeTextForm
 from notices import services as notice_services
 from notices.models import WITHDRAWAL_REASON_MAX_LENGTH, NonRenewalNotice
-from notices.selectors import notice_state_for
+from notices.selectors import account_notice_or_404, account_notices, notice_state_for
 from refunds import services as refund_services
 from refunds.models import RefundRequest
+from refunds.selectors import account_refund_request_or_404, account_refund_requests
 from renewals import services as renewal_services
 from renewals.notifications import notice_reference
 from renewals.services import PriceBook
@@ -48,6 +54,7 @@ from renewals.services import PriceBook
 from .. import formatting, invitations
 from ..access import account_page, may_act
 from ..models import Invitation
+from ..selectors import account_invitation_or_404
 from ..services import EMAIL_MAX_LENGTH
 from ..throttle import throttle
 
@@ -152,7 +159,7 @@ class WithdrawalForm(TokenForm):
 
 
 def _orders(account: Any):
-    return Order.objects.filter(account=account).select_related("package").order_by("-pk")
+    return account_orders(account=account)
 
 
 def _order_label(order: Order) -> str:
@@ -326,16 +333,12 @@ def notice(request: HttpRequest) -> HttpResponse:
             form.initial["seen"] = _seen(ctx["preview"])
     ctx["form"] = form
     ctx["may_act"] = may_act(request.membership)
-    ctx["history"] = NonRenewalNotice.objects.filter(account=account).order_by("-pk")[:10]
+    ctx["history"] = account_notices(account=account)
     return render(request, "accounts/notice.html", ctx)
 
 
 def _notice_of(request: HttpRequest, pk: int) -> NonRenewalNotice:
-    return get_object_or_404(
-        NonRenewalNotice.objects.select_related("subscription__package"),
-        pk=pk,
-        account=request.account,
-    )
+    return account_notice_or_404(account=request.account, pk=pk)
 
 
 @account_page
@@ -444,18 +447,7 @@ def members(request: HttpRequest) -> HttpResponse:
                 )
                 return redirect("accounts:members")
     now = timezone.now()
-    # Owner first, then admins, then members (within this one account).
-    rank = Case(
-        When(role=AccountMember.Role.OWNER, then=Value(0)),
-        When(role=AccountMember.Role.ADMIN, then=Value(1)),
-        default=Value(2),
-        output_field=IntegerField(),
-    )
-    rows = list(
-        AccountMember.objects.filter(account=account)
-        .select_related("user")
-        .order_by(rank, "added_at", "pk")
-    )
+    rows = account_members(account=account)
     pending = list(invitations.open_invitations(account=account, now=now))
     active = sum(1 for m in rows if m.suspended_at is None)
     held = sum(1 for i in pending if i.inviter_may_act)
@@ -493,11 +485,7 @@ def members(request: HttpRequest) -> HttpResponse:
 def invitation_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Withdraw a pending invitation (owner and admins): its link stops
     working and its seat is free."""
-    invitation = get_object_or_404(
-        Invitation.objects.select_related("account", "invited_by"),
-        pk=pk,
-        account=request.account,
-    )
+    invitation = account_invitation_or_404(account=request.account, pk=pk)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
 
@@ -523,9 +511,7 @@ def invitation_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @account_page(acting=True)
 def member_remove_view(request: HttpRequest, pk: int) -> HttpResponse:
-    member = get_object_or_404(
-        AccountMember.objects.select_related("user"), pk=pk, account=request.account
-    )
+    member = account_member_or_404(account=request.account, pk=pk)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
 
@@ -581,7 +567,7 @@ def complaints(request: HttpRequest) -> HttpResponse:
                 return redirect("accounts:complaint_detail", pk=complaint.pk)
     if acting:
         form = _with_token(request, form)
-    rows = Complaint.objects.filter(account=account).select_related("order").order_by("-pk")
+    rows = account_complaints(account=account)
     return render(
         request,
         "accounts/complaints.html",
@@ -592,9 +578,7 @@ def complaints(request: HttpRequest) -> HttpResponse:
 @account_page(acting_to_post=True)
 def complaint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The thread (internal notes never show, P6) and a reply form."""
-    complaint = get_object_or_404(
-        Complaint.objects.select_related("order__package"), pk=pk, account=request.account
-    )
+    complaint = account_complaint_or_404(account=request.account, pk=pk)
     acting = may_act(request.membership)
     form = ReplyForm()
     if request.method == "POST":
@@ -614,11 +598,7 @@ def complaint_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, _("Your message is added to the thread."))
                 return redirect("accounts:complaint_detail", pk=complaint.pk)
     # Only what the customer may read: never an internal note.
-    thread = (
-        ComplaintMessage.objects.filter(complaint=complaint)
-        .exclude(kind=ComplaintMessage.Kind.INTERNAL_NOTE)
-        .order_by("created_at", "pk")
-    )
+    thread = customer_thread(complaint=complaint)
     if acting:
         form = _with_token(request, form)
     return render(
@@ -666,11 +646,7 @@ def refunds(request: HttpRequest) -> HttpResponse:
                 return redirect("accounts:refund_detail", pk=asked.pk)
     if acting:
         form = _with_token(request, form)
-    rows = (
-        RefundRequest.objects.filter(account=account)
-        .select_related("order__package")
-        .order_by("-requested_at", "-pk")
-    )
+    rows = account_refund_requests(account=account)
     return render(
         request,
         "accounts/refunds.html",
@@ -706,9 +682,7 @@ def _already_asked(request: HttpRequest, asked: RefundRequest) -> None:
 
 @account_page
 def refund_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(
-        RefundRequest.objects.select_related("order__package"), pk=pk, account=request.account
-    )
+    item = account_refund_request_or_404(account=request.account, pk=pk)
     explanation = item.explanation_zh if _chinese() else item.explanation_en
     return render(
         request,
