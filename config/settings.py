@@ -4,8 +4,9 @@
 ``dev.py test`` set it) the defaults run the demo with nothing but Python:
 SQLite under ``var/``, a filesystem Celery broker, a demo secret key and
 emails on the console. With ``DEBUG=false`` (production) the settings refuse
-to start without a real ``SECRET_KEY`` and an ``EMAIL_URL``, and serve only
-over HTTPS. Tests and production set ``DATABASE_URL`` and ``REDIS_URL``.
+to start without a real ``SECRET_KEY``, an ``EMAIL_URL``, a PostgreSQL
+``DATABASE_URL`` and a ``REDIS_URL``, and serve only over HTTPS (README
+"Deploy" lists every variable).
 """
 
 import datetime as dt
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config.static import cache_hashed_files_a_year
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -45,6 +48,12 @@ if not DEBUG and SECRET_KEY in ("", DEMO_SECRET_KEY):
     )
 if not DEBUG and not env("EMAIL_URL", default=""):
     _missing.append("EMAIL_URL must say where customer emails go (smtp://user:password@host:587)")
+if not DEBUG and not env("DATABASE_URL", default="").startswith(("postgres://", "postgresql://")):
+    _missing.append(
+        "DATABASE_URL must name the PostgreSQL database (postgres://user:password@host:5432/billing)"
+    )
+if not DEBUG and not env("REDIS_URL", default=""):
+    _missing.append("REDIS_URL must name the Redis server (redis://host:6379/0)")
 if _missing:
     raise ImproperlyConfigured(
         "DEBUG is false (production): "
@@ -85,6 +94,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Issue 17: /healthz and /readyz answer before anything else (no HTTPS
+    # redirect, no ALLOWED_HOSTS check, no session; ops.probes).
+    "ops.probes.ProbeMiddleware",
     # Issue 17: request count and latency by view name, for /metrics (first,
     # so it times everything below it).
     "ops.middleware.RequestMetricsMiddleware",
@@ -94,6 +106,9 @@ MIDDLEWARE = [
     # or a form value is answered 400 before any view or the ORM sees it.
     "config.middleware.ControlCharacterMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Issue 17: static files with hashed names, compressed, cached a year
+    # (config.static), right below SecurityMiddleware as whitenoise asks.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -192,7 +207,20 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns without it
+# Issue 17: in production ``collectstatic`` (the release step) writes hashed,
+# compressed copies and a manifest, and the pages link the hashed names; the
+# demo and the tests serve the source files as they are.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_ADD_HEADERS_FUNCTION = cache_hashed_files_a_year
 
 # Customers log in on the account pages; the admin has its own login page.
 LOGIN_URL = "accounts:login"

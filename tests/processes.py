@@ -1,10 +1,12 @@
 """``manage.py`` in its own process, on this test run's database, with an
 environment the test chooses (no ``.env``: ``ENV_FILE`` empty)."""
 
+import functools
 import os
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
@@ -25,8 +27,31 @@ def random_key() -> str:
     return secrets.token_urlsafe(50)
 
 
+@functools.cache
+def collected_static() -> str:
+    """The production static files (hashed, compressed, with their manifest),
+    collected once per test run as the release step does: a process with
+    DEBUG false renders pages that link them."""
+    root = tempfile.mkdtemp(prefix="billing-static-")
+    env = {k: v for k, v in os.environ.items() if k not in OWN_KEYS}
+    env |= {**PRODUCTION, "SECRET_KEY": random_key(), "ENV_FILE": "", "STATIC_ROOT": root}
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    return root
+
+
 def production(**variables: str) -> dict[str, str]:
-    return {**PRODUCTION, "SECRET_KEY": random_key(), **variables}
+    return {
+        **PRODUCTION,
+        "SECRET_KEY": random_key(),
+        "STATIC_ROOT": collected_static(),
+        **variables,
+    }
 
 
 def manage(*args: str, **variables: str) -> subprocess.CompletedProcess:

@@ -44,8 +44,17 @@ def test_deploy_checklist_fails_in_debug_mode():
             ["EMAIL_URL must say where customer emails go"],
         ),
         ({"DEBUG": "false"}, ["SECRET_KEY must be set", "EMAIL_URL must say"]),
+        # Issue 17: the demo's SQLite and folder broker are refused in production.
+        (
+            {**PRODUCTION, "SECRET_KEY": random_key(), "DATABASE_URL": "sqlite:////tmp/x.sqlite3"},
+            ["DATABASE_URL must name the PostgreSQL database"],
+        ),
+        (
+            {**PRODUCTION, "SECRET_KEY": random_key(), "REDIS_URL": ""},
+            ["REDIS_URL must name the Redis server"],
+        ),
     ],
-    ids=["no-secret-key", "demo-secret-key", "no-email-url", "neither"],
+    ids=["no-secret-key", "demo-secret-key", "no-email-url", "neither", "sqlite", "no-redis"],
 )
 def test_production_refuses_to_start_without_secret_key_or_email_url(variables, said):
     result = manage("check", **variables)

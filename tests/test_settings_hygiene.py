@@ -13,7 +13,7 @@ SKIP_DIRS = {".venv", "var", "tests", ".git", "node_modules"}
 DJANGO_WITHOUT_DEFAULT = {"ROOT_URLCONF"}  # read by Django, absent from global_settings
 # Read by installed packages, not by project code: django-axes, django-otp, django-csp,
 # django-ratelimit.
-PACKAGE_PREFIXES = ("AXES_", "OTP_", "CONTENT_SECURITY_POLICY", "RATELIMIT_")
+PACKAGE_PREFIXES = ("AXES_", "OTP_", "CONTENT_SECURITY_POLICY", "RATELIMIT_", "WHITENOISE_")
 
 
 def _project_settings() -> set[str]:
