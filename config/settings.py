@@ -10,6 +10,7 @@ to start without a real ``SECRET_KEY``, an ``EMAIL_URL``, a PostgreSQL
 """
 
 import datetime as dt
+import logging
 import os
 import re
 import socket
@@ -543,6 +544,10 @@ FORM_TOKEN_MAX_AGE_HOURS = env.int("FORM_TOKEN_MAX_AGE_HOURS", default=12)
 LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured("LOG_FORMAT must be json or text.")
+if LOG_FORMAT == "json":
+    # Python's warnings (a library's deprecation, Celery's) become log records
+    # on "py.warnings": JSON lines too, never bare text on stderr.
+    logging.captureWarnings(True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
