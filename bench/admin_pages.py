@@ -187,13 +187,22 @@ def main() -> int:
     parser.add_argument("--role", choices=ROLES, action="append", help="only these roles")
     parser.add_argument("--show-queries", metavar="LABEL", help="print the SQL of one page")
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        print("bench/admin_pages.py needs DATABASE_URL (PostgreSQL), seeded by bench/seed_scale.py")
+    if not os.environ.get("DATABASE_URL", "").startswith(
+        ("postgres://", "postgresql://")
+    ) or not os.environ.get("REDIS_URL"):
+        print(
+            "bench/admin_pages.py needs DATABASE_URL (PostgreSQL, seeded by "
+            "bench/seed_scale.py) and REDIS_URL"
+        )
         return 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DEBUG", "false")  # measured as production runs
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("EMAIL_URL", "consolemail://")
+    if os.environ["DEBUG"].lower() in ("false", "0", "no", "off"):
+        from common import collect_static
+
+        collect_static()  # production pages link the hashed files
     import django
 
     django.setup()

@@ -86,3 +86,18 @@ def celery_workers(app, count: int, name: str) -> Iterator[None]:
             w.terminate()
         for w in workers:
             w.wait(timeout=30)
+
+
+def collect_static() -> None:
+    """With DEBUG off the pages link the hashed static files of the release
+    step's manifest: collect them once into a temporary STATIC_ROOT (call
+    before ``django.setup()``)."""
+    import tempfile
+
+    os.environ["STATIC_ROOT"] = tempfile.mkdtemp(prefix="bench-static-")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        env=dict(os.environ),
+        check=True,
+    )
