@@ -29,7 +29,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from billing.models import Order
 from renewals.seeding import seed_due_subscriptions
@@ -190,9 +190,18 @@ def test_the_production_stack_over_http(stack, catalog, agreement):
         balance_fen=50_000,
         name_prefix="stack",
     )
-    # As if beat had run the scan before: it is due at once when beat starts.
-    PeriodicTask.objects.filter(task="renewals.tasks.scan_due_renewals_task").update(
-        last_run_at=now - dt.timedelta(days=1)
+    # The scan in beat's schedule as the migration leaves it (an earlier
+    # transactional test's flush empties the table), as if beat had run it
+    # before: it is due at once when beat starts.
+    every, _ = IntervalSchedule.objects.get_or_create(every=5, period="minutes")
+    PeriodicTask.objects.update_or_create(
+        name="Renew due subscriptions (P5)",
+        defaults={
+            "task": "renewals.tasks.scan_due_renewals_task",
+            "interval": every,
+            "enabled": True,
+            "last_run_at": now - dt.timedelta(days=1),
+        },
     )
 
     # The release step: migrations (none left), static files, check --deploy.
