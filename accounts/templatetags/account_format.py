@@ -1,6 +1,7 @@
 from django import template
 
 from accounts import formatting
+from billing.chinese import amount_in_capitals
 
 register = template.Library()
 
@@ -21,3 +22,11 @@ def day(value):
 def beijing(value):
     """An aware instant in Beijing time: ``{{ notice.received_at|beijing }}``."""
     return formatting.instant(value)
+
+
+@register.filter
+def capitals(fen):
+    """Integer fen in financial capitals (人民币大写), as a Chinese finance
+    department files a receipt, after 人民币 as bills write it:
+    ``{{ order.amount_fen|capitals }}``."""
+    return "人民币" + amount_in_capitals(fen)

@@ -181,6 +181,8 @@ def test_receipt_shows_the_order_its_entries_and_consent(owner_client, account, 
     body = owner_client.get(reverse("accounts:receipt", args=[order.pk])).content.decode()
     assert f"Receipt for order #{order.pk}" in body
     assert "Pro monthly" in body and "¥99.00" in body and "Fulfilled" in body
+    # Issue 19: the amount in financial capitals, as Chinese finance files it.
+    assert 'id="amount-capitals">人民币玖拾玖元整</dd>' in body
     assert "3 Mar 2025 10:00" in body  # paid, in Beijing time
     assert "not refundable (clause 1" in body
     assert "Pay this order" not in body
