@@ -1,5 +1,6 @@
 """Static files in production (issue 17, section 1): whitenoise serves what
-``collectstatic`` wrote, with hashed names and gzip/brotli copies beside them.
+``collectstatic`` wrote, with hashed names and gzip copies beside them
+(brotli ones too if the brotli package were installed; it is not).
 A hashed file never changes under its name, so browsers and proxies keep it
 for a year; unhashed names (none are linked by the pages) keep whitenoise's
 short ``WHITENOISE_MAX_AGE``."""
