@@ -23,6 +23,7 @@ SECTIONS = [
     ("accounts:members", _("Members"), False),
     ("accounts:complaints", _("Support"), False),
     ("accounts:refunds", _("Refunds"), False),
+    ("accounts:fapiao", _("Fapiao"), False),
     ("accounts:agreement", _("Agreement"), False),
 ]
 

@@ -6,7 +6,7 @@ one namespace, ``accounts``.
 
 from django.urls import path
 
-from .views import agreement, auth, dashboard, invitations, money, public, service
+from .views import agreement, auth, dashboard, fapiao, invitations, money, public, service
 
 app_name = "accounts"
 
@@ -18,6 +18,7 @@ urlpatterns = [
     *money.urlpatterns,
     *service.urlpatterns,
     *invitations.urlpatterns,
+    *fapiao.urlpatterns,
 ]
 
 # Keep ``path`` imported for modules that extend this list in tests.

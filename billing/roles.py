@@ -80,6 +80,9 @@ SUPPORT = [
     # queue, but never approves, refuses or pays out (no refunds.decide_refund).
     "refunds.view_refundrequest",
     "refunds.add_refundrequest",
+    # Issue 19: support reads the fapiao queue; only finance issues or refuses.
+    "invoicing.view_fapiaorequest",
+    "invoicing.view_invoicetitle",
 ]
 
 FINANCE = [
@@ -91,6 +94,9 @@ FINANCE = [
     "refunds.add_refundrequest",
     "refunds.change_refundrequest",
     "refunds.decide_refund",
+    "invoicing.view_fapiaorequest",
+    "invoicing.view_invoicetitle",
+    "invoicing.issue_fapiao",
     "renewals.view_renewalrun",
     "renewals.view_notification",
     "workdays.view_calendaryear",

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "workdays",
     "notices",
     "renewals",
+    # Issue 19: fapiao requests, issued or refused by finance.
+    "invoicing",
     "refunds",
     "complaints",
     "accounts",

@@ -26,6 +26,7 @@ class Email(models.Model):
     class Kind(models.TextChoices):
         INVITATION = "invitation", _("Invitation")
         ALERT = "alert", _("Alert")
+        FAPIAO = "fapiao", _("Fapiao")
 
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     to = models.JSONField(_("to"), help_text=_("The recipients' addresses."))

@@ -167,3 +167,37 @@ def confirm_email(user) -> None:
     from accounts.services import Client, email_confirmation_record
 
     email_confirmation_record(user=user, email=user.email, client=Client(None, ""))
+
+
+# --- issue 19: fapiao ---------------------------------------------------------------
+
+# A unified social credit code with a right GB 32100-2015 check character.
+CREDIT_CODE = "91350100M000100Y43"
+# The smallest file the fapiao upload takes as a PDF (recognised by content).
+FAPIAO_PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+
+
+def fapiao_ask(account: Account, orders, *, now=None, kind: str = "general", **extra):
+    """The owner asks for one fapiao for ``orders`` (P3)."""
+    from invoicing.services import fapiao_request_create
+
+    details = {
+        "buyer_name": "Acme Software Co., Ltd.",
+        "credit_code": CREDIT_CODE,
+        "email": "finance@acme.example",
+    }
+    if kind == "special":
+        details |= {
+            "buyer_address": "1 Binhai Road, Fuzhou",
+            "buyer_phone": "0591-88880000",
+            "buyer_bank": "Bank of China Fuzhou Branch",
+            "buyer_bank_account": "6216610100012345678",
+        }
+    return fapiao_request_create(
+        account=account,
+        actor=account.owner,
+        order_ids=[o.pk for o in orders],
+        kind=kind,
+        now=now,
+        **(details | extra),
+    )

@@ -29,6 +29,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from billing import services
 from billing.models import Account, AgreementVersion, LedgerEntry, Order, Package, PriceVersion
 from complaints.services import complaint_open, complaint_reply
+from invoicing.services import fapiao_issue
 from notices import services as notice_services
 from notices.models import NonRenewalNotice
 from refunds.services import refund_request
@@ -133,6 +134,16 @@ def world(catalog, agreement, t0):
     # A refund request (P1), refused citing clause 1.
     refund_request(
         order=acme_order, actor=acme.owner, reason="world", channel="account_page", now=t0
+    )
+    # A fapiao request (issue 19), issued by finance.
+    fapiao_issue(
+        fapiao=factories.fapiao_ask(acme, [acme_order], now=t0),
+        actor=finance,
+        number="12340001",
+        issued_on=t0.date(),
+        file_name="f.pdf",
+        file_data=factories.FAPIAO_PDF,
+        now=t0,
     )
     # A complaint (P6) with a staff reply and an internal note.
     complaint = complaint_open(

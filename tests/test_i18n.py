@@ -26,7 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCALE = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES"
 PO = LOCALE / "django.po"
 MO = LOCALE / "django.mo"
-APPS = ["core", "workdays", "billing", "notices", "renewals", "refunds", "ops", "demo", "config"]
+APPS = [
+    "core",
+    "workdays",
+    "billing",
+    "notices",
+    "renewals",
+    "invoicing",
+    "refunds",
+    "ops",
+    "demo",
+    "config",
+]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 

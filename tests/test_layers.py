@@ -21,6 +21,7 @@ LAYERS = [
     "billing",
     "notices",
     "renewals",
+    "invoicing",
     "refunds",
     "complaints",
     "accounts",

@@ -35,6 +35,8 @@ from billing.forms import add_service_error
 from billing.formtokens import FormAlreadySubmitted, FormExpired
 from billing.models import OnlinePayment, Order
 from billing.selectors import agreement_in_force, has_accepted, live_subscription
+from invoicing import policy as fapiao_policy
+from invoicing import selectors as fapiao_selectors
 
 from .. import money_forms, payments, selectors, services
 from ..access import account_page, may_act
@@ -152,6 +154,11 @@ def receipt(request: HttpRequest, order_id: int) -> HttpResponse:
         "unpaid": unpaid,
         "token_field": formtokens.FIELD,
         "providers": payments.available(),
+        # Issue 19 (P3): the fapiao of this order, or what it may be invoiced for.
+        "fapiao": fapiao_selectors.order_fapiao(order=order),
+        "invoiceable_fen": fapiao_policy.invoiceable_fen(
+            status=order.status, amount_fen=order.amount_fen or 0, refunded_fen=order.refunded_fen
+        ),
     }
     if acting and unpaid:
         context["pay_url"] = reverse("accounts:order_pay", args=[order.pk])

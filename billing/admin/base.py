@@ -184,7 +184,7 @@ class HistoryAdmin(NoRevertHistoryAdmin):
         confirmation = step = None
         token = ""
         if request.method == "POST":
-            form = form_class(request.POST)
+            form = form_class(request.POST, request.FILES)
             token = request.POST.get(formtokens.FIELD, "")
             if form.is_valid():
                 try:
@@ -213,7 +213,7 @@ class HistoryAdmin(NoRevertHistoryAdmin):
                     confirmation = step
                     data = request.POST.copy()
                     data.update(step.hidden)
-                    form = form_class(data)
+                    form = form_class(data, request.FILES)
                     form.is_valid()
         else:
             form = form_class(initial=initial)

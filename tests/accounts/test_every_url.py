@@ -16,6 +16,7 @@ from accounts.invitations import invitation_create
 from billing.models import AccountMember
 from billing.selectors import live_subscription
 from complaints.services import complaint_open
+from invoicing.services import fapiao_issue
 from notices.services import notice_give
 from refunds.services import refund_request
 from tests import factories
@@ -53,6 +54,8 @@ OBJECT_OF = {
     "invitation_revoke": "invitation",
     "complaint_detail": "complaint",
     "refund_detail": "refund",
+    "fapiao_detail": "fapiao",
+    "fapiao_file": "fapiao",
 }
 
 
@@ -92,7 +95,17 @@ def _customer_with_everything(name: str, catalog, now: dt.datetime) -> dict:
     refund = refund_request(
         order=order, actor=account.owner, reason="why", channel="account_page", now=now
     )
+    fapiao = fapiao_issue(
+        fapiao=factories.fapiao_ask(account, [order], now=now),
+        actor=factories.factory_finance(),
+        number=str(10_000_000 + order.pk),
+        issued_on=timezone.localdate(now),
+        file_name="f.pdf",
+        file_data=factories.FAPIAO_PDF,
+        now=now,
+    )
     return {
+        "fapiao": fapiao,
         "account": account,
         "order": order,
         "member": member,
