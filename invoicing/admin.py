@@ -95,17 +95,16 @@ class LineInline(ReadOnlyInline):
 @admin.register(FapiaoRequest)
 class FapiaoRequestAdmin(ViewOnlyMixin, HistoryAdmin):
     list_display = [
-        "pk",
+        "request_no",
         "requested",
         "account",
         "kind",
         "buyer_name",
-        "credit_code",
         "amount",
         "status",
         "number",
     ]
-    list_display_links = ["pk"]
+    list_display_links = ["request_no"]
     list_filter = [QueueFilter, "status", "kind", "medium"]
     list_select_related = ["account"]
     search_fields = ["=id", "=number", "=credit_code", "account__name", "buyer_name"]
@@ -173,6 +172,10 @@ class FapiaoRequestAdmin(ViewOnlyMixin, HistoryAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("file_data")
+
+    @admin.display(description=gettext_lazy("Request"), ordering="pk")
+    def request_no(self, obj):
+        return obj.pk
 
     @admin.display(description=gettext_lazy("Requested at"), ordering="requested_at")
     def requested(self, obj):
