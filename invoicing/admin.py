@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef
 from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -24,10 +25,11 @@ from billing.admin.base import (
     shanghai,
     yuan,
 )
+from billing.forms import YuanField
 from core.time import local_date
 
 from . import policy, services
-from .models import ISSUE_PERMISSION, FapiaoLine, FapiaoRequest
+from .models import ISSUE_PERMISSION, FapiaoLine, FapiaoRequest, FapiaoReversal
 
 CONTENT_TYPES = {"pdf": "application/pdf", "ofd": "application/ofd"}
 
@@ -63,16 +65,67 @@ class RefuseForm(forms.Form):
     )
 
 
+class ReversalForm(forms.Form):
+    """Record a red-letter fapiao; the order and amount only when no
+    reversal waits (one a refund approval required)."""
+
+    number = forms.CharField(
+        label=gettext_lazy("Red-letter fapiao number"),
+        max_length=30,
+        help_text=gettext_lazy("8 digits, or 20 for a fully digitalised fapiao."),
+    )
+    issued_on = forms.DateField(
+        label=gettext_lazy("Issued on"),
+        help_text=gettext_lazy("The date printed on the fapiao (YYYY-MM-DD)."),
+    )
+    order = forms.TypedChoiceField(label=gettext_lazy("Order"), coerce=int, required=False)
+    amount = YuanField(label=gettext_lazy("Amount (yuan)"), required=False)
+
+
+def reversal_form(fapiao: FapiaoRequest) -> type[forms.Form]:
+    waiting = list(fapiao.reversals.filter(number="").order_by("pk"))
+    choices = [
+        (
+            line.order_id,
+            _("Order #%(pk)s, invoiced %(amount)s")
+            % {
+                "pk": line.order_id,
+                "amount": yuan(line.amount_fen),
+            },
+        )
+        for line in fapiao.lines.filter(active=True).order_by("order_id")
+    ]
+
+    class Form(ReversalForm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if waiting:
+                del self.fields["order"]
+                del self.fields["amount"]
+            else:
+                self.fields["order"].choices = choices
+                self.fields["order"].required = True
+                self.fields["amount"].required = True
+
+    return Form
+
+
 class QueueFilter(admin.SimpleListFilter):
     title = gettext_lazy("queue")
     parameter_name = "queue"
 
     def lookups(self, request, model_admin):
-        return [("waiting", gettext_lazy("Waiting to be issued"))]
+        return [
+            ("waiting", gettext_lazy("Waiting to be issued")),
+            ("reversal", gettext_lazy("Waiting for a red-letter reversal")),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "waiting":
             return queryset.filter(status=FapiaoRequest.Status.REQUESTED)
+        if self.value() == "reversal":
+            waiting = FapiaoReversal.objects.filter(fapiao=OuterRef("pk"), number="")
+            return queryset.filter(Exists(waiting))
         return queryset
 
 
@@ -90,6 +143,26 @@ class LineInline(ReadOnlyInline):
     @admin.display(description=gettext_lazy("Amount"))
     def amount(self, obj):
         return yuan(obj.amount_fen)
+
+
+class ReversalInline(ReadOnlyInline):
+    model = FapiaoReversal
+    fields = ["order_ref", "amount", "refund_reference", "needed", "number", "issued_on"]
+    readonly_fields = fields
+    verbose_name = gettext_lazy("red-letter reversal")
+    verbose_name_plural = gettext_lazy("red-letter reversals")
+
+    @admin.display(description=gettext_lazy("Order"))
+    def order_ref(self, obj):
+        return order_link(obj.order_id)
+
+    @admin.display(description=gettext_lazy("Amount"))
+    def amount(self, obj):
+        return yuan(obj.amount_fen)
+
+    @admin.display(description=gettext_lazy("Needed since"))
+    def needed(self, obj):
+        return shanghai(obj.needed_at)
 
 
 @admin.register(FapiaoRequest)
@@ -112,7 +185,7 @@ class FapiaoRequestAdmin(ViewOnlyMixin, HistoryAdmin):
         "Request number, fapiao number, credit code, or the account's or buyer's name."
     )
     ordering = ["-requested_at"]
-    inlines = [LineInline]
+    inlines = [LineInline, ReversalInline]
     fieldsets = [
         (None, {"fields": ["account", "status", "requested_by", "requested", "amount"]}),
         (
@@ -207,12 +280,20 @@ class FapiaoRequestAdmin(ViewOnlyMixin, HistoryAdmin):
             path("<path:object_id>/issue/", view(self.issue_view), name="invoicing_issue"),
             path("<path:object_id>/refuse/", view(self.refuse_view), name="invoicing_refuse"),
             path("<path:object_id>/file/", view(self.file_view), name="invoicing_file"),
+            path("<path:object_id>/reversal/", view(self.reversal_view), name="invoicing_reversal"),
             *super().get_urls(),
         ]
 
     def billing_tools(self, request, obj):
         if not request.user.has_perm(ISSUE_PERMISSION):
             return []
+        if obj.status == FapiaoRequest.Status.ISSUED:
+            return [
+                (
+                    reverse("admin:invoicing_reversal", args=[obj.pk]),
+                    _("Record red-letter reversal…"),
+                )
+            ]
         if obj.status != FapiaoRequest.Status.REQUESTED:
             return []
         return [
@@ -290,6 +371,49 @@ class FapiaoRequestAdmin(ViewOnlyMixin, HistoryAdmin):
             call=call,
             submit_label=_("Refuse"),
             summary=self._summary(obj),
+        )
+
+    def reversal_view(self, request, object_id):
+        obj = self._get(request, object_id)
+        waiting = list(obj.reversals.filter(number="").order_by("pk"))
+
+        def call(data):
+            done = services.fapiao_reversal_record(
+                fapiao=obj,
+                actor=request.user,
+                number=data["number"],
+                issued_on=data["issued_on"],
+                order_id=data.get("order"),
+                amount_fen=data.get("amount"),
+            )
+            return _(
+                "Red-letter fapiao %(number)s recorded: %(amount)s of order #%(order)s reversed."
+            ) % {"number": done.number, "amount": yuan(done.amount_fen), "order": done.order_id}
+
+        summary = self._summary(obj)
+        summary.append((_("Fapiao number"), obj.number))
+        for reversal in waiting:
+            summary.append(
+                (
+                    _("Waiting"),
+                    _("%(amount)s of order #%(order)s, for refund request #%(refund)s")
+                    % {
+                        "amount": yuan(reversal.amount_fen),
+                        "order": reversal.order_id,
+                        "refund": reversal.refund_reference or "—",
+                    },
+                )
+            )
+        return self.service_form_page(
+            request,
+            obj=obj,
+            form_class=reversal_form(obj),
+            permission=ISSUE_PERMISSION,
+            title=_("Record red-letter reversal"),
+            call=call,
+            submit_label=_("Record"),
+            summary=summary,
+            initial={"issued_on": local_date(timezone.now())},
         )
 
     def file_view(self, request, object_id):

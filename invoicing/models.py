@@ -214,3 +214,75 @@ class FapiaoLine(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.request_id} · #{self.order_id}"
+
+
+class FapiaoReversal(models.Model):
+    """A red-letter fapiao (红字发票) reversing part or all of an issued fapiao
+    for one of its orders, because the order is refunded (P1 exceptions
+    E1-E4). Required when finance approves the refund (``needed_at``; no
+    number yet: the queue shows it waiting); recorded by finance with the
+    red-letter fapiao's number and date. The refund is paid out only once the
+    recorded reversals cover it (``refunds.services.refund_pay_out``).
+
+    ``refund_reference`` is the refund request's number: refunds sit above
+    invoicing in the layers, so it is a plain number, not a foreign key."""
+
+    fapiao = models.ForeignKey(
+        FapiaoRequest,
+        on_delete=models.PROTECT,
+        related_name="reversals",
+        verbose_name=_("fapiao request"),
+    )
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="+", verbose_name=_("order")
+    )
+    amount_fen = models.BigIntegerField(_("amount (fen)"))
+    refund_reference = models.BigIntegerField(_("refund request"), null=True, blank=True)
+    needed_at = models.DateTimeField(_("needed since"))
+    number = models.CharField(_("red-letter fapiao number"), max_length=20, blank=True)
+    issued_on = models.DateField(_("issued on"), null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    recorded_at = models.DateTimeField(_("recorded at"), null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("red-letter reversal")
+        verbose_name_plural = _("red-letter reversals")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount_fen__gt=0), name="invoicing_reversal_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(number="")
+                | (
+                    Q(issued_on__isnull=False)
+                    & Q(recorded_by__isnull=False)
+                    & Q(recorded_at__isnull=False)
+                ),
+                name="invoicing_reversal_recorded_in_full",
+            ),
+            models.UniqueConstraint(
+                fields=["number"], condition=~Q(number=""), name="invoicing_reversal_number_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["refund_reference"],
+                condition=Q(refund_reference__isnull=False),
+                name="invoicing_reversal_one_per_refund",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["needed_at"], name="invoicing_reversal_waiting", condition=Q(number="")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return _("Red-letter reversal #%(pk)s") % {"pk": self.pk}

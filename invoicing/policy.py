@@ -85,3 +85,14 @@ def special_missing(*, kind: str, details: dict[str, str]) -> list[str]:
     if kind != "special":
         return []
     return [name for name in SPECIAL_FIELDS if not (details.get(name) or "").strip()]
+
+
+def reversal_needed_fen(
+    *, line_fen: int, order_amount_fen: int, refunded_after_fen: int, reversed_fen: int
+) -> int:
+    """How much of an issued fapiao's line for an order must still be
+    reversed by red-letter fapiao once ``refunded_after_fen`` of the order is
+    refunded: what the line invoiced above what stays paid, less what was
+    reversed already. Never below zero."""
+    stays_paid = max(0, order_amount_fen - refunded_after_fen)
+    return max(0, line_fen - stays_paid - reversed_fen)

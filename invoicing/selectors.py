@@ -22,7 +22,7 @@ def account_fapiao_requests(*, account: Account) -> QuerySet[FapiaoRequest]:
 def account_fapiao_request_or_404(*, account: Account, pk: int) -> FapiaoRequest:
     """One request of the account, with its lines (another account's id: 404)."""
     return get_object_or_404(
-        _LIGHT.prefetch_related("lines__order__package"), pk=pk, account=account
+        _LIGHT.prefetch_related("lines__order__package", "reversals"), pk=pk, account=account
     )
 
 

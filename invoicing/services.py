@@ -22,6 +22,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -37,7 +38,7 @@ from outbox import services as outbox
 from outbox.models import Email
 
 from . import policy
-from .models import ISSUE_PERMISSION, FapiaoLine, FapiaoRequest, InvoiceTitle
+from .models import ISSUE_PERMISSION, FapiaoLine, FapiaoRequest, FapiaoReversal, InvoiceTitle
 
 REASON_MAX_LENGTH = 1000
 
@@ -363,6 +364,183 @@ def fapiao_refuse(
     locked.lines.update(active=False)
     _email(locked, "refused")
     return locked
+
+
+# --- red-letter reversals (红字发票) when an invoiced order is refunded ------------------
+
+
+def _issued_line(order: Order) -> FapiaoLine | None:
+    return (
+        FapiaoLine.objects.filter(
+            order=order, active=True, request__status=FapiaoRequest.Status.ISSUED
+        )
+        .select_related("request")
+        .defer("request__file_data")
+        .first()
+    )
+
+
+def _reversed_fen(*, fapiao_id: int, order: Order, pending: bool) -> int:
+    rows = FapiaoReversal.objects.filter(fapiao_id=fapiao_id, order=order)
+    if not pending:
+        rows = rows.exclude(number="")
+    return rows.aggregate(total=Sum("amount_fen"))["total"] or 0
+
+
+def reversal_shortfall(
+    *, order: Order, refunded_after_fen: int, pending: bool
+) -> tuple[FapiaoLine | None, int]:
+    """The issued fapiao line of ``order`` and how much of it must still be
+    reversed once ``refunded_after_fen`` is refunded: counting the reversals
+    recorded, and with ``pending`` also those only required so far."""
+    line = _issued_line(order)
+    if line is None:
+        return None, 0
+    return line, policy.reversal_needed_fen(
+        line_fen=line.amount_fen,
+        order_amount_fen=order.amount_fen or 0,
+        refunded_after_fen=refunded_after_fen,
+        reversed_fen=_reversed_fen(fapiao_id=line.request_id, order=order, pending=pending),
+    )
+
+
+def fapiao_reversal_require(
+    *, order: Order, refund_fen: int, refund_reference: int, now: dt.datetime | None = None
+) -> FapiaoReversal | None:
+    """A refund of ``refund_fen`` on ``order`` was approved (P1 E1-E4): if the
+    order is on an issued fapiao, a red-letter reversal is required before the
+    payout, and finance's queue shows it waiting. Once per refund request.
+
+    A step of ``refunds.services.refund_approve``, inside its transaction,
+    with the order locked and the approver checked there; it moves no money."""
+    existing = FapiaoReversal.objects.filter(refund_reference=refund_reference).first()
+    if existing is not None:
+        return existing
+    line, short = reversal_shortfall(
+        order=order, refunded_after_fen=order.refunded_fen + refund_fen, pending=True
+    )
+    if line is None or short <= 0:
+        return None
+    reversal = FapiaoReversal(
+        fapiao_id=line.request_id,
+        order=order,
+        amount_fen=short,
+        refund_reference=refund_reference,
+        needed_at=resolve_now(now),
+    )
+    audit(reversal, actor=None, reason="P1 refund of an invoiced order: red-letter reversal needed")
+    reversal.save()
+    return reversal
+
+
+def reversal_blocking(*, order: Order, refund_fen: int) -> str | None:
+    """Why a refund of ``refund_fen`` on ``order`` may not be paid out yet (its
+    fapiao's red-letter reversal is not recorded), or ``None``."""
+    line, short = reversal_shortfall(
+        order=order, refunded_after_fen=order.refunded_fen + refund_fen, pending=False
+    )
+    if line is None or short <= 0:
+        return None
+    return _(
+        "Order #%(order)s is invoiced on fapiao %(number)s (fapiao request #%(pk)s): record "
+        "its red-letter reversal of %(amount)s before the refund is paid out."
+    ) % {
+        "order": order.pk,
+        "number": line.request.number,
+        "pk": line.request_id,
+        "amount": format_fen(short),
+    }
+
+
+@transaction.atomic
+def fapiao_reversal_record(
+    *,
+    fapiao: FapiaoRequest,
+    actor: Any,
+    number: str,
+    issued_on: dt.date,
+    order_id: int | None = None,
+    amount_fen: int | None = None,
+    now: dt.datetime | None = None,
+) -> FapiaoReversal:
+    """Finance records a red-letter fapiao (its number and date) reversing an
+    issued fapiao: the reversal a refund approval required (the oldest
+    waiting, for ``order_id`` when given), or, when none waits, one for
+    ``amount_fen`` of ``order_id`` (at most what its line still invoices)."""
+    _require_finance(actor, _("record a red-letter reversal"))
+    now = resolve_now(now)
+    number = "".join((number or "").split())
+    problem = policy.number_problem(number)
+    if problem:
+        raise ValidationError({"number": problem})
+    if not isinstance(issued_on, dt.date):
+        raise ValidationError({"issued_on": _("Give the date printed on the fapiao.")})
+    if issued_on > local_date(now):
+        raise ValidationError({"issued_on": _("The fapiao cannot be dated in the future.")})
+    billing_services.lock_account(fapiao.account_id)
+    lines = {line.order_id: line for line in fapiao.lines.filter(active=True)}
+    list(Order.objects.select_for_update().filter(pk__in=list(lines)).order_by("pk"))
+    locked = FapiaoRequest.objects.select_for_update().defer("file_data").get(pk=fapiao.pk)
+    if locked.status != FapiaoRequest.Status.ISSUED:
+        raise ValidationError(
+            _("Fapiao request #%(pk)s is not issued; only an issued fapiao is reversed.")
+            % {"pk": locked.pk}
+        )
+    if issued_on < locked.issued_on:
+        raise ValidationError(
+            {"issued_on": _("A red-letter fapiao cannot be dated before the fapiao it reverses.")}
+        )
+    waiting = locked.reversals.filter(number="").order_by("pk")
+    if order_id is not None:
+        waiting = waiting.filter(order_id=order_id)
+    reversal = waiting.select_for_update().first()
+    if reversal is not None:
+        if amount_fen is not None and amount_fen != reversal.amount_fen:
+            raise ValidationError(
+                {
+                    "amount_fen": _("The reversal waiting is for %(amount)s.")
+                    % {"amount": format_fen(reversal.amount_fen)}
+                }
+            )
+    else:
+        if order_id is None and len(lines) == 1:
+            order_id = next(iter(lines))
+        if order_id not in lines:
+            raise ValidationError({"order": _("Choose the order this red-letter fapiao reverses.")})
+        if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
+            raise ValidationError({"amount_fen": _("Give the red-letter fapiao's amount.")})
+        line = lines[order_id]
+        left = line.amount_fen - _reversed_fen(fapiao_id=locked.pk, order=line.order, pending=True)
+        if amount_fen > left:
+            raise ValidationError(
+                {
+                    "amount_fen": _(
+                        "%(amount)s is more than is left to reverse on order #%(order)s (%(left)s)."
+                    )
+                    % {
+                        "amount": format_fen(amount_fen),
+                        "order": order_id,
+                        "left": format_fen(max(0, left)),
+                    }
+                }
+            )
+        reversal = FapiaoReversal(
+            fapiao=locked, order_id=order_id, amount_fen=amount_fen, needed_at=now
+        )
+    if (
+        FapiaoReversal.objects.filter(number=number).exists()
+        or FapiaoRequest.objects.filter(number=number).exists()
+    ):
+        raise ValidationError(
+            {"number": _("Fapiao number %(number)s is already recorded.") % {"number": number}}
+        )
+    reversal.number = number
+    reversal.issued_on = issued_on
+    reversal.recorded_by = actor
+    reversal.recorded_at = now
+    audit(reversal, actor=actor, reason="P1 red-letter reversal recorded by finance")
+    reversal.save()
+    return reversal
 
 
 def _language(account: Account) -> str:

@@ -31,6 +31,7 @@ from billing.authz import authorize, is_staff
 from billing.models import Account, LedgerEntry, Order
 from billing.policy import format_fen
 from core.audit import audit, resolve_now
+from invoicing import services as fapiao_services
 from notices.models import NonRenewalNotice
 from workdays.services import add_working_days
 
@@ -421,6 +422,11 @@ def refund_approve(
     code = locked.exception_code or "withdrawal"
     audit(locked, actor=actor, reason=f"P1 {code}: {why} {format_fen(locked.amount_fen)}")
     locked.save()
+    if locked.status == RefundRequest.Status.APPROVED and order is not None:
+        # Issue 19: an invoiced order's refund waits for its red-letter fapiao.
+        fapiao_services.fapiao_reversal_require(
+            order=order, refund_fen=locked.amount_fen, refund_reference=locked.pk, now=now
+        )
     return locked
 
 
@@ -545,6 +551,10 @@ def refund_pay_out(
                     "left": format_fen(_left_to_refund(order)),
                 }
             )
+        # Issue 19: finance records the red-letter reversal before the payout.
+        blocking = fapiao_services.reversal_blocking(order=order, refund_fen=amount)
+        if blocking:
+            raise ValidationError(blocking)
         memo = f"P1 {code} refund request #{locked.pk}"
         billing_services.ledger_post(
             account=account,
