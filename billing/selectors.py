@@ -285,6 +285,17 @@ def account_order_or_404(*, account: Account, order_id: int) -> Order:
     )
 
 
+def account_top_up_or_404(*, account: Account, entry_id: int) -> LedgerEntry:
+    """One top-up of the account's ledger (another account's id, or another
+    kind of entry: 404)."""
+    return get_object_or_404(
+        LedgerEntry.objects.select_related("account"),
+        pk=entry_id,
+        account=account,
+        kind=LedgerEntry.Kind.TOP_UP,
+    )
+
+
 def account_unpaid_orders(*, account: Account) -> QuerySet[Order]:
     """The account's confirmed, unpaid orders, newest first."""
     return (

@@ -237,6 +237,11 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@mtlogin.example"
 # P6: the address customers write to (shown in the customer pages' footer beside
 # the link to online customer service, the complaint page).
 SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="support@mtlogin.example")
+# Issue 19: the vendor named on receipts, the CJK font the PDF receipts use
+# (Debian's fonts-wqy-microhei), and the site's address for links in emails.
+VENDOR_NAME = env("VENDOR_NAME", default="MTlogin")
+RECEIPT_FONT = env("RECEIPT_FONT", default="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Email delivery (renewals.notifications). Seconds an SMTP connect or reply may
 # take (Django's own setting; its default, None, waits forever on a hung server).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)

@@ -139,6 +139,10 @@ def render(kind: str, language: str, **ctx: Any) -> tuple[str, str]:
         if "covers_bool" in ctx:
             ctx["covers"] = _covers(bool(ctx.pop("covers_bool")), ctx)
         ctx["provisional"] = _provisional() if ctx.get("provisional") else ""
+        body = body % ctx
+        if kind == "receipt" and ctx.get("receipt_url"):
+            # Issue 19: the emailed receipt links to its PDF.
+            body += _("Your receipt (PDF): %(receipt_url)s\n") % ctx
         # Issue 20: the subject is stored and sent as one line, whatever a
         # name in it holds.
-        return safe_subject(subject % ctx), body % ctx
+        return safe_subject(subject % ctx), body

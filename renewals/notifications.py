@@ -10,6 +10,7 @@ import logging
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -105,6 +106,9 @@ def _render(
         "order": order_id if order_id is not None else "-",
         "grace_end": _fmt_instant(grace_end) if grace_end else "-",
     }
+    if kind == Notification.Kind.RECEIPT and order_id is not None:
+        # Issue 19: the receipt PDF on the account pages (sign-in first).
+        ctx["receipt_url"] = settings.SITE_URL + reverse("accounts:receipt_pdf", args=[order_id])
     if amount_fen is not None:
         ctx["covers_bool"] = account.balance_fen >= amount_fen
         # How much more than the current balance the renewal needs (P5 fair-use).

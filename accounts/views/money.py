@@ -38,7 +38,7 @@ from billing.selectors import agreement_in_force, has_accepted, live_subscriptio
 from invoicing import policy as fapiao_policy
 from invoicing import selectors as fapiao_selectors
 
-from .. import money_forms, payments, selectors, services
+from .. import money_forms, payments, receipts, selectors, services
 from ..access import account_page, may_act
 from ..formatting import instant as format_instant
 from ..formatting import money as format_money
@@ -154,6 +154,7 @@ def receipt(request: HttpRequest, order_id: int) -> HttpResponse:
         "unpaid": unpaid,
         "token_field": formtokens.FIELD,
         "providers": payments.available(),
+        "charged": order.status in receipts.CHARGED,
         # Issue 19 (P3): the fapiao of this order, or what it may be invoiced for.
         "fapiao": fapiao_selectors.order_fapiao(order=order),
         "invoiceable_fen": fapiao_policy.invoiceable_fen(
@@ -166,6 +167,39 @@ def receipt(request: HttpRequest, order_id: int) -> HttpResponse:
         context["pay_token"] = _token(request, context["pay_url"])
         context["cancel_token"] = _token(request, context["cancel_url"])
     return render(request, "accounts/receipt.html", context)
+
+
+def _pdf(request: HttpRequest, receipt: receipts.Receipt) -> HttpResponse:
+    try:
+        content = receipts.receipt_pdf(receipt)
+    except receipts.ReceiptFontMissing as exc:
+        return render(
+            request, "accounts/receipt_unavailable.html", {"problem": str(exc)}, status=503
+        )
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{receipt.filename}"'
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@account_page
+def receipt_pdf(request: HttpRequest, order_id: int) -> HttpResponse:
+    """Issue 19: the receipt of a charge as a PDF, in the account's language
+    or the one asked for (``?lang=en`` or ``?lang=zh-hans``)."""
+    order = _order_of(request, order_id)
+    if order.status not in receipts.CHARGED:
+        raise Http404
+    language = receipts.receipt_language(request.account.language, request.GET.get("lang"))
+    return _pdf(request, receipts.order_receipt(order, language=language))
+
+
+@account_page
+def top_up_receipt_pdf(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """Issue 19: the receipt of a top-up as a PDF."""
+    entry = billing_selectors.account_top_up_or_404(account=request.account, entry_id=entry_id)
+    language = receipts.receipt_language(request.account.language, request.GET.get("lang"))
+    return _pdf(request, receipts.top_up_receipt(entry, language=language))
 
 
 def _consume_and_call(request: HttpRequest, call) -> Any:
@@ -486,6 +520,10 @@ def payment_callback(request: HttpRequest, provider: str) -> HttpResponse:
 urlpatterns = [
     path("account/balance/", balance, name="balance"),
     path("account/orders/<int:order_id>/receipt/", receipt, name="receipt"),
+    path("account/orders/<int:order_id>/receipt.pdf", receipt_pdf, name="receipt_pdf"),
+    path(
+        "account/top-ups/<int:entry_id>/receipt.pdf", top_up_receipt_pdf, name="top_up_receipt_pdf"
+    ),
     path("account/orders/<int:order_id>/pay/", order_pay, name="order_pay"),
     path("account/orders/<int:order_id>/cancel/", order_cancel, name="order_cancel"),
     path("account/packages/", packages, name="packages"),

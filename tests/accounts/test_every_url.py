@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts import urls as account_urls
 from accounts.invitations import invitation_create
-from billing.models import AccountMember
+from billing.models import AccountMember, LedgerEntry
 from billing.selectors import live_subscription
 from complaints.services import complaint_open
 from invoicing.services import fapiao_issue
@@ -54,6 +54,8 @@ OBJECT_OF = {
     "invitation_revoke": "invitation",
     "complaint_detail": "complaint",
     "refund_detail": "refund",
+    "receipt_pdf": "order",
+    "top_up_receipt_pdf": "top_up",
     "fapiao_detail": "fapiao",
     "fapiao_file": "fapiao",
 }
@@ -105,6 +107,7 @@ def _customer_with_everything(name: str, catalog, now: dt.datetime) -> dict:
         now=now,
     )
     return {
+        "top_up": LedgerEntry.objects.filter(account=account, kind="top_up").first(),
         "fapiao": fapiao,
         "account": account,
         "order": order,
