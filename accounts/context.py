@@ -19,6 +19,7 @@ SECTIONS = [
     ("accounts:dashboard", _("Overview"), False),
     ("accounts:packages", _("Packages"), False),
     ("accounts:balance", _("Balance"), False),
+    ("accounts:transfers", _("Bank transfer"), False),
     ("accounts:notice", _("Renewal"), False),
     ("accounts:members", _("Members"), False),
     ("accounts:complaints", _("Support"), False),

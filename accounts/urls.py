@@ -6,7 +6,17 @@ one namespace, ``accounts``.
 
 from django.urls import path
 
-from .views import agreement, auth, dashboard, fapiao, invitations, money, public, service
+from .views import (
+    agreement,
+    auth,
+    dashboard,
+    fapiao,
+    invitations,
+    money,
+    public,
+    service,
+    transfers,
+)
 
 app_name = "accounts"
 
@@ -19,6 +29,7 @@ urlpatterns = [
     *service.urlpatterns,
     *invitations.urlpatterns,
     *fapiao.urlpatterns,
+    *transfers.urlpatterns,
 ]
 
 # Keep ``path`` imported for modules that extend this list in tests.

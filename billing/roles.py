@@ -83,6 +83,7 @@ SUPPORT = [
     # Issue 19: support reads the fapiao queue; only finance issues or refuses.
     "invoicing.view_fapiaorequest",
     "invoicing.view_invoicetitle",
+    "transfers.view_banktransfer",
 ]
 
 FINANCE = [
@@ -97,6 +98,8 @@ FINANCE = [
     "invoicing.view_fapiaorequest",
     "invoicing.view_invoicetitle",
     "invoicing.issue_fapiao",
+    "transfers.view_banktransfer",
+    "transfers.match_transfer",
     "renewals.view_renewalrun",
     "renewals.view_notification",
     "workdays.view_calendaryear",

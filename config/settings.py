@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "renewals",
     # Issue 19: fapiao requests, issued or refused by finance.
     "invoicing",
+    # Issue 19: corporate bank transfers, matched and credited by finance.
+    "transfers",
     "refunds",
     "complaints",
     "accounts",
@@ -241,6 +243,13 @@ SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="support@mtlogin.example")
 # (Debian's fonts-wqy-microhei), and the site's address for links in emails.
 VENDOR_NAME = env("VENDOR_NAME", default="MTlogin")
 RECEIPT_FONT = env("RECEIPT_FONT", default="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+# Issue 19: the vendor's receiving account the account pages show for
+# corporate transfers, and the amount above which a second, different finance
+# user confirms a transfer before it is credited (fen).
+BANK_ACCOUNT_NAME = env("BANK_ACCOUNT_NAME", default="MTlogin Software Co., Ltd.")
+BANK_ACCOUNT_BANK = env("BANK_ACCOUNT_BANK", default="Bank of China, Fuzhou Gulou Branch")
+BANK_ACCOUNT_NUMBER = env("BANK_ACCOUNT_NUMBER", default="4096 0000 1234 5678 901")
+BANK_TRANSFER_SECOND_APPROVAL_FEN = env.int("BANK_TRANSFER_SECOND_APPROVAL_FEN", default=1_000_000)
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Email delivery (renewals.notifications). Seconds an SMTP connect or reply may
 # take (Django's own setting; its default, None, waits forever on a hung server).

@@ -37,6 +37,7 @@ from renewals.models import Notification, RenewalRun
 from renewals.notifications import queue_reminders
 from renewals.services import renewal_scan
 from tests.adminforms import staff_login
+from transfers.services import transfer_report
 from workdays.services import DayEntry
 
 from . import factories
@@ -134,6 +135,16 @@ def world(catalog, agreement, t0):
     # A refund request (P1), refused citing clause 1.
     refund_request(
         order=acme_order, actor=acme.owner, reason="world", channel="account_page", now=t0
+    )
+    # A bank transfer (issue 19), reported by the customer.
+    transfer_report(
+        account=acme,
+        actor=acme.owner,
+        amount_fen=10_000,
+        transferred_on=t0.date(),
+        remitter_name="Acme Ltd.",
+        remitter_account="123",
+        now=t0,
     )
     # A fapiao request (issue 19), issued by finance.
     fapiao_issue(

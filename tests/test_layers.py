@@ -22,6 +22,7 @@ LAYERS = [
     "notices",
     "renewals",
     "invoicing",
+    "transfers",
     "refunds",
     "complaints",
     "accounts",
