@@ -100,6 +100,7 @@ FINANCE = [
     "invoicing.issue_fapiao",
     "transfers.view_banktransfer",
     "transfers.match_transfer",
+    "books.view_monthclose",
     "renewals.view_renewalrun",
     "renewals.view_notification",
     "workdays.view_calendaryear",

@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "invoicing",
     # Issue 19: corporate bank transfers, matched and credited by finance.
     "transfers",
+    # Issue 19: the month close and the exports for the accountant.
+    "books",
     "refunds",
     "complaints",
     "accounts",

@@ -23,6 +23,7 @@ LAYERS = [
     "renewals",
     "invoicing",
     "transfers",
+    "books",
     "refunds",
     "complaints",
     "accounts",

@@ -1,0 +1,108 @@
+"""Exports for the accountant (issue 19): the month close and the month's
+ledger as CSV, streamed row by row (the ledger is read with an iterator, so
+a month of millions of entries never sits in memory). The figures are the
+page's: both come from ``books.services.month_close``."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from django.utils.translation import gettext as _
+
+from billing.models import LedgerEntry
+
+from .services import MonthClose
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _yuan(fen: int) -> str:
+    sign = "-" if fen < 0 else ""
+    yuan, cents = divmod(abs(fen), 100)
+    return f"{sign}{yuan}.{cents:02d}"
+
+
+def close_rows(close: MonthClose) -> list[tuple[str, str, int]]:
+    """(key, label, fen) of every figure of the month close, in page order."""
+    rows = [
+        (f"received_{channel}", _("Received: %(channel)s") % {"channel": channel}, fen)
+        for channel, fen in sorted(close.received_by_channel.items())
+    ]
+    rows += [
+        ("received", _("Received (top-ups)"), close.received_fen),
+        ("charged", _("Charged from balances"), close.charged_fen),
+        ("revenue", _("Revenue recognised"), close.revenue_fen),
+        ("refunds", _("Refunds credited to balances"), close.refunds_fen),
+        ("payouts", _("Payouts"), close.payouts_fen),
+        ("adjustments", _("Adjustments"), close.adjustments_fen),
+        ("balances_start", _("Balances held at the start"), close.balances_start_fen),
+        ("balances_end", _("Balances held at the end"), close.balances_end_fen),
+        ("deferred_start", _("Deferred revenue at the start"), close.deferred_start_fen),
+        ("deferred_end", _("Deferred revenue at the end"), close.deferred_end_fen),
+        ("fapiao_issued", _("Fapiao issued"), close.fapiao_issued_fen),
+        ("fapiao_reversed", _("Fapiao reversed (red-letter)"), close.fapiao_reversed_fen),
+    ]
+    return rows
+
+
+def close_csv(close: MonthClose) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(["month", "key", "label", "amount_yuan", "amount_fen"])
+    for key, label, fen in close_rows(close):
+        yield writer.writerow([f"{close.month:%Y-%m}", key, label, _yuan(fen), fen])
+
+
+def ledger_csv(close: MonthClose) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(
+        [
+            "entry",
+            "created_at",
+            "account",
+            "kind",
+            "channel",
+            "order",
+            "amount_yuan",
+            "amount_fen",
+            "balance_after_fen",
+            "reference",
+            "memo",
+        ]
+    )
+    rows = (
+        LedgerEntry.objects.filter(created_at__gte=close.start, created_at__lt=close.end)
+        .order_by("created_at", "pk")
+        .values_list(
+            "pk",
+            "created_at",
+            "account_id",
+            "kind",
+            "channel",
+            "order_id",
+            "amount_fen",
+            "balance_after_fen",
+            "reference",
+            "memo",
+        )
+        .iterator(chunk_size=5000)
+    )
+    for pk, created, account, kind, channel, order, amount, after, reference, memo in rows:
+        yield writer.writerow(
+            [
+                pk,
+                created.isoformat(),
+                account,
+                kind,
+                channel,
+                order or "",
+                _yuan(amount),
+                amount,
+                after,
+                reference,
+                memo,
+            ]
+        )
