@@ -7,7 +7,7 @@ import datetime as dt
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -18,6 +18,7 @@ from core.time import local_date
 from . import exports, services
 from .models import MonthClose
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXPORTS = {"close": exports.close_csv, "ledger": exports.ledger_csv}
 
 
@@ -49,12 +50,18 @@ class MonthCloseAdmin(admin.ModelAdmin):
         close = services.month_close(month, now=timezone.now())
         export = request.GET.get("export", "")
         if export in EXPORTS and not error:
+            name = f"{export}-{close.month:%Y-%m}"
+            if request.GET.get("format") == "xlsx":
+                return FileResponse(
+                    exports.xlsx(EXPORTS[export](close), title=name),
+                    as_attachment=True,
+                    filename=f"{name}.xlsx",
+                    content_type=XLSX,
+                )
             response = StreamingHttpResponse(
                 EXPORTS[export](close), content_type="text/csv; charset=utf-8"
             )
-            response["Content-Disposition"] = (
-                f'attachment; filename="{export}-{close.month:%Y-%m}.csv"'
-            )
+            response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
             return response
         previous = (month - dt.timedelta(days=1)).replace(day=1)
         following = (month + dt.timedelta(days=32)).replace(day=1)

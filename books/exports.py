@@ -1,16 +1,19 @@
 """Exports for the accountant (issue 19): the month close and the month's
-ledger as CSV, streamed row by row (the ledger is read with an iterator, so
-a month of millions of entries never sits in memory). The figures are the
+ledger as CSV, streamed row by row, or as XLSX (openpyxl's write-only mode,
+row by row into a temporary file). The ledger is read with an iterator, so
+a month of millions of entries never sits in memory. The figures are the
 page's: both come from ``books.services.month_close``."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO
 
 from django.utils.translation import gettext as _
 
-from billing.models import LedgerEntry
+from billing.models import LedgerEntry, Order
 
 from .services import MonthClose
 
@@ -28,8 +31,13 @@ def _yuan(fen: int) -> str:
 
 def close_rows(close: MonthClose) -> list[tuple[str, str, int]]:
     """(key, label, fen) of every figure of the month close, in page order."""
+    names = dict(Order.Channel.choices)
     rows = [
-        (f"received_{channel}", _("Received: %(channel)s") % {"channel": channel}, fen)
+        (
+            f"received_{channel}",
+            _("Received: %(channel)s") % {"channel": names.get(channel, channel)},
+            fen,
+        )
         for channel, fen in sorted(close.received_by_channel.items())
     ]
     rows += [
@@ -106,3 +114,28 @@ def ledger_csv(close: MonthClose) -> Iterator[str]:
                 memo,
             ]
         )
+
+
+def _csv_rows(lines: Iterable[str]) -> Iterator[list[str]]:
+    yield from csv.reader(lines)
+
+
+def xlsx(lines: Iterable[str], *, title: str) -> IO[bytes]:
+    """The CSV ``lines`` as one XLSX sheet, in a temporary file (rewound).
+    Numbers stay numbers: the ``*_fen`` columns and the ids are integers."""
+    from openpyxl import Workbook  # imported here: only the exports need it
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title=title[:31])
+    rows = _csv_rows(lines)
+    header = next(rows)
+    sheet.append(header)
+    numeric = {i for i, name in enumerate(header) if name.endswith("_fen") or name == "entry"}
+    for row in rows:
+        sheet.append(
+            [int(v) if i in numeric and v.lstrip("-").isdigit() else v for i, v in enumerate(row)]
+        )
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - returned open; the response closes it
+    book.save(out)
+    out.seek(0)
+    return out

@@ -33,7 +33,7 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 
-from billing.models import Account, LedgerEntry, Order
+from billing.models import Account, LedgerEntry
 from core.time import SHANGHAI
 from invoicing.models import FapiaoRequest, FapiaoReversal
 
@@ -60,48 +60,56 @@ def _fen(value: Decimal | float | int | None) -> int:
     return int(Decimal(value or 0).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-_EARNED_SQL = {
+# One pass over the orders: what was earned and what was paid by the start
+# and by the end of the month (E and P at both ends).
+_ORDERS_SQL = {
     "postgresql": """
-        SELECT COALESCE(SUM(
-            o.amount_fen::numeric
-            * EXTRACT(EPOCH FROM (LEAST(o.period_end, %(t)s) - o.period_start))
-            / EXTRACT(EPOCH FROM (o.period_end - o.period_start))
-        ), 0)
+        SELECT
+          COALESCE(SUM(CASE WHEN o.paid_at < %(s)s AND o.period_start < %(s)s
+                            AND o.period_end > o.period_start
+            THEN o.amount_fen::numeric
+                 * EXTRACT(EPOCH FROM (LEAST(o.period_end, %(s)s) - o.period_start))
+                 / EXTRACT(EPOCH FROM (o.period_end - o.period_start)) END), 0),
+          COALESCE(SUM(CASE WHEN o.period_start < %(e)s AND o.period_end > o.period_start
+            THEN o.amount_fen::numeric
+                 * EXTRACT(EPOCH FROM (LEAST(o.period_end, %(e)s) - o.period_start))
+                 / EXTRACT(EPOCH FROM (o.period_end - o.period_start)) END), 0),
+          COALESCE(SUM(CASE WHEN o.paid_at < %(s)s THEN o.amount_fen END), 0),
+          COALESCE(SUM(o.amount_fen), 0)
         FROM billing_order o
-        WHERE o.status IN ('paid', 'fulfilled') AND o.paid_at < %(t)s
-          AND o.period_start < %(t)s AND o.period_end > o.period_start
+        WHERE o.status IN ('paid', 'fulfilled') AND o.paid_at < %(e)s
     """,
     "sqlite": """
-        SELECT COALESCE(SUM(
-            o.amount_fen * (julianday(MIN(o.period_end, %(t)s)) - julianday(o.period_start))
-            / (julianday(o.period_end) - julianday(o.period_start))
-        ), 0)
+        SELECT
+          COALESCE(SUM(CASE WHEN o.paid_at < %(s)s AND o.period_start < %(s)s
+                            AND o.period_end > o.period_start
+            THEN o.amount_fen * (julianday(MIN(o.period_end, %(s)s)) - julianday(o.period_start))
+                 / (julianday(o.period_end) - julianday(o.period_start)) END), 0),
+          COALESCE(SUM(CASE WHEN o.period_start < %(e)s AND o.period_end > o.period_start
+            THEN o.amount_fen * (julianday(MIN(o.period_end, %(e)s)) - julianday(o.period_start))
+                 / (julianday(o.period_end) - julianday(o.period_start)) END), 0),
+          COALESCE(SUM(CASE WHEN o.paid_at < %(s)s THEN o.amount_fen END), 0),
+          COALESCE(SUM(o.amount_fen), 0)
         FROM billing_order o
-        WHERE o.status IN ('paid', 'fulfilled') AND o.paid_at < %(t)s
-          AND o.period_start < %(t)s AND o.period_end > o.period_start
+        WHERE o.status IN ('paid', 'fulfilled') AND o.paid_at < %(e)s
     """,
 }
 
 
-def earned_fen(at: dt.datetime) -> int:
-    """What every paid order had earned by ``at``, to the fen."""
-    sql = _EARNED_SQL["postgresql" if connection.vendor == "postgresql" else "sqlite"]
-    t = (
-        at
-        if connection.vendor == "postgresql"
-        else at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    )
+def _param(at: dt.datetime) -> object:
+    if connection.vendor == "postgresql":
+        return at
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLite: UTC text
+
+
+def earned_and_paid(start: dt.datetime, end: dt.datetime) -> tuple[int, int, int, int]:
+    """(E(start), E(end), P(start), P(end)) to the fen: what every paid order
+    had earned, and what was paid for orders, by each instant."""
+    sql = _ORDERS_SQL["postgresql" if connection.vendor == "postgresql" else "sqlite"]
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"t": t})
-        (value,) = cursor.fetchone()
-    return _fen(value)
-
-
-def paid_fen(at: dt.datetime) -> int:
-    """What was paid for orders before ``at``."""
-    return Order.objects.filter(status__in=PAID, paid_at__lt=at).aggregate(
-        total=Coalesce(Sum("amount_fen"), 0)
-    )["total"]
+        cursor.execute(sql, {"s": _param(start), "e": _param(end)})
+        e_start, e_end, p_start, p_end = cursor.fetchone()
+    return _fen(e_start), _fen(e_end), int(p_start or 0), int(p_end or 0)
 
 
 def balances_fen(at: dt.datetime) -> int:
@@ -177,23 +185,22 @@ def month_close(month: dt.date, *, now: dt.datetime | None = None) -> MonthClose
     """The month close of ``month`` (any day of it)."""
     start, end = month_bounds(month)
     in_month = Q(created_at__gte=start, created_at__lt=end)
-    by_kind = {
-        row["kind"]: row["total"]
-        for row in LedgerEntry.objects.filter(in_month)
-        .values("kind")
+    by_kind: dict[str, int] = {}
+    received: dict[str, int] = {}
+    for row in (
+        LedgerEntry.objects.filter(in_month)
+        .values("kind", "channel")
         .annotate(total=Sum("amount_fen"))
-        .order_by()
-    }
-    received = {
-        row["channel"] or "other": row["total"]
-        for row in LedgerEntry.objects.filter(in_month, kind=LedgerEntry.Kind.TOP_UP)
-        .values("channel")
-        .annotate(total=Sum("amount_fen"))
-        .order_by("channel")
-    }
-    earned_start, earned_end = earned_fen(start), earned_fen(end)
-    paid_start, paid_end = paid_fen(start), paid_fen(end)
-    balances_end = balances_fen(end)
+        .order_by("kind", "channel")
+    ):
+        by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + row["total"]
+        if row["kind"] == LedgerEntry.Kind.TOP_UP:
+            channel = row["channel"] or "other"
+            received[channel] = received.get(channel, 0) + row["total"]
+    earned_start, earned_end, paid_start, paid_end = earned_and_paid(start, end)
+    balances_start = balances_fen(start)
+    # The month's entries on top of the start: the ledger's sum before the end.
+    balances_end = balances_start + sum(by_kind.values())
     accounts_balance = None
     if now is not None and start <= now < end:
         accounts_balance = Account.objects.aggregate(total=Coalesce(Sum("balance_fen"), 0))["total"]
@@ -218,7 +225,7 @@ def month_close(month: dt.date, *, now: dt.datetime | None = None) -> MonthClose
         refunds_fen=by_kind.get(LedgerEntry.Kind.REFUND, 0),
         payouts_fen=-by_kind.get(LedgerEntry.Kind.PAYOUT, 0),
         adjustments_fen=by_kind.get(LedgerEntry.Kind.ADJUSTMENT, 0),
-        balances_start_fen=balances_fen(start),
+        balances_start_fen=balances_start,
         balances_end_fen=balances_end,
         accounts_balance_fen=accounts_balance,
         deferred_start_fen=paid_start - earned_start,

@@ -148,6 +148,19 @@ def test_the_exports_carry_the_pages_numbers(client, april, finance_user, tmp_pa
         k: r["amount_fen"] for k, r in rows.items()
     }
     assert len(list(csv.DictReader((tmp_path / "ledger-2025-04.csv").open()))) == len(ledger)
+    # XLSX: the same rows, numbers as numbers, from the page and the command.
+    from openpyxl import load_workbook
+
+    response = client.get(url, {"month": "2025-04", "export": "close", "format": "xlsx"})
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    values = list(sheet.iter_rows(values_only=True))
+    assert values[0] == ("month", "key", "label", "amount_yuan", "amount_fen")
+    assert {row[1]: row[4] for row in values[1:]} == {
+        k: int(r["amount_fen"]) for k, r in rows.items()
+    }
+    ledger_book = load_workbook(tmp_path / "ledger-2025-04.xlsx").active
+    assert ledger_book.max_row == len(ledger) + 1
     call_command("check_books", "2025-03", "2025-04")
 
 

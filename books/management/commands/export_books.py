@@ -1,6 +1,6 @@
 """``manage.py export_books 2026-11 [--out DIR]``: the month close and the
-month's ledger as CSV files for the accountant (issue 19), the same figures
-as the admin's month close page."""
+month's ledger as CSV and XLSX files for the accountant (issue 19), the same
+figures as the admin's month close page."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ class Command(BaseCommand):
                 for line in rows(close):
                     handle.write(line)
             self.stdout.write(f"wrote {path}")
+            book = path.with_suffix(".xlsx")
+            with exports.xlsx(rows(close), title=path.stem) as source:
+                book.write_bytes(source.read())
+            self.stdout.write(f"wrote {book}")
         for problem in close.problems():
             self.stderr.write(problem)
         if close.problems():
