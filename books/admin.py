@@ -19,7 +19,13 @@ from . import exports, services
 from .models import MonthClose
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-EXPORTS = {"close": exports.close_csv, "ledger": exports.ledger_csv}
+EXPORTS = {
+    "close": exports.close_csv,
+    "ledger": exports.ledger_csv,
+    "orders": exports.orders_csv,
+    "refunds": exports.refunds_csv,
+    "fapiao": exports.fapiao_csv,
+}
 
 
 @admin.register(MonthClose)

@@ -14,6 +14,8 @@ from typing import IO
 from django.utils.translation import gettext as _
 
 from billing.models import LedgerEntry, Order
+from invoicing.models import FapiaoRequest, FapiaoReversal
+from refunds.models import RefundRequest
 
 from .services import MonthClose
 
@@ -116,6 +118,146 @@ def ledger_csv(close: MonthClose) -> Iterator[str]:
         )
 
 
+def _table(header: list[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow(["" if v is None else v for v in row])
+
+
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def orders_csv(close: MonthClose) -> Iterator[str]:
+    """The orders paid in the month."""
+    rows = (
+        Order.objects.filter(paid_at__gte=close.start, paid_at__lt=close.end)
+        .order_by("paid_at", "pk")
+        .values_list(
+            "pk",
+            "account_id",
+            "kind",
+            "package__code",
+            "channel",
+            "status",
+            "amount_fen",
+            "refunded_fen",
+            "paid_at",
+            "period_start",
+            "period_end",
+            "external_reference",
+        )
+        .iterator(chunk_size=5000)
+    )
+    yield from _table(
+        [
+            "order",
+            "account",
+            "kind",
+            "package",
+            "channel",
+            "status",
+            "amount_fen",
+            "refunded_fen",
+            "paid_at",
+            "period_start",
+            "period_end",
+            "reference",
+        ],
+        (
+            (pk, acc, kind, pkg, ch, st, amt, ref_fen, _iso(paid), _iso(ps), _iso(pe), ref)
+            for pk, acc, kind, pkg, ch, st, amt, ref_fen, paid, ps, pe, ref in rows
+        ),
+    )
+
+
+def refunds_csv(close: MonthClose) -> Iterator[str]:
+    """The refunds and withdrawals paid out in the month (P1)."""
+    rows = (
+        RefundRequest.objects.filter(paid_out_at__gte=close.start, paid_out_at__lt=close.end)
+        .order_by("paid_out_at", "pk")
+        .values_list(
+            "pk",
+            "account_id",
+            "order_id",
+            "kind",
+            "exception_code",
+            "amount_fen",
+            "payout_method",
+            "payout_reference",
+            "paid_out_at",
+        )
+        .iterator(chunk_size=5000)
+    )
+    yield from _table(
+        [
+            "refund_request",
+            "account",
+            "order",
+            "kind",
+            "exception",
+            "amount_fen",
+            "method",
+            "reference",
+            "paid_out_at",
+        ],
+        ((*row[:-1], _iso(row[-1])) for row in rows),
+    )
+
+
+def fapiao_csv(close: MonthClose) -> Iterator[str]:
+    """The fapiao issued in the month, then the red-letter reversals recorded
+    in it (negative amounts)."""
+    start, end = close.start.date(), close.end.date()
+    issued = (
+        FapiaoRequest.objects.filter(status="issued", issued_on__gte=start, issued_on__lt=end)
+        .order_by("issued_on", "pk")
+        .values_list(
+            "pk",
+            "account_id",
+            "kind",
+            "number",
+            "issued_on",
+            "amount_fen",
+            "buyer_name",
+            "credit_code",
+        )
+    )
+    reversals = (
+        FapiaoReversal.objects.exclude(number="")
+        .filter(issued_on__gte=start, issued_on__lt=end)
+        .order_by("issued_on", "pk")
+        .values_list(
+            "fapiao_id",
+            "fapiao__account_id",
+            "number",
+            "issued_on",
+            "amount_fen",
+            "fapiao__buyer_name",
+            "fapiao__credit_code",
+            "fapiao__number",
+        )
+    )
+    header = [
+        "fapiao_request",
+        "account",
+        "type",
+        "number",
+        "issued_on",
+        "amount_fen",
+        "buyer",
+        "credit_code",
+        "reverses",
+    ]
+    rows = [(*row[:4], _iso(row[4]), *row[5:], "") for row in issued]
+    rows += [
+        (pk, acc, "red-letter", number, _iso(day), -amount, buyer, code, original)
+        for pk, acc, number, day, amount, buyer, code, original in reversals
+    ]
+    yield from _table(header, rows)
+
+
 def _csv_rows(lines: Iterable[str]) -> Iterator[list[str]]:
     yield from csv.reader(lines)
 
@@ -130,7 +272,8 @@ def xlsx(lines: Iterable[str], *, title: str) -> IO[bytes]:
     rows = _csv_rows(lines)
     header = next(rows)
     sheet.append(header)
-    numeric = {i for i, name in enumerate(header) if name.endswith("_fen") or name == "entry"}
+    ids = {"entry", "order", "account", "refund_request", "fapiao_request"}
+    numeric = {i for i, name in enumerate(header) if name.endswith("_fen") or name in ids}
     for row in rows:
         sheet.append(
             [int(v) if i in numeric and v.lstrip("-").isdigit() else v for i, v in enumerate(row)]

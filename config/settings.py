@@ -90,9 +90,9 @@ INSTALLED_APPS = [
     "invoicing",
     # Issue 19: corporate bank transfers, matched and credited by finance.
     "transfers",
+    "refunds",
     # Issue 19: the month close and the exports for the accountant.
     "books",
-    "refunds",
     "complaints",
     "accounts",
     # Issue 17 section 2: /metrics, JSON logs, the ledger check and alerts.

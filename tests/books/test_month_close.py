@@ -161,6 +161,23 @@ def test_the_exports_carry_the_pages_numbers(client, april, finance_user, tmp_pa
     }
     ledger_book = load_workbook(tmp_path / "ledger-2025-04.xlsx").active
     assert ledger_book.max_row == len(ledger) + 1
+
+    # Orders, refunds and fapiao of the month: the same money as the page.
+    def exported(name):
+        body = b"".join(
+            client.get(url, {"month": "2025-04", "export": name}).streaming_content
+        ).decode()
+        return list(csv.DictReader(io.StringIO(body)))
+
+    orders = exported("orders")
+    assert sum(int(r["amount_fen"]) for r in orders) == close.charged_fen
+    refunds = exported("refunds")
+    assert [int(r["amount_fen"]) for r in refunds] == [close.refunds_fen]
+    assert refunds[0]["exception"] == "E1"
+    assert exported("fapiao") == []
+    for name in ("orders", "refunds", "fapiao"):
+        assert (tmp_path / f"{name}-2025-04.csv").exists()
+        assert (tmp_path / f"{name}-2025-04.xlsx").exists()
     call_command("check_books", "2025-03", "2025-04")
 
 

@@ -28,7 +28,13 @@ class Command(BaseCommand):
         if not out.is_dir():
             raise CommandError(f"{out} is not a folder")
         close = services.month_close(month, now=timezone.now())
-        for name, rows in (("close", exports.close_csv), ("ledger", exports.ledger_csv)):
+        for name, rows in (
+            ("close", exports.close_csv),
+            ("ledger", exports.ledger_csv),
+            ("orders", exports.orders_csv),
+            ("refunds", exports.refunds_csv),
+            ("fapiao", exports.fapiao_csv),
+        ):
             path = out / f"{name}-{close.month:%Y-%m}.csv"
             with path.open("w", encoding="utf-8", newline="") as handle:
                 for line in rows(close):
