@@ -8,6 +8,7 @@ cost does not grow with a query per account (it runs after the
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -342,6 +343,17 @@ def _trigger_violations() -> list[str]:
     return missing_triggers(connection.alias)
 
 
+# Checks the apps above billing add (issue 19: the books and the fapiao),
+# each returning its violations. They register in their AppConfig.ready(),
+# so billing never imports them (rule 11) and check_ledger runs them all.
+EXTRA_CHECKS: list[Callable[[], list[str]]] = []
+
+
+def register_check(check: Callable[[], list[str]]) -> None:
+    if check not in EXTRA_CHECKS:
+        EXTRA_CHECKS.append(check)
+
+
 def ledger_violations() -> list[str]:
     """One human-readable line per problem, naming the account and order."""
     return [
@@ -355,6 +367,7 @@ def ledger_violations() -> list[str]:
         *_external_payment_violations(),
         *_renewal_price_violations(),
         *_overlap_violations(),
+        *(line for check in EXTRA_CHECKS for line in check()),
     ]
 
 

@@ -197,3 +197,31 @@ def test_support_may_not_open_the_books(client, support_user):
 def test_the_set_based_queries_are_few(april, django_assert_max_num_queries):
     with django_assert_max_num_queries(12):
         services.month_close(APRIL)
+
+
+def test_check_ledger_also_checks_the_books(account, catalog, t0):
+    """A fapiao above what its order was paid minus refunded is a ledger
+    violation (issue 19), found by check_ledger as by check_books."""
+    from billing.reconcile import reconcile
+    from invoicing.models import FapiaoLine
+    from invoicing.services import fapiao_issue
+
+    factories.provider_top_up(account, 9_900, now=t0)
+    order = factories.buy(account, catalog["pro-monthly"], now=t0)
+    fapiao = fapiao_issue(
+        fapiao=factories.fapiao_ask(account, [order], now=t0),
+        actor=factories.factory_finance(),
+        number="12349999",
+        issued_on=t0.date(),
+        file_name="f.pdf",
+        file_data=factories.FAPIAO_PDF,
+        now=t0,
+    )
+    assert reconcile().violations == []
+    FapiaoLine.objects.filter(request=fapiao).update(amount_fen=10_000)
+    assert reconcile().violations == [
+        f"fapiao request #{fapiao.pk}: order #{order.pk} invoiced above what was paid minus "
+        "refunded"
+    ]
+    with pytest.raises(CommandError, match="1 problem"):
+        call_command("check_books", "2025-03")
