@@ -20,8 +20,6 @@ from __future__ import annotations
 import base64
 import logging
 
-import qrcode
-import qrcode.image.svg
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -44,6 +42,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.roles import needs_second_factor
+from core.qr import qr_svg
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +57,6 @@ def is_verified(user) -> bool:
 
 def confirmed_device(user) -> TOTPDevice | None:
     return next(iter(devices_for_user(user, confirmed=True)), None)
-
-
-def qr_svg(text: str) -> str:
-    """``text`` as a QR code, an inline ``<svg>`` element (no image file, no CDN)."""
-    image = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
-    return image.to_string(encoding="unicode")
 
 
 class StaffAuthenticationForm(AdminAuthenticationForm):

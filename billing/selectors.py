@@ -372,6 +372,13 @@ def packages_on_sale(*, kind_order: list[str]) -> QuerySet[Package]:
     )
 
 
+def recent_online_payments(*, account: Account, limit: int = 10) -> list[OnlinePayment]:
+    """An account's latest online payments, newest first (issue 18: their state)."""
+    return list(
+        OnlinePayment.objects.filter(account=account).order_by("-created_at", "-pk")[:limit]
+    )
+
+
 def online_payment_or_404(*, provider: str, reference: str) -> OnlinePayment:
     """The online payment a provider knows by ``reference`` (404 if none)."""
     return get_object_or_404(

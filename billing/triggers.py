@@ -40,6 +40,8 @@ PROTECTED_TABLES: dict[str, tuple[str, ...]] = {
     "billing_acceptance": ("UPDATE", "DELETE", "TRUNCATE"),
     "billing_autorenewalconsent": ("UPDATE", "DELETE", "TRUNCATE"),
     "billing_agreementversion": ("UPDATE", "DELETE"),
+    # Issue 18: what the payment providers said (gateways 0001).
+    "gateways_providermessage": ("UPDATE", "DELETE", "TRUNCATE"),
 }
 _PG_EVENTS = {"DELETE": 8, "UPDATE": 16, "TRUNCATE": 32}  # pg_trigger.tgtype bits
 _PG_BEFORE = 2

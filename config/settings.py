@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "workdays",
     "notices",
     "renewals",
+    # Issue 18: Alipay, WeChat Pay and the sandbox; what they said, as received.
+    "gateways",
     # Issue 19: fapiao requests, issued or refused by finance.
     "invoicing",
     # Issue 19: corporate bank transfers, matched and credited by finance.
@@ -539,10 +541,29 @@ RENEWAL_CHUNK_SIZE = env.int("RENEWAL_CHUNK_SIZE", default=500)
 REMINDER_DAYS_BEFORE_DEADLINE = env.int("REMINDER_DAYS_BEFORE_DEADLINE", default=7)
 if REMINDER_DAYS_BEFORE_DEADLINE < 0:
     raise ImproperlyConfigured("REMINDER_DAYS_BEFORE_DEADLINE must be 0 or more (days).")
-# Item 8: an online top-up or payment is recorded only from a payment provider's
-# confirmation signed with that provider's shared secret ("alipay=...,wechatpay=...").
-# None configured: online money is never recorded.
+# Item 8, issue 18: online money is recorded only from a payment provider's
+# verified confirmation (gateways: Alipay's and WeChat Pay's RSA keys). The
+# sandbox (and the tests' HMAC provider) sign with a shared secret of their own,
+# "sandbox=..."; such a secret never confirms an Alipay or WeChat Pay payment.
 PAYMENT_PROVIDER_SECRETS = env.dict("PAYMENT_PROVIDER_SECRETS", default={})
+# Issue 18, README "Payment providers": each is offered when all its settings
+# are set, and not offered (no error) when any is missing.
+ALIPAY_APP_ID = env("ALIPAY_APP_ID", default="")
+ALIPAY_SELLER_ID = env("ALIPAY_SELLER_ID", default="")
+ALIPAY_APP_PRIVATE_KEY_FILE = env("ALIPAY_APP_PRIVATE_KEY_FILE", default="")
+ALIPAY_PUBLIC_KEY_FILE = env("ALIPAY_PUBLIC_KEY_FILE", default="")
+ALIPAY_GATEWAY = env("ALIPAY_GATEWAY", default="https://openapi.alipay.com/gateway.do")
+WECHATPAY_MCHID = env("WECHATPAY_MCHID", default="")
+WECHATPAY_APPID = env("WECHATPAY_APPID", default="")
+WECHATPAY_CERT_SERIAL_NO = env("WECHATPAY_CERT_SERIAL_NO", default="")
+WECHATPAY_PRIVATE_KEY_FILE = env("WECHATPAY_PRIVATE_KEY_FILE", default="")
+WECHATPAY_APIV3_KEY = env("WECHATPAY_APIV3_KEY", default="")
+WECHATPAY_PUBLIC_KEY_FILE = env("WECHATPAY_PUBLIC_KEY_FILE", default="")
+WECHATPAY_PUBLIC_KEY_ID = env("WECHATPAY_PUBLIC_KEY_ID", default="")
+WECHATPAY_API_BASE = env("WECHATPAY_API_BASE", default="https://api.mch.weixin.qq.com")
+# Seconds to wait for a provider's answer (connect and read) before the call's
+# outcome counts as unknown (settled later by a query, never sent twice blind).
+PAYMENT_PROVIDER_TIMEOUT = env.float("PAYMENT_PROVIDER_TIMEOUT", default=10.0)
 # Issue 11: the sandbox provider (a payment page on this site, no real money) is
 # enabled by a "sandbox" secret; the demo (DEBUG) has one by default. Production
 # never should: check accounts.W001 warns if it does.

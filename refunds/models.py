@@ -138,6 +138,15 @@ class RefundRequest(models.Model):
         verbose_name=_("paid out by"),
     )
     paid_out_at = models.DateTimeField(_("paid out at"), null=True, blank=True)
+    # Issue 18: the refund sent back through the order's payment provider.
+    provider_refund = models.OneToOneField(
+        "gateways.ProviderRefund",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="refund_request",
+        verbose_name=_("provider refund"),
+    )
 
     history = HistoricalRecords()
 

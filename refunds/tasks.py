@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from .services import detect_exceptions
+from .services import detect_exceptions, provider_refunds_settle
 
 log = logging.getLogger(__name__)
 
@@ -17,3 +17,9 @@ def detect_refund_exceptions_task() -> int:
     opened = detect_exceptions()
     log.info("refund exception detection proposed=%s", opened)
     return opened
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def provider_refunds_settle_task() -> int:
+    """Issue 18: refunds whose provider outcome is unknown, asked again."""
+    return provider_refunds_settle()

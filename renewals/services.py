@@ -27,7 +27,7 @@ from django.utils import timezone
 from billing import policy as billing_policy
 from billing import services as billing_services
 from billing.models import Account, LedgerEntry, Order, PriceVersion, Subscription
-from billing.payments import PaymentConfirmation
+from billing.payments import VerifiedConfirmation
 from core.audit import resolve_now
 from notices import services as notice_services
 from notices.models import NonRenewalNotice
@@ -444,7 +444,7 @@ def balance_top_up_and_renew(
     channel: str = Order.Channel.ONLINE,
     reference: str = "",
     memo: str = "",
-    confirmation: PaymentConfirmation | None = None,
+    confirmation: VerifiedConfirmation | None = None,
     confirmed_large: bool = False,
     now: dt.datetime | None = None,
 ) -> TopUp:
@@ -466,16 +466,33 @@ def balance_top_up_and_renew(
     return _renew_after(account, entry)
 
 
+@dataclasses.dataclass(frozen=True)
+class Confirmed:
+    """What a provider's confirmation did (``billing.services.ProviderPayment``)
+    and how many past-due periods the new balance renewed."""
+
+    result: billing_services.ProviderPayment
+    renewed: int = 0
+
+
 @transaction.atomic
-def payment_provider_confirm_and_renew(**confirmation: object) -> TopUp | None:
-    """The payment provider's callback (``billing.services.payment_provider_confirm``,
+def payment_provider_confirm_and_renew(
+    *,
+    confirmation: VerifiedConfirmation,
+    accept_late_by: object = None,
+    now: dt.datetime | None = None,
+) -> Confirmed:
+    """A provider's verified confirmation (``billing.services.payment_provider_confirm``,
     the only way online money is recorded, item 8) and, for a new top-up of a
     balance, the renewal of a past-due subscription it now covers (P5
-    fair-use). Returns ``None`` for an order payment or a repeated callback."""
-    result = billing_services.payment_provider_confirm(**confirmation)
-    if result.entry is None or not result.created:
-        return None
-    return _renew_after(result.entry.account, result.entry)
+    fair-use), in one transaction."""
+    result = billing_services.payment_provider_confirm(
+        confirmation=confirmation, accept_late_by=accept_late_by, now=now
+    )
+    if not result.created or result.order is not None or result.entry is None:
+        return Confirmed(result=result)
+    top_up = _renew_after(result.entry.account, result.entry)
+    return Confirmed(result=result, renewed=top_up.renewed)
 
 
 def _renew_after(account: Account, entry: LedgerEntry) -> TopUp:

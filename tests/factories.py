@@ -8,10 +8,13 @@ import itertools
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from billing import policy, services
-from billing.models import Account, AgreementVersion, Order, Package, PriceVersion
+from billing.models import Account, AgreementVersion, OnlinePayment, Order, Package, PriceVersion
+from billing.payments import ProviderFacts, VerifiedConfirmation, confirmation_from
 from billing.roles import setup_roles
+from gateways.sandbox import SandboxProvider
 
 _seq = itertools.count(1)
 
@@ -38,7 +41,8 @@ def factory_finance():
     return user or make_staff("factory-finance", group="finance")
 
 
-# The provider the tests sign confirmations as (tests/conftest.py configures its secret).
+# The provider the tests sign confirmations as (tests/conftest.py configures its
+# secret): an HMAC provider like the sandbox (gateways.sandbox).
 PROVIDER = "testpay"
 
 
@@ -52,33 +56,80 @@ def provider_signature(*, target: str, reference: str, amount_fen: int) -> str:
     )
 
 
+def online_payment(
+    *,
+    account: Account | None = None,
+    order: Order | None = None,
+    amount_fen: int | None = None,
+    reference: str = "",
+    provider: str = PROVIDER,
+    now=None,
+    expires_at=None,
+) -> OnlinePayment:
+    """The payment started here under ``reference`` (written as
+    ``online_payment_start`` writes it, without its actor checks); the one
+    already there when the reference is taken."""
+    reference = reference or f"TESTPAY-{next(_seq)}"
+    found = OnlinePayment.objects.filter(reference=reference).first()
+    if found is not None:
+        return found
+    account = account or order.account
+    now = now or timezone.now()
+    return OnlinePayment.objects.create(
+        provider=provider,
+        reference=reference,
+        account=account,
+        order=order,
+        amount_fen=order.amount_fen if order is not None and amount_fen is None else amount_fen,
+        created_at=now,
+        expires_at=expires_at or now + dt.timedelta(minutes=30),
+    )
+
+
+def provider_evidence(payment: OnlinePayment, *, paid: bool = True, **change: str):
+    """The provider's signed callback for ``payment`` as evidence; ``change``
+    alters fields after signing (a tampered callback)."""
+    sandbox = SandboxProvider(payment.provider)
+    fields = {**sandbox.callback_fields(payment, paid=paid), **change}
+    return sandbox.evidence(fields)
+
+
+def provider_confirmation(payment: OnlinePayment) -> VerifiedConfirmation:
+    """The provider's verified word that ``payment`` was paid."""
+    return confirmation_from(provider_evidence(payment))
+
+
+def forged_confirmation(payment: OnlinePayment, **change: str) -> VerifiedConfirmation:
+    """A confirmation built by hand: the facts claim ``payment`` was paid, the
+    evidence is the signed callback with ``change`` applied after signing."""
+    evidence = provider_evidence(payment, **change)
+    facts = ProviderFacts(
+        provider=payment.provider,
+        reference=change.get("reference", payment.reference),
+        amount_fen=int(change.get("amount_fen", payment.amount_fen)),
+        state="paid",
+        paid=True,
+        target=change.get(
+            "target",
+            SandboxProvider(payment.provider).callback_fields(payment, paid=True)["target"],
+        ),
+    )
+    return VerifiedConfirmation(evidence=evidence, facts=facts)
+
+
 def provider_top_up(account: Account, amount_fen: int, *, now=None, reference: str = ""):
     """An online top-up as the payment provider's verified callback records it."""
-    reference = reference or f"TESTPAY-{next(_seq)}"
+    payment = online_payment(account=account, amount_fen=amount_fen, reference=reference, now=now)
     return services.payment_provider_confirm(
-        provider=PROVIDER,
-        reference=reference,
-        amount_fen=amount_fen,
-        signature=provider_signature(
-            target=f"account:{account.pk}", reference=reference, amount_fen=amount_fen
-        ),
-        account=account,
-        now=now,
+        confirmation=provider_confirmation(payment), now=now
     ).entry
 
 
 def provider_pay(order: Order, *, now=None, reference: str = "") -> Order:
     """An online payment of a confirmed order, as the provider's callback records it."""
-    reference = reference or f"TESTPAY-{next(_seq)}"
+    payment = online_payment(order=order, reference=reference, now=now)
     return services.payment_provider_confirm(
-        provider=PROVIDER,
-        reference=reference,
-        amount_fen=order.amount_fen,
-        signature=provider_signature(
-            target=f"order:{order.pk}", reference=reference, amount_fen=order.amount_fen
-        ),
-        order=order,
-        now=now,
+        confirmation=provider_confirmation(payment), now=now
     ).order
 
 

@@ -21,6 +21,7 @@ LAYERS = [
     "billing",
     "notices",
     "renewals",
+    "gateways",
     "invoicing",
     "transfers",
     "refunds",

@@ -19,11 +19,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone, translation
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -35,6 +36,8 @@ from billing.forms import add_service_error
 from billing.formtokens import FormAlreadySubmitted, FormExpired
 from billing.models import OnlinePayment, Order
 from billing.selectors import agreement_in_force, has_accepted, live_subscription
+from core.qr import qr_svg
+from gateways import services as gateway_services
 from invoicing import policy as fapiao_policy
 from invoicing import selectors as fapiao_selectors
 
@@ -111,7 +114,7 @@ def balance(request: HttpRequest) -> HttpResponse:
             except ValidationError as exc:
                 add_service_error(form, exc)
             else:
-                return HttpResponseRedirect(payments.PROVIDERS[payment.provider].start(payment))
+                return payments.go_pay(request, payment)
     if acting:
         token = _token(request, request.path, token)
     entries = billing_selectors.account_ledger(account=account)
@@ -129,6 +132,10 @@ def balance(request: HttpRequest) -> HttpResponse:
             "page": page,
             "providers": payments.available(),
             "subscription": live_subscription(account=account),
+            "online_payments": payments.named(
+                billing_selectors.recent_online_payments(account=account)
+            ),
+            "shown_reference": request.GET.get("payment", ""),
         },
     )
 
@@ -237,7 +244,7 @@ def order_pay(request: HttpRequest, order_id: int) -> HttpResponse:
                 account=request.account, provider=how, order=order, actor=request.user
             ),
         )
-        return HttpResponseRedirect(provider.start(payment))
+        return payments.go_pay(request, payment)
     except FormAlreadySubmitted as exc:
         messages.warning(request, exc.messages[0])
     except ValidationError as exc:
@@ -412,9 +419,7 @@ def package_buy(request: HttpRequest) -> HttpResponse:
                 add_service_error(form, exc)
             else:
                 if purchase.payment is not None:
-                    return HttpResponseRedirect(
-                        payments.PROVIDERS[purchase.payment.provider].start(purchase.payment)
-                    )
+                    return payments.go_pay(request, purchase.payment)
                 messages.success(
                     request,
                     _("Paid %(amount)s from your balance: %(package)s is active now.")
@@ -452,7 +457,7 @@ def sandbox_pay(request: HttpRequest, reference: str) -> HttpResponse:
     """The sandbox provider's hosted page: the payer pays or fails the
     payment; the page then posts the signed callback (as a provider's return
     page does)."""
-    sandbox = payments.provider(payments.SandboxProvider.code)
+    sandbox = payments.provider("sandbox")
     if sandbox is None:
         raise Http404
     payment = billing_selectors.online_payment_or_404(provider=sandbox.code, reference=reference)
@@ -480,20 +485,35 @@ def _return_url(payment: OnlinePayment) -> str:
 @csrf_exempt  # a provider cannot carry our CSRF token: the signature authenticates it
 @require_POST
 def payment_callback(request: HttpRequest, provider: str) -> HttpResponse:
-    """A provider's signed callback. Verified and recorded by the services;
-    a tampered, forged or unknown one is answered 400 with the reason, and
-    records nothing; a replay records nothing more."""
+    """A provider's notification (issue 18): verified, stored as received and
+    recorded once by the services. Alipay and WeChat Pay get the answer they
+    expect (``success``/``fail``, 204/``{"code": "FAIL"}``); the sandbox's
+    callback comes through the payer's browser, which is sent back to the
+    account page, or shown the reason with a 400."""
     found = payments.provider(provider)
     if found is None:
         raise Http404
-    try:
-        callback = found.verify_callback(request)
-        outcome = services.online_payment_callback(callback=callback)
-    except ValidationError as exc:
-        return render(request, "accounts/payment_error.html", {"errors": exc.messages}, status=400)
-    payment = outcome.payment
+    # The sandbox's callback is the payer's browser posting a form (urlencoded
+    # or multipart): its fields are what it signed. The real providers' bodies
+    # are read exactly as received.
+    body = (
+        urlencode(list(request.POST.items())).encode() if found.browser_callback else request.body
+    )
+    handled = gateway_services.notification_receive(
+        provider=found, body=body, headers=dict(request.headers)
+    )
+    if not found.browser_callback:
+        return found.answer(handled.ok, handled.message)
+    payment = handled.payment
+    if not handled.ok or payment is None:
+        return render(
+            request,
+            "accounts/payment_error.html",
+            {"errors": [handled.message or _("The payment callback was refused.")]},
+            status=400,
+        )
     amount = format_money(payment.amount_fen)
-    if outcome.status == "recorded":
+    if handled.outcome == "recorded":
         if payment.order_id:
             messages.success(
                 request,
@@ -505,9 +525,9 @@ def payment_callback(request: HttpRequest, provider: str) -> HttpResponse:
                 request,
                 _("Payment of %(amount)s received and added to your balance.") % {"amount": amount},
             )
-        if outcome.renewed:
+        if handled.renewed:
             messages.success(request, _("Your past-due package was renewed from the new balance."))
-    elif outcome.status == "repeated":
+    elif handled.outcome == "repeated":
         messages.info(request, _("This payment was already recorded; nothing was added again."))
     else:
         messages.warning(request, _("The payment failed; nothing was charged or recorded."))
@@ -515,6 +535,28 @@ def payment_callback(request: HttpRequest, provider: str) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}):
         url = "/"
     return redirect(url)
+
+
+@account_page()
+def payment_qr(request: HttpRequest, reference: str) -> HttpResponse:
+    """WeChat Pay's Native payment: the QR code the payer scans with WeChat,
+    drawn as SVG on the server (no script); the page says what to do on a
+    phone and where to see the payment's state."""
+    payment = billing_selectors.online_payment_or_404(provider="wechatpay", reference=reference)
+    if payment.account_id != request.account.pk:
+        raise Http404
+    code_url = request.session.get(f"code_url:{reference}", "")
+    # Generated by qrcode from the provider's code_url: no markup of anyone's.
+    svg = qr_svg(code_url) if code_url and payment.status == "pending" else ""
+    return render(
+        request,
+        "accounts/payment_qr.html",
+        {
+            "payment": payment,
+            "qr_svg": mark_safe(svg),  # noqa: S308
+            "back": _return_url(payment),
+        },
+    )
 
 
 urlpatterns = [
@@ -530,4 +572,5 @@ urlpatterns = [
     path("account/packages/buy/", package_buy, name="package_buy"),
     path("pay/sandbox/<str:reference>/", sandbox_pay, name="sandbox_pay"),
     path("pay/callback/<slug:provider>/", payment_callback, name="payment_callback"),
+    path("account/pay/<str:reference>/qr/", payment_qr, name="payment_qr"),
 ]

@@ -34,6 +34,9 @@ class OnlinePayment(models.Model):
         PENDING = "pending", _("Waiting for the provider")
         SUCCEEDED = "succeeded", _("Paid")
         FAILED = "failed", _("Failed")
+        # Issue 18: past its expiry and closed at the provider; a late
+        # payment for it is listed for finance, never credited silently.
+        CLOSED = "closed", _("Expired and closed")
 
     provider = models.CharField(_("provider"), max_length=20)
     # The idempotency key sent to the provider; the ledger records the money under it.
@@ -76,6 +79,10 @@ class OnlinePayment(models.Model):
         verbose_name=_("ledger entry"),
     )
     failure_reason = models.CharField(_("failure reason"), max_length=200, blank=True)
+    # Issue 18: the provider's own number for the trade, from its verified
+    # confirmation, and when the provider stops accepting the payment.
+    provider_trade_no = models.CharField(_("provider's trade number"), max_length=64, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
 
     history = HistoricalRecords()
 

@@ -21,7 +21,7 @@ from ..models import (
     Order,
 )
 from ..payments import (
-    PaymentConfirmation,
+    VerifiedConfirmation,
     online_needs_confirmation,
     target_of_account,
 )
@@ -68,7 +68,7 @@ def balance_top_up(
     channel: str = Order.Channel.ONLINE,
     reference: str = "",
     memo: str = "",
-    confirmation: PaymentConfirmation | None = None,
+    confirmation: VerifiedConfirmation | None = None,
     confirmed_large: bool = False,
     now: dt.datetime | None = None,
 ) -> LedgerEntry:

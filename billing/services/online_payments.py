@@ -8,7 +8,6 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -17,7 +16,7 @@ from core.audit import audit as _audit
 from core.audit import resolve_now as _now
 from core.audit import user_or_none
 
-from .. import policy
+from .. import authz, policy
 from ..authz import authorize
 from ..models import (
     Account,
@@ -27,9 +26,11 @@ from ..models import (
     Order,
 )
 from ..payments import (
-    PaymentConfirmation,
+    VerifiedConfirmation,
     target_of_account,
     target_of_order,
+    unknown_provider,
+    verifier_for,
 )
 from ..selectors import agreement_in_force, has_accepted
 from ._common import _require_fen
@@ -40,105 +41,132 @@ from .orders import _lock_order, order_pay
 @dataclasses.dataclass(frozen=True)
 class ProviderPayment:
     """What a provider confirmation recorded: the top-up's ledger entry or the
-    paid order; ``created`` is False when the same confirmation was already
-    recorded (providers repeat their callbacks)."""
+    paid order, and the ``OnlinePayment``; ``created`` is False when the
+    payment was already recorded (providers repeat their notifications)."""
 
     entry: LedgerEntry | None
     order: Order | None
     created: bool
+    payment: OnlinePayment | None = None
+
+
+def late_payment_refused(payment: OnlinePayment) -> ValidationError:
+    return ValidationError(
+        _(
+            "Payment %(reference)s was closed at its expiry; the provider now says it was paid. "
+            "Nothing was credited: finance looks at it and records it or pays it back."
+        )
+        % {"reference": payment.reference},
+        code="late_payment",
+    )
 
 
 @transaction.atomic
 def payment_provider_confirm(
     *,
-    provider: str,
-    reference: str,
-    amount_fen: int,
-    signature: str,
-    account: Account | None = None,
-    order: Order | None = None,
+    confirmation: VerifiedConfirmation,
+    accept_late_by: Any = None,
     now: dt.datetime | None = None,
 ) -> ProviderPayment:
-    """Item 8: the only way online money is recorded. A payment provider
-    confirms that ``amount_fen`` was paid under its ``reference``, either to
-    top up ``account``'s balance or to pay ``order``, signed with the
-    provider's shared secret. The signature is verified, then the top-up or
-    the order payment is recorded with channel ``online`` and the system as
-    the actor. The same confirmation again records nothing and returns what
-    the first one recorded; the same reference for anything else is refused
-    (item 9: external money is recorded once)."""
-    if (account is None) == (order is None):
-        raise ValidationError(_("A payment confirmation is for one account or one order."))
-    amount_fen = _require_fen(amount_fen)
-    target = target_of_account(account.pk) if account else target_of_order(order.pk)
-    confirmation = PaymentConfirmation(
-        provider=provider,
-        target=target,
-        reference=(reference or "").strip(),
-        amount_fen=amount_fen,
-        signature=signature,
+    """Item 8, issue 18: the only way online money is recorded.
+
+    ``confirmation`` is a payment provider's verified word that the payment
+    started here under its reference was paid (``billing.payments``: its
+    evidence is verified again by the provider's own verifier). Under the
+    ``OnlinePayment``'s lock, then the account's: the amount must be the
+    one asked (a different amount is refused, code ``wrong_amount``, never
+    credited as another amount) and the target the payment's own; then the
+    top-up or the order payment is recorded with channel ``online`` and the
+    system as the actor, and the payment is settled. Once per (provider,
+    reference): the same confirmation again records nothing and returns
+    what the first one recorded (item 9).
+
+    A payment closed at its expiry is not credited by a late confirmation
+    (code ``late_payment``); finance may accept it (``accept_late_by``, a
+    user holding ``billing.top_up_balance``) after looking at it."""
+    facts = confirmation.check()
+    payment = (
+        OnlinePayment.objects.select_for_update()
+        .filter(provider=facts.provider, reference=facts.reference)
+        .first()
     )
-    confirmation.verify(target=target, amount_fen=amount_fen)
-    earlier = _recorded_confirmation(confirmation, account=account, order=order)
-    if earlier is not None:
-        return earlier
-    if account is not None:
+    if payment is None:
+        raise ValidationError(
+            _("No payment with the reference %(reference)s was started here; nothing was recorded.")
+            % {"reference": facts.reference},
+            code="unknown_payment",
+        )
+    if payment.status == OnlinePayment.Status.SUCCEEDED:
+        earlier = Order.objects.get(pk=payment.order_id) if payment.order_id else None
+        return ProviderPayment(
+            entry=payment.ledger_entry, order=earlier, created=False, payment=payment
+        )
+    target = target_of_order(payment.order_id) if payment.order_id else None
+    target = target or target_of_account(payment.account_id)
+    confirmation.verify(target=target, amount_fen=payment.amount_fen)
+    if payment.status == OnlinePayment.Status.CLOSED:
+        if accept_late_by is None:
+            raise late_payment_refused(payment)
+        authorize(
+            actor=accept_late_by,
+            account=payment.account,
+            action=_("accept a late online payment"),
+            staff_perm=authz.TOP_UP_BALANCE,
+            customer=False,
+        )
+    if payment.order_id is None:
         entry = balance_top_up(
-            account=account,
-            amount_fen=amount_fen,
+            account=payment.account,
+            amount_fen=payment.amount_fen,
             actor=None,
             channel=Order.Channel.ONLINE,
-            memo=f"{provider} payment",
+            memo=f"{facts.provider} payment",
             confirmation=confirmation,
             confirmed_large=True,  # the provider confirmed money actually received
             now=now,
         )
-        return ProviderPayment(entry=entry, order=None, created=True)
-    paid = order_pay(
-        order=order,
-        channel=Order.Channel.ONLINE,
-        actor=None,
-        confirmation=confirmation,
+        paid = None
+    else:
+        paid = order_pay(
+            order=payment.order,
+            channel=Order.Channel.ONLINE,
+            actor=None,
+            confirmation=confirmation,
+            now=now,
+        )
+        entry = (
+            LedgerEntry.objects.filter(
+                kind=LedgerEntry.Kind.TOP_UP,
+                channel=Order.Channel.ONLINE,
+                reference=facts.reference,
+            )
+            .order_by("pk")
+            .first()
+        )
+    settled = online_payment_settle(
+        payment=payment,
+        succeeded=True,
+        entry=entry,
+        trade_no=facts.trade_no,
+        reason=f"accepted late by {accept_late_by}" if accept_late_by else "",
         now=now,
     )
-    return ProviderPayment(entry=None, order=paid, created=True)
-
-
-def _recorded_confirmation(
-    confirmation: PaymentConfirmation, *, account: Account | None, order: Order | None
-) -> ProviderPayment | None:
-    """The earlier recording of this very confirmation, if any."""
-    entry = (
-        LedgerEntry.objects.filter(
-            kind=LedgerEntry.Kind.TOP_UP,
-            channel=Order.Channel.ONLINE,
-            reference=confirmation.reference,
-        )
-        .order_by("pk")
-        .first()
-    )
-    if entry is None:
-        return None
-    same_target = (
-        entry.order_id == order.pk
-        if order is not None
-        else (entry.account_id == account.pk and entry.order_id is None)
-    )
-    if same_target and entry.amount_fen == confirmation.amount_fen:
-        paid = Order.objects.get(pk=order.pk) if order is not None else None
-        return ProviderPayment(entry=entry, order=paid, created=False)
-    return None
+    return ProviderPayment(entry=entry, order=paid, created=True, payment=settled)
 
 
 # A single online payment above this is refused (fen; ¥1,000,000): providers
 # cap one payment far below what ``amounts.parse_yuan`` accepts, and an
 # amount that large is a typing mistake (an extra digit), not a payment.
 ONLINE_PAYMENT_MAX_FEN = 100_000_000
+# Issue 18: a payment is offered to the provider with this expiry
+# (``time_expire``); past it the payment is closed there and here.
+ONLINE_PAYMENT_EXPIRES_IN = dt.timedelta(minutes=30)
 
 
 def configured_provider(provider: str) -> bool:
-    """Whether ``provider`` has a shared secret (``PAYMENT_PROVIDER_SECRETS``)."""
-    return bool((getattr(settings, "PAYMENT_PROVIDER_SECRETS", {}) or {}).get(provider))
+    """Whether ``provider`` can verify its confirmations here (its adapter is
+    configured: keys for Alipay and WeChat Pay, a secret for the sandbox)."""
+    return verifier_for(provider) is not None
 
 
 @transaction.atomic
@@ -150,6 +178,7 @@ def online_payment_start(
     amount_fen: int | None = None,
     order: Order | None = None,
     confirmed_large: bool = False,
+    expires_in: dt.timedelta | None = None,
     now: dt.datetime | None = None,
 ) -> OnlinePayment:
     """Start paying online: a top-up of ``account``'s balance (``amount_fen``)
@@ -168,11 +197,7 @@ def online_payment_start(
     now = _now(now)
     authorize(actor=actor, account=account, action=_("pay online"), staff_perm=None)
     if not configured_provider(provider):
-        raise ValidationError(
-            _("%(provider)s is not a configured payment provider; nothing was recorded.")
-            % {"provider": provider or "?"},
-            code="unknown_provider",
-        )
+        raise unknown_provider(provider)
     if order is not None:
         if amount_fen is not None:
             raise ValidationError(_("An order is paid at its confirmed amount, not another."))
@@ -208,6 +233,7 @@ def online_payment_start(
         amount_fen=amount_fen,
         created_at=now,
         created_by=user_or_none(actor),
+        expires_at=now + (expires_in or ONLINE_PAYMENT_EXPIRES_IN),
     )
     _audit(payment, actor=actor, reason="online payment started")
     payment.save()
@@ -221,23 +247,28 @@ def online_payment_settle(
     succeeded: bool,
     entry: LedgerEntry | None = None,
     reason: str = "",
+    closed: bool = False,
+    trade_no: str = "",
     now: dt.datetime | None = None,
 ) -> OnlinePayment:
-    """Record on the ``OnlinePayment`` what the provider's verified callback
+    """Record on the ``OnlinePayment`` what the provider's verified message
     said. The system acts (the provider's signature was checked by the
     caller). A payment once succeeded stays succeeded: a later failure notice
     changes nothing; a success after a failure is recorded (the provider took
-    the money, so it counts)."""
+    the money, so it counts). ``closed``: the payment expired and was closed
+    at the provider (issue 18)."""
     now = _now(now)
     locked = OnlinePayment.objects.select_for_update().get(pk=payment.pk)
     if locked.status == OnlinePayment.Status.SUCCEEDED:
         return locked
+    if trade_no:
+        locked.provider_trade_no = trade_no[:64]
     if succeeded:
         locked.status = OnlinePayment.Status.SUCCEEDED
         locked.ledger_entry = entry
-        locked.failure_reason = ""
+        locked.failure_reason = (reason or "")[:200]
     else:
-        locked.status = OnlinePayment.Status.FAILED
+        locked.status = OnlinePayment.Status.CLOSED if closed else OnlinePayment.Status.FAILED
         locked.failure_reason = (reason or "")[:200]
     locked.completed_at = now
     _audit(locked, actor=None, reason=f"provider callback: {locked.status}")

@@ -27,7 +27,7 @@ from ..models import (
     Subscription,
 )
 from ..payments import (
-    PaymentConfirmation,
+    VerifiedConfirmation,
     online_needs_confirmation,
     target_of_order,
 )
@@ -199,7 +199,7 @@ def order_pay(
     channel: str,
     actor: Any,
     reference: str = "",
-    confirmation: PaymentConfirmation | None = None,
+    confirmation: VerifiedConfirmation | None = None,
     now: dt.datetime | None = None,
 ) -> Order:
     """Pay a confirmed order from the balance, or record an external payment.
@@ -277,7 +277,7 @@ def _authorize_payment(
     channel: str,
     reference: str,
     actor: Any,
-    confirmation: PaymentConfirmation | None,
+    confirmation: VerifiedConfirmation | None,
 ) -> str:
     """Item 8: who may pay an order through which channel; returns the
     reference to record. From the balance: the account's owner or an admin.

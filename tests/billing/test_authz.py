@@ -20,8 +20,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from billing import services
-from billing.models import Acceptance, AccountMember, LedgerEntry, Order, PriceVersion
-from billing.payments import PaymentConfirmation
+from billing.models import Acceptance, Account, AccountMember, LedgerEntry, Order, PriceVersion
+from billing.payments import VerifiedConfirmation
 from billing.policy import SHANGHAI
 from notices.models import NonRenewalNotice
 from notices.services import notice_give, notice_withdraw
@@ -116,15 +116,17 @@ def _custom_paid(w: World) -> Order:
 
 
 def _confirmation(target: str, amount_fen: int, reference: str = "TESTPAY-T1"):
-    return PaymentConfirmation(
-        provider=factories.PROVIDER,
-        target=target,
-        reference=reference,
+    """The provider's verified confirmation of a payment started for
+    ``target`` (``account:<id>`` or ``order:<id>``) at ``amount_fen``."""
+    kind, pk = target.split(":")
+    payment = factories.online_payment(
+        account=Account.objects.get(pk=pk) if kind == "account" else None,
+        order=Order.objects.get(pk=pk) if kind == "order" else None,
         amount_fen=amount_fen,
-        signature=factories.provider_signature(
-            target=target, reference=reference, amount_fen=amount_fen
-        ),
+        reference=reference,
+        now=T,
     )
+    return factories.provider_confirmation(payment)
 
 
 def _notice_kwargs(w: World, actor: Any) -> dict:
@@ -488,17 +490,22 @@ def test_support_role_holds_none_of_the_money_permissions(world):
 # --- the verified provider confirmation (the only way online money is recorded) ---------
 
 
-def _confirm(w: World, *, amount_fen=10_000, reference="TESTPAY-9", signature=None, **kw):
-    target = f"account:{w.account.pk}"
-    return services.payment_provider_confirm(
-        provider=kw.pop("provider", factories.PROVIDER),
-        reference=reference,
+def _confirm(w: World, *, amount_fen=10_000, reference="TESTPAY-9", **change):
+    """Issue 18: the gate takes a verified confirmation; ``change`` alters the
+    signed callback after signing (the evidence then fails verification)."""
+    payment = factories.online_payment(
+        account=change.pop("account", w.account),
         amount_fen=amount_fen,
-        signature=signature
-        or factories.provider_signature(target=target, reference=reference, amount_fen=amount_fen),
-        account=kw.pop("account", w.account),
+        reference=reference,
+        provider=change.pop("provider", factories.PROVIDER),
         now=T,
     )
+    confirmation = (
+        factories.forged_confirmation(payment, **change)
+        if change
+        else factories.provider_confirmation(payment)
+    )
+    return services.payment_provider_confirm(confirmation=confirmation, now=T)
 
 
 def test_provider_confirmation_tops_up_once(world):
@@ -507,6 +514,7 @@ def test_provider_confirmation_tops_up_once(world):
     first = _confirm(world)
     assert first.created and first.entry.channel == "online"
     assert (first.entry.reference, first.entry.created_by) == ("TESTPAY-9", None)
+    assert first.payment.status == "succeeded" and first.payment.ledger_entry == first.entry
     # The provider repeats its callback: nothing more is recorded.
     again = _confirm(world)
     assert not again.created and again.entry.pk == first.entry.pk
@@ -533,33 +541,45 @@ def test_provider_confirmation_pays_an_order(world):
     "change, message",
     [
         ({"signature": "0" * 64}, "signature does not match"),
+        ({"target": "account:0"}, "signature does not match"),
         ({"provider": "nopay"}, "not a configured payment provider"),
-        ({"reference": "  "}, "has no reference"),
+        ({"reference": "  "}, "incomplete"),
     ],
 )
 def test_provider_confirmation_must_verify(world, change, message):
+    """Issue 18: the gate verifies the evidence again; facts written by hand
+    over a callback that does not verify record nothing."""
     before = _written()
     with pytest.raises(ValidationError, match=message):
         _confirm(world, **change)
     assert _written() == before
 
 
-def test_a_confirmation_for_one_account_or_amount_records_nothing_elsewhere(world):
-    """A signed confirmation replayed against another account, or a forged
-    amount, does not verify."""
-    target = f"account:{world.account.pk}"
-    good = factories.provider_signature(target=target, reference="TESTPAY-7", amount_fen=10_000)
+def test_a_confirmation_for_one_account_records_nothing_elsewhere(world):
+    """A genuine signed callback for one account's payment, presented for a
+    payment of another account, or to another account's top-up, is refused."""
+    ours = factories.online_payment(
+        account=world.account, amount_fen=10_000, reference="TESTPAY-7", now=T
+    )
+    theirs = factories.online_payment(
+        account=world.other, amount_fen=10_000, reference="TESTPAY-8", now=T
+    )
+    signed_for_ours = factories.provider_evidence(ours)
     before = _written()
+    # The callback of ours, with the reference of theirs, does not verify.
     with pytest.raises(ValidationError, match="signature does not match"):
-        _confirm(world, account=world.other, reference="TESTPAY-7", signature=good)
-    with pytest.raises(ValidationError, match="signature does not match"):
-        _confirm(world, amount_fen=1_000_000, reference="TESTPAY-7", signature=good)
+        services.payment_provider_confirm(
+            confirmation=factories.forged_confirmation(theirs, target=f"account:{world.account.pk}"),
+            now=T,
+        )
     with pytest.raises(ValidationError, match="for account:"):
         services.balance_top_up(
             account=world.other,
             amount_fen=10_000,
             channel="online",
-            confirmation=_confirmation(target, 10_000, "TESTPAY-7"),
+            confirmation=VerifiedConfirmation(
+                evidence=signed_for_ours, facts=factories.provider_confirmation(ours).facts
+            ),
             actor=None,
             now=T,
         )

@@ -193,8 +193,20 @@ def test_a_provider_reference_pays_once(account, catalog):
         now=T,
     )
     factories.provider_top_up(account, 9_900, now=T, reference="WX-1")
-    with pytest.raises(ValidationError, match="online reference WX-1 was already recorded"):
-        factories.provider_pay(order, now=T, reference="WX-1")
+    # The top-up's confirmation presented as the order's payment: refused (issue
+    # 18: the confirmation is for the payment started for the balance).
+    top_up = factories.online_payment(reference="WX-1")
+    with pytest.raises(ValidationError, match=f"is for account:{account.pk}, not order:"):
+        services.order_pay(
+            order=order,
+            channel="online",
+            confirmation=factories.provider_confirmation(top_up),
+            actor=None,
+            now=T,
+        )
+    # Through the gate the same reference finds its own payment: nothing more.
+    again = factories.provider_confirmation(top_up)
+    assert not services.payment_provider_confirm(confirmation=again, now=T).created
     order.refresh_from_db()
     assert order.status == "confirmed"
 

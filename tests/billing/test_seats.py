@@ -14,7 +14,6 @@ from django.db import connections
 
 from billing import policy, services
 from billing.models import AccountMember, Subscription
-from billing.payments import PaymentConfirmation
 from billing.policy import SHANGHAI
 from notices.services import notice_give
 
@@ -190,15 +189,8 @@ def test_a_suspended_member_cannot_pay_top_up_or_give_notice(team, catalog):
     )
     with pytest.raises(ValidationError, match="suspended"):
         services.order_pay(order=order, channel="balance", actor=admin, now=_t(62))
-    target = f"account:{account.pk}"
-    confirmation = PaymentConfirmation(
-        provider=factories.PROVIDER,
-        target=target,
-        reference="TESTPAY-S",
-        amount_fen=100,
-        signature=factories.provider_signature(
-            target=target, reference="TESTPAY-S", amount_fen=100
-        ),
+    confirmation = factories.provider_confirmation(
+        factories.online_payment(account=account, amount_fen=100, reference="TESTPAY-S")
     )
     with pytest.raises(ValidationError, match="suspended"):
         services.balance_top_up(

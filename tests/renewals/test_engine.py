@@ -142,18 +142,15 @@ def test_insufficient_balance_past_due_then_top_up_renews_without_gap(poor_sub):
 
     # A top-up during grace renews at once, with no gap: the new period starts at the old end.
     top_up_at = T + dt.timedelta(days=2)
+    payment = factories.online_payment(
+        account=sub.account, amount_fen=9_900, reference="TESTPAY-GRACE", now=top_up_at
+    )
     result = payment_provider_confirm_and_renew(
-        provider=factories.PROVIDER,
-        reference="TESTPAY-GRACE",
-        amount_fen=9_900,
-        signature=factories.provider_signature(
-            target=f"account:{sub.account_id}", reference="TESTPAY-GRACE", amount_fen=9_900
-        ),
-        account=sub.account,
-        now=top_up_at,
+        confirmation=factories.provider_confirmation(payment), now=top_up_at
     )
     # Item 10: the caller learns that it renewed and the balance after the renewal.
-    assert (result.renewed, result.balance_after_fen, result.entry.balance_after_fen) == (
+    sub.account.refresh_from_db()
+    assert (result.renewed, sub.account.balance_fen, result.result.entry.balance_after_fen) == (
         1,
         0,
         9_900,
