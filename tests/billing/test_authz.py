@@ -569,7 +569,9 @@ def test_a_confirmation_for_one_account_records_nothing_elsewhere(world):
     # The callback of ours, with the reference of theirs, does not verify.
     with pytest.raises(ValidationError, match="signature does not match"):
         services.payment_provider_confirm(
-            confirmation=factories.forged_confirmation(theirs, target=f"account:{world.account.pk}"),
+            confirmation=factories.forged_confirmation(
+                theirs, target=f"account:{world.account.pk}"
+            ),
             now=T,
         )
     with pytest.raises(ValidationError, match="for account:"):
