@@ -379,6 +379,11 @@ def recent_online_payments(*, account: Account, limit: int = 10) -> list[OnlineP
     )
 
 
+def account_online_payment_or_404(*, account: Account, reference: str) -> OnlinePayment:
+    """One of ``account``'s online payments by its reference (404 otherwise)."""
+    return get_object_or_404(OnlinePayment, account=account, reference=reference)
+
+
 def online_payment_or_404(*, provider: str, reference: str) -> OnlinePayment:
     """The online payment a provider knows by ``reference`` (404 if none)."""
     return get_object_or_404(

@@ -63,7 +63,8 @@ def seed_due_subscriptions(
                             kind=LedgerEntry.Kind.TOP_UP,
                             amount_fen=balance_fen,
                             balance_after_fen=balance_fen,
-                            channel="online",
+                            # Seeded balances: no online payment stands behind them.
+                            channel="other",
                             created_at=start,
                         )
                         for a in accounts

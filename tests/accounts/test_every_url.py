@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts import urls as account_urls
 from accounts.invitations import invitation_create
-from billing.models import AccountMember, LedgerEntry
+from billing.models import AccountMember, LedgerEntry, OnlinePayment
 from billing.selectors import live_subscription
 from complaints.services import complaint_open
 from invoicing.services import fapiao_issue
@@ -58,6 +58,7 @@ OBJECT_OF = {
     "top_up_receipt_pdf": "top_up",
     "fapiao_detail": "fapiao",
     "fapiao_file": "fapiao",
+    "payment_qr": "payment",
 }
 
 
@@ -108,6 +109,7 @@ def _customer_with_everything(name: str, catalog, now: dt.datetime) -> dict:
     )
     return {
         "top_up": LedgerEntry.objects.filter(account=account, kind="top_up").first(),
+        "payment": OnlinePayment.objects.filter(account=account).first(),
         "fapiao": fapiao,
         "account": account,
         "order": order,
@@ -138,7 +140,8 @@ def _url(pattern: URLPattern, objects: dict) -> str:
     for _param in pattern.pattern.converters:
         kind = OBJECT_OF.get(pattern.name)
         assert kind, f"say in OBJECT_OF which object {pattern.name!r} is about"
-        args.append(objects[kind].pk)
+        target = objects[kind]
+        args.append(target.reference if kind == "payment" else target.pk)
     return reverse(f"accounts:{pattern.name}", args=args)
 
 

@@ -184,9 +184,17 @@ class FakeAlipay(_Server):
         api = params.get("method", "")
         if not ok:
             self.bad_requests += 1
-            return 200, {"Content-Type": "application/json"}, self._answer(
-                api or "alipay.error",
-                {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature"},
+            return (
+                200,
+                {"Content-Type": "application/json"},
+                self._answer(
+                    api or "alipay.error",
+                    {
+                        "code": "40002",
+                        "msg": "Invalid Arguments",
+                        "sub_code": "isv.invalid-signature",
+                    },
+                ),
             )
         biz = json.loads(params.get("biz_content") or "{}")
         if api in ("alipay.trade.page.pay", "alipay.trade.wap.pay"):
@@ -200,7 +208,9 @@ class FakeAlipay(_Server):
                         time_expire=biz.get("time_expire", ""),
                     ),
                 )
-            page = f"<html><body>Alipay cashier: {biz['subject']} {biz['total_amount']}</body></html>"
+            page = (
+                f"<html><body>Alipay cashier: {biz['subject']} {biz['total_amount']}</body></html>"
+            )
             return 200, {"Content-Type": "text/html; charset=utf-8"}, page.encode()
         trade = self.trades.get(biz.get("out_trade_no", ""))
         missing = {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"}
@@ -220,12 +230,31 @@ class FakeAlipay(_Server):
             if trade is None:
                 return 200, {}, self._answer(api, missing)
             if trade.status != "WAIT_BUYER_PAY":
-                return 200, {}, self._answer(
-                    api, {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR"}
+                return (
+                    200,
+                    {},
+                    self._answer(
+                        api,
+                        {
+                            "code": "40004",
+                            "msg": "Business Failed",
+                            "sub_code": "ACQ.TRADE_STATUS_ERROR",
+                        },
+                    ),
                 )
             trade.status = "TRADE_CLOSED"
-            return 200, {}, self._answer(
-                api, {"code": "10000", "msg": "Success", "out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no}
+            return (
+                200,
+                {},
+                self._answer(
+                    api,
+                    {
+                        "code": "10000",
+                        "msg": "Success",
+                        "out_trade_no": trade.out_trade_no,
+                        "trade_no": trade.trade_no,
+                    },
+                ),
             )
         if api == "alipay.trade.refund":
             if trade is None or trade.status not in ("TRADE_SUCCESS", "TRADE_FINISHED"):
@@ -234,11 +263,18 @@ class FakeAlipay(_Server):
             with self.lock:
                 first = key not in self.refunds
                 if first:
-                    self.refunds[key] = {"out_trade_no": trade.out_trade_no, "refund_amount": biz["refund_amount"]}
+                    self.refunds[key] = {
+                        "out_trade_no": trade.out_trade_no,
+                        "refund_amount": biz["refund_amount"],
+                    }
                 hang, self.hang_next_refund = self.hang_next_refund, 0.0
             if hang:
                 time.sleep(hang)  # the refund is done; the answer comes too late
-            total = sum(Decimal(r["refund_amount"]) for r in self.refunds.values() if r["out_trade_no"] == trade.out_trade_no)
+            total = sum(
+                Decimal(r["refund_amount"])
+                for r in self.refunds.values()
+                if r["out_trade_no"] == trade.out_trade_no
+            )
             data = {
                 "code": "10000",
                 "msg": "Success",
@@ -250,9 +286,18 @@ class FakeAlipay(_Server):
             return 200, {}, self._answer(api, data)
         if api == "alipay.trade.fastpay.refund.query":
             found = self.refunds.get(biz.get("out_request_no", ""))
-            data = {"code": "10000", "msg": "Success", "out_trade_no": biz.get("out_trade_no", ""), "out_request_no": biz.get("out_request_no", "")}
+            data = {
+                "code": "10000",
+                "msg": "Success",
+                "out_trade_no": biz.get("out_trade_no", ""),
+                "out_request_no": biz.get("out_request_no", ""),
+            }
             if found:
-                data.update(refund_status="REFUND_SUCCESS", refund_amount=found["refund_amount"], total_amount=trade.total_amount if trade else "0.00")
+                data.update(
+                    refund_status="REFUND_SUCCESS",
+                    refund_amount=found["refund_amount"],
+                    total_amount=trade.total_amount if trade else "0.00",
+                )
             return 200, {}, self._answer(api, data)
         return 200, {}, self._answer(api, {"code": "40004", "msg": "unknown method"})
 
@@ -353,15 +398,20 @@ class FakeWeChatPay(_Server):
         if not auth.startswith("WECHATPAY2-SHA256-RSA2048 "):
             return False
         fields = dict(
-            part.split("=", 1) for part in auth.removeprefix("WECHATPAY2-SHA256-RSA2048 ").split(",")
+            part.split("=", 1)
+            for part in auth.removeprefix("WECHATPAY2-SHA256-RSA2048 ").split(",")
         )
         fields = {k: v.strip('"') for k, v in fields.items()}
         if fields.get("mchid") != self.MCHID or fields.get("serial_no") != self.SERIAL:
             return False
         if abs(int(fields.get("timestamp", "0")) - time.time()) > 300:
             return False
-        message = f"{method}\n{path}\n{fields['timestamp']}\n{fields['nonce_str']}\n{body.decode()}\n"
-        return rsa_verifies(self.merchant_key.public_key(), message.encode(), fields.get("signature", ""))
+        message = (
+            f"{method}\n{path}\n{fields['timestamp']}\n{fields['nonce_str']}\n{body.decode()}\n"
+        )
+        return rsa_verifies(
+            self.merchant_key.public_key(), message.encode(), fields.get("signature", "")
+        )
 
     def handle(self, method, path, headers, body):
         with self.lock:
@@ -386,7 +436,9 @@ class FakeWeChatPay(_Server):
                         "transaction_id": "4200" + secrets.token_hex(8),
                     },
                 )
-            return self._json(200, {"code_url": f"weixin://wxpay/bizpayurl?pr={secrets.token_hex(5)}"})
+            return self._json(
+                200, {"code_url": f"weixin://wxpay/bizpayurl?pr={secrets.token_hex(5)}"}
+            )
         prefix = "/v3/pay/transactions/out-trade-no/"
         if url.path.startswith(prefix):
             rest = url.path.removeprefix(prefix)

@@ -65,7 +65,9 @@ def test_pay_and_the_notification_credits_once(alipay, account):
     assert payment.status == "succeeded"
     assert payment.provider_trade_no == alipay.trades[payment.reference].trade_no
     outcomes = list(
-        ProviderMessage.objects.filter(payment=payment).order_by("pk").values_list("outcome", flat=True)
+        ProviderMessage.objects.filter(payment=payment)
+        .order_by("pk")
+        .values_list("outcome", flat=True)
     )
     assert outcomes == ["recorded", "repeated"]
     assert check_provider_money() == []
