@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from billing.models import Account, Order
+from gateways.models import ProviderRefund
 
 DECIDE_PERMISSION = "refunds.decide_refund"
 OPEN_STATUSES = ("pending", "awaiting_second_approval", "approved")
@@ -140,7 +141,7 @@ class RefundRequest(models.Model):
     paid_out_at = models.DateTimeField(_("paid out at"), null=True, blank=True)
     # Issue 18: the refund sent back through the order's payment provider.
     provider_refund = models.OneToOneField(
-        "gateways.ProviderRefund",
+        ProviderRefund,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
