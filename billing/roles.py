@@ -100,6 +100,8 @@ FINANCE = [
     "invoicing.issue_fapiao",
     "transfers.view_banktransfer",
     "transfers.match_transfer",
+    "gateways.view_providermessage",
+    "gateways.view_providerrefund",
     "books.view_monthclose",
     "renewals.view_renewalrun",
     "renewals.view_notification",
