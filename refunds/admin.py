@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -200,6 +200,47 @@ class RefundRequestAdmin(LargeTableAdmin, IndexedSearchMixin, HistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    # --- issue 18: back the way the money came -----------------------------------
+
+    actions = ["pay_out_to_origin_action"]
+
+    def has_decide_permission(self, request):
+        return request.user.has_perm(DECIDE_PERMISSION)
+
+    @admin.action(
+        description=gettext_lazy("Refund through Alipay or WeChat Pay (the original channel)"),
+        permissions=["decide"],
+    )
+    def pay_out_to_origin_action(self, request, queryset):
+        """P1, issue 18: each selected approved refund of an order paid online
+        goes back through its provider under the request's own key (a repeat
+        never refunds twice). Not in a transaction: the service commits the
+        refund before it calls the provider, and checks its actor itself."""
+        for obj in queryset:
+            try:
+                done = services.refund_pay_out_to_origin(request=obj, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(
+                    request,
+                    _("Refund request #%(pk)s: %(reason)s")
+                    % {"pk": obj.pk, "reason": "; ".join(exc.messages)},
+                    messages.ERROR,
+                )
+                continue
+            if done.status == RefundRequest.Status.PAID_OUT:
+                text = _("Refund request #%(pk)s refunded through the provider: %(amount)s.")
+                level = messages.SUCCESS
+            else:
+                text = _(
+                    "Refund request #%(pk)s was sent to the provider; its answer is not in "
+                    "yet. It is paid out here once the provider confirms (asked again "
+                    "every five minutes)."
+                )
+                level = messages.WARNING
+            self.message_user(
+                request, text % {"pk": done.pk, "amount": yuan(done.amount_fen)}, level
+            )
 
     @admin.display(description=gettext_lazy("Requested at"), ordering="requested_at")
     def requested(self, obj):

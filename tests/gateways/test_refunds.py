@@ -9,7 +9,8 @@ import datetime as dt
 import urllib.request
 
 import pytest
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import timezone, translation
 
 from billing import services as billing
 from billing.models import LedgerEntry, OnlinePayment, Order, Package
@@ -22,6 +23,7 @@ from refunds import services as refunds
 from refunds.models import RefundRequest
 
 from .. import factories
+from ..adminforms import staff_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -122,3 +124,34 @@ def test_support_cannot_send_a_refund_to_the_provider(request, provider, account
         refunds.refund_pay_out_to_origin(request=asked, actor=support_user)
     assert fake.refunds == {}
     assert not ProviderRefund.objects.exists()
+
+
+def test_finance_sends_it_back_from_the_admin_and_support_cannot(
+    wechatpay, client, account, finance_user, support_user
+):
+    order, _ = paid_online(account, "wechatpay", wechatpay, 5_000)
+    later = timezone.now() + dt.timedelta(days=30)
+    asked = refunds.refund_request(
+        order=order, actor=account.owner, reason="", channel="account_page", now=later
+    )
+    approved = refunds.refund_approve(
+        request=asked, actor=finance_user, justification="E3", now=later
+    )
+    changelist = reverse("admin:refunds_refundrequest_changelist")
+    action = {"action": "pay_out_to_origin_action", "_selected_action": [approved.pk]}
+
+    staff_login(client, support_user)
+    client.post(changelist, action, follow=True)
+    assert wechatpay.refunds == {} and not ProviderRefund.objects.exists()
+    client.logout()
+
+    staff_login(client, finance_user)
+    with translation.override("en"):
+        first, again = (  # pressed twice: refunded once, the repeat says why not
+            client.post(changelist, action, follow=True).content.decode() for _ in range(2)
+        )
+    assert "refunded through the provider: ¥50.00" in first
+    assert "only an approved request is paid out" in again
+    assert len(wechatpay.refunds) == 1
+    assert RefundRequest.objects.get(pk=asked.pk).status == RefundRequest.Status.PAID_OUT
+    assert check_provider_money() == []
