@@ -76,8 +76,8 @@ def test_a_refund_goes_back_once_even_when_the_first_call_times_out(
     )
     assert approved.status == RefundRequest.Status.APPROVED
 
-    # The provider refunds, but its answer comes after our deadline (1 s).
-    fake.hang_next_refund = 3.0
+    # The provider refunds, but its answer comes after our deadline (3 s).
+    fake.hang_next_refund = 8.0
     after = refunds.refund_pay_out_to_origin(request=approved, actor=finance_user, now=later)
     assert after.status == RefundRequest.Status.APPROVED  # outcome unknown: not paid out
     refund = ProviderRefund.objects.get()
