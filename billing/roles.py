@@ -102,6 +102,14 @@ FINANCE = [
     "transfers.match_transfer",
     "gateways.view_providermessage",
     "gateways.view_providerrefund",
+    # Issue 18 reconciliation: import the providers' statements, read the
+    # days and lines, resolve them (recording needs billing.top_up_balance too).
+    "gateways.view_statementimport",
+    "gateways.view_statementline",
+    "gateways.import_statement",
+    "gateways.view_reconciledday",
+    "gateways.view_mismatch",
+    "gateways.resolve_mismatch",
     "books.view_monthclose",
     "renewals.view_renewalrun",
     "renewals.view_notification",

@@ -140,3 +140,206 @@ class ProviderRefund(models.Model):
             "amount": format_fen(self.amount_fen),
             "provider": self.provider,
         }
+
+
+# --- daily statements and reconciliation (issue 18) --------------------------------------
+
+
+class StatementImport(AppendOnlyModel):
+    """One provider statement file as finance uploaded it, for one bill date.
+    The file's SHA-256 is unique per provider: importing the same file again
+    writes nothing."""
+
+    provider = models.CharField(_("provider"), max_length=20)
+    day = models.DateField(_("statement date"))
+    sha256 = models.CharField(_("SHA-256 of the file"), max_length=64)
+    filename = models.CharField(_("file name"), max_length=200, blank=True)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    rows = models.PositiveIntegerField(_("money rows"))
+    new_rows = models.PositiveIntegerField(_("rows not imported before"))
+    imported_at = models.DateTimeField(_("imported at"))
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("imported by"),
+    )
+
+    # Who imported it, as for every record of money (rule 7); rows are never changed.
+    history = HistoricalRecords()
+
+    class Meta(AppendOnlyModel.Meta):
+        verbose_name = _("provider statement")
+        verbose_name_plural = _("provider statements")
+        ordering = ["-day", "provider", "-pk"]
+        permissions = [("import_statement", _("Can import provider statements"))]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "sha256"], name="gw_statement_file_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.day.isoformat()} ({self.filename or self.sha256[:12]})"
+
+
+class StatementLine(AppendOnlyModel):
+    """One money row of a statement: a payment, or a refund (its amount
+    positive, both kinds). A row is stored once per (provider, kind,
+    reference, refund reference), whichever file brought it first."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", _("Payment")
+        REFUND = "refund", _("Refund")
+
+    statement = models.ForeignKey(
+        StatementImport,
+        on_delete=models.PROTECT,
+        related_name="lines",
+        verbose_name=_("statement"),
+    )
+    provider = models.CharField(_("provider"), max_length=20)
+    day = models.DateField(_("statement date"))
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    reference = models.CharField(_("reference"), max_length=64)
+    refund_reference = models.CharField(_("refund reference"), max_length=64, blank=True)
+    trade_no = models.CharField(_("provider's trade number"), max_length=64, blank=True)
+    amount_fen = models.BigIntegerField(_("amount (fen)"))
+    at = models.DateTimeField(_("time at the provider"))
+    line = models.PositiveIntegerField(_("line in the file"))
+
+    class Meta(AppendOnlyModel.Meta):
+        verbose_name = _("statement line")
+        verbose_name_plural = _("statement lines")
+        ordering = ["day", "at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "kind", "reference", "refund_reference"],
+                name="gw_statement_line_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_fen__gte=0), name="gw_statement_line_amount_not_negative"
+            ),
+        ]
+        indexes = [models.Index(fields=["provider", "day"], name="gw_line_day_idx")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.provider} {self.get_kind_display()} {self.refund_reference or self.reference}"
+        )
+
+
+class ReconciledDay(models.Model):
+    """The totals of one provider's day on both sides, as the last
+    reconciliation of that day counted them (rewritten each time)."""
+
+    provider = models.CharField(_("provider"), max_length=20)
+    day = models.DateField(_("day"))
+    there_payments = models.PositiveIntegerField(_("payments at the provider"), default=0)
+    there_payments_fen = models.BigIntegerField(_("paid at the provider (fen)"), default=0)
+    there_refunds = models.PositiveIntegerField(_("refunds at the provider"), default=0)
+    there_refunds_fen = models.BigIntegerField(_("refunded at the provider (fen)"), default=0)
+    here_payments = models.PositiveIntegerField(_("payments recorded here"), default=0)
+    here_payments_fen = models.BigIntegerField(_("recorded here (fen)"), default=0)
+    here_refunds = models.PositiveIntegerField(_("refunds confirmed here"), default=0)
+    here_refunds_fen = models.BigIntegerField(_("refunded here (fen)"), default=0)
+    reconciled_at = models.DateTimeField(_("reconciled at"))
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("reconciled day")
+        verbose_name_plural = _("reconciled days")
+        ordering = ["-day", "provider"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "day"], name="gw_reconciled_day_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.day.isoformat()}"
+
+
+class Mismatch(models.Model):
+    """One line finance has to resolve: a payment or a refund on which the
+    provider's statement and this system disagree. One line per payment
+    (``reference``) or refund (``refund_reference``); a later reconciliation
+    updates an open line, and clears it when the two sides agree again."""
+
+    class Kind(models.TextChoices):
+        PAID_THERE_ONLY = "paid_there", _("Paid at the provider, not recorded here")
+        HERE_ONLY = "here_only", _("Recorded here, absent from the statement")
+        AMOUNT_DIFFERS = "amount", _("Amounts differ")
+        REFUND_THERE_ONLY = "refund_there", _("Refunded at the provider, not here")
+        REFUND_HERE_ONLY = "refund_here", _("Refunded here, absent from the statement")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        RECORDED = "recorded", _("Recorded through the gate")
+        EXPLAINED = "explained", _("Explained")
+        CLEARED = "cleared", _("Cleared: the two sides agree now")
+
+    provider = models.CharField(_("provider"), max_length=20)
+    day = models.DateField(_("day"))
+    kind = models.CharField(_("mismatch"), max_length=12, choices=Kind.choices)
+    reference = models.CharField(_("reference"), max_length=64)
+    refund_reference = models.CharField(_("refund reference"), max_length=64, blank=True)
+    there_fen = models.BigIntegerField(_("amount at the provider (fen)"), null=True, blank=True)
+    here_fen = models.BigIntegerField(_("amount here (fen)"), null=True, blank=True)
+    payment = models.ForeignKey(
+        OnlinePayment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("online payment"),
+    )
+    refund = models.ForeignKey(
+        ProviderRefund,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("provider refund"),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.OPEN
+    )
+    found_at = models.DateTimeField(_("found at"))
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    reason = models.TextField(_("explanation"), blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("reconciliation line")
+        verbose_name_plural = _("reconciliation lines")
+        ordering = ["-day", "provider", "pk"]
+        permissions = [("resolve_mismatch", _("Can resolve reconciliation lines"))]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "reference", "refund_reference"], name="gw_mismatch_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "cleared"])
+                | Q(resolved_at__isnull=False, resolved_by__isnull=False),
+                name="gw_mismatch_resolved_by_someone",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="explained") | ~Q(reason=""),
+                name="gw_mismatch_explained_has_reason",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "day"], name="gw_mismatch_status_idx")]
+
+    def __str__(self) -> str:
+        return _("%(kind)s: %(reference)s") % {
+            "kind": self.get_kind_display(),
+            "reference": self.refund_reference or self.reference,
+        }

@@ -466,3 +466,42 @@ def _refund_facts_handle(evidence, facts: ProviderFacts, *, now) -> Handled:
             payment=locked.payment,
         )
     return Handled(ok=True, outcome=outcome, payment=locked.payment, facts=facts)
+
+
+def payment_query_and_record(
+    *, payment: OnlinePayment, actor: Any, now: dt.datetime | None = None
+) -> Handled:
+    """Finance records a payment the provider has and this system lacks (a
+    reconciliation line): the provider is queried, its authenticated answer
+    verified and stored, and a paid one goes through the once-only gate with
+    ``actor`` accepting it if it was closed here. An answer that does not say
+    paid records nothing and says what the provider said."""
+    now = resolve_now(now)
+    provider = base.remote(payment.provider)
+    if provider is None:
+        raise ValidationError(
+            _("%(provider)s is not configured here.") % {"provider": payment.provider}
+        )
+    try:
+        evidence = provider.query(payment)
+    except Unreachable as exc:
+        _unreachable(payment, "query", exc, now=now)
+        raise ValidationError(
+            _("%(provider)s did not answer the query; nothing was recorded. Try again later.")
+            % {"provider": payment.provider}
+        ) from None
+    try:
+        facts = verify(evidence)
+    except ValidationError as exc:
+        message_store(evidence, verified=False, outcome=Outcome.REFUSED, detail=_text(exc))
+        raise
+    if not facts.paid:
+        evidence_handle(evidence, now=now)
+        raise ValidationError(
+            _("%(provider)s says this payment is %(state)s: nothing was paid, nothing recorded.")
+            % {"provider": payment.provider, "state": facts.state or "?"}
+        )
+    handled = _paid(evidence, facts, payment, now=now, accept_late_by=actor)
+    if handled.outcome not in (Outcome.RECORDED, Outcome.REPEATED):
+        raise ValidationError(handled.message or _("The payment could not be recorded."))
+    return handled

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -199,3 +200,26 @@ def parse(provider: str, data: bytes) -> list[StatementRow]:
             % {"provider": provider[:30]}
         )
     return parser(data)
+
+
+_ALIPAY_START = re.compile(r"起始日期：\[(\d{4})年(\d{2})月(\d{2})日")
+
+
+def declared_day(provider: str, data: bytes) -> dt.date | None:
+    """The bill date a statement names itself, where its format has one:
+    Alipay's ``#起始日期：[2026年12月06日 00:00:00]`` line. WeChat Pay's
+    bill does not name its date (it is the ``bill_date`` it was downloaded
+    for)."""
+    if provider != "alipay":
+        return None
+    try:
+        head = data[:2000].decode("gbk", errors="replace")
+    except LookupError:  # pragma: no cover - gbk is always there
+        return None
+    found = _ALIPAY_START.search(head)
+    if not found:
+        return None
+    try:
+        return dt.date(*(int(part) for part in found.groups()))
+    except ValueError:
+        return None

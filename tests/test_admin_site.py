@@ -29,6 +29,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from billing import services
 from billing.models import Account, AgreementVersion, LedgerEntry, Order, Package, PriceVersion
 from complaints.services import complaint_open, complaint_reply
+from gateways.reconciliation import statement_import
 from invoicing.services import fapiao_issue
 from notices import services as notice_services
 from notices.models import NonRenewalNotice
@@ -41,6 +42,7 @@ from transfers.services import transfer_report
 from workdays.services import DayEntry
 
 from . import factories
+from .gateways.test_statements import ALIPAY
 
 pytestmark = pytest.mark.django_db
 
@@ -168,6 +170,9 @@ def world(catalog, agreement, t0):
     )
     complaint_reply(complaint=complaint, actor=support, body="Answer", now=t0)
     complaint_reply(complaint=complaint, actor=support, body="Note", internal=True, now=t0)
+    # An Alipay statement (issue 18) whose payment and refund are not ours:
+    # a reconciled day and two reconciliation lines.
+    statement_import(provider="alipay", data=ALIPAY.encode("gbk"), actor=None, now=t0)
     return {"support": support, "withdrawn": withdrawn}
 
 

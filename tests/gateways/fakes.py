@@ -536,3 +536,129 @@ class FakeWeChatPay(_Server):
         body, headers = self.notification(ref, **kw)
         status, answer = post(self.trades[ref]["notify_url"], body, headers)
         return status, answer.decode()
+
+
+# --- daily statements, as each provider's download gives them ---------------------------
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+ALIPAY_HEADER = (
+    "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,"
+    "终端号,对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,"
+    "商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,"
+    "退款批次号/请求号,服务费（元）,分润（元）,备注"
+)
+
+
+def _alipay_row(trade_no, ref, kind, when, amount, refund_no="") -> str:
+    return (
+        f"{trade_no}\t,{ref}\t,{kind},充值,{when},{when},,,,,buyer@example.com,{amount},{amount},"
+        f"0.00,0.00,0.00,0.00,0.00,,0.00,0.00,{refund_no},0.00,0.00,"
+    )
+
+
+def alipay_statement(
+    fake: FakeAlipay,
+    day: dt.date,
+    *,
+    omit: tuple[str, ...] = (),
+    amounts: dict[str, str] | None = None,
+    extra: tuple[tuple[str, str], ...] = (),
+    refunds: bool = True,
+    exported: str = "09:12:01",
+) -> bytes:
+    """Alipay's business statement (业务明细) of ``day`` from the fake's
+    paid trades and refunds, GBK, with its ``#`` lines; ``omit`` leaves
+    references out, ``amounts`` lists others at another amount, ``extra``
+    adds (reference, yuan) payments this system never started."""
+    amounts = amounts or {}
+    when = f"{day.isoformat()} 10:00:00"
+    rows = [
+        _alipay_row(t.trade_no, ref, "交易", when, amounts.get(ref, t.total_amount))
+        for ref, t in fake.trades.items()
+        if t.status in ("TRADE_SUCCESS", "TRADE_FINISHED") and ref not in omit
+    ]
+    rows += [
+        _alipay_row("2026" + secrets.token_hex(8), ref, "交易", when, yuan) for ref, yuan in extra
+    ]
+    if refunds:
+        rows += [
+            _alipay_row(
+                fake.trades[r["out_trade_no"]].trade_no,
+                r["out_trade_no"],
+                "退款",
+                when,
+                "-" + amounts.get(key, r["refund_amount"]),
+                key,
+            )
+            for key, r in fake.refunds.items()
+            if key not in omit
+        ]
+    nxt = day + dt.timedelta(days=1)
+    text = "\n".join(
+        [
+            "#支付宝业务明细查询",
+            "#账号：[20880000000000010156]",
+            f"#起始日期：[{day:%Y年%m月%d日} 00:00:00]   终止日期：[{nxt:%Y年%m月%d日} 00:00:00]",
+            "#-----------------------------------------业务明细列表----------------------------------------",
+            ALIPAY_HEADER,
+            *rows,
+            "#-----------------------------------------业务明细列表结束------------------------------------",
+            f"#导出时间：[{nxt:%Y年%m月%d日} {exported}]",
+            "",
+        ]
+    )
+    return text.encode("gbk")
+
+
+WECHATPAY_HEADER = (
+    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,"
+    "费率备注"
+)
+
+
+def _fen(fen: int) -> str:
+    return f"{Decimal(fen) / 100:.2f}"
+
+
+def wechatpay_bill(
+    fake: FakeWeChatPay,
+    day: dt.date,
+    *,
+    payments: bool = True,
+    omit: tuple[str, ...] = (),
+    amounts: dict[str, int] | None = None,
+) -> bytes:
+    """WeChat Pay's trade bill (交易账单, ``bill_type=ALL``) of ``day``: each
+    field prefixed with a backtick, SUCCESS and REFUND rows, then the
+    totals."""
+    amounts = amounts or {}
+    when = f"{day.isoformat()} 11:00:00"
+    fields = []
+    if payments:
+        for ref, t in fake.trades.items():
+            if t["trade_state"] != "SUCCESS" or ref in omit:
+                continue
+            total = _fen(amounts.get(ref, t["total"]))
+            fields.append(
+                [when, fake.APPID, fake.MCHID, "0", "", t["transaction_id"], ref, "oUpF8uMu",
+                 "NATIVE", "SUCCESS", "OTHERS", "CNY", total, "0.00", "0", "0", "0.00", "0.00",
+                 "", "", "充值", "", "0.00000", "0.60%", total, "0.00", ""]
+            )  # fmt: skip
+    for key, r in fake.refunds.items():
+        if key in omit:
+            continue
+        back = _fen(amounts.get(key, r["amount"]["refund"]))
+        fields.append(
+            [when, fake.APPID, fake.MCHID, "0", "", r["transaction_id"], r["out_trade_no"],
+             "oUpF8uMu", "NATIVE", "REFUND", "OTHERS", "CNY", "0.00", "0.00", r["refund_id"], key,
+             back, "0.00", "ORIGINAL", "SUCCESS", "充值", "", "0.00000", "0.60%", "0.00", back, ""]
+        )  # fmt: skip
+    lines = [WECHATPAY_HEADER, *(",".join("`" + f for f in row) for row in fields)]
+    lines += [
+        "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额",
+        f"`{len(fields)},`0.00,`0.00,`0.00,`0.00,`0.00,`0.00",
+        "",
+    ]
+    return "\n".join(lines).encode()
