@@ -195,8 +195,9 @@ def _store(provider, data, sha, filename, actor, bill_day, rows, now) -> ImportR
             raise ValidationError(
                 {
                     "file": _(
-                        "Line %(line)d: %(reference)s is %(amount)s here, but the statement of "
-                        "%(day)s imported earlier lists it as %(earlier)s. Nothing was imported."
+                        "Line %(line)d: %(reference)s is %(amount)s in this file, but the "
+                        "statement of %(day)s imported earlier lists it as %(earlier)s. Nothing "
+                        "was imported."
                     )
                     % {
                         "line": row.line,
