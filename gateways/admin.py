@@ -56,18 +56,40 @@ class ForFinanceFilter(admin.SimpleListFilter):
         return queryset
 
 
+PROVIDER_CHOICES = list(reconciliation.PROVIDER_NAMES.items())
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    title = gettext_lazy("provider")
+    parameter_name = "provider"
+
+    def lookups(self, request, model_admin):
+        return PROVIDER_CHOICES
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(provider=self.value())
+        return queryset
+
+
+class ProviderNameMixin:
+    @admin.display(description=gettext_lazy("provider"), ordering="provider")
+    def provider_name(self, obj):
+        return reconciliation.provider_name(obj.provider)
+
+
 @admin.register(ProviderMessage)
-class ProviderMessageAdmin(PermittedLinksMixin, ViewOnlyMixin, admin.ModelAdmin):
+class ProviderMessageAdmin(ProviderNameMixin, PermittedLinksMixin, ViewOnlyMixin, admin.ModelAdmin):
     list_display = (
         "received_at",
-        "provider",
+        "provider_name",
         "kind",
         "reference",
         "verified",
         "outcome",
         "http_status",
     )
-    list_filter = (ForFinanceFilter, "outcome", "provider", "kind", "verified")
+    list_filter = (ForFinanceFilter, "outcome", ProviderFilter, "kind", "verified")
     search_fields = ("reference",)
     search_help_text = gettext_lazy("Our payment reference (out_trade_no), exactly.")
     date_hierarchy = "received_at"
@@ -130,17 +152,17 @@ class ProviderMessageAdmin(PermittedLinksMixin, ViewOnlyMixin, admin.ModelAdmin)
 
 
 @admin.register(ProviderRefund)
-class ProviderRefundAdmin(PermittedLinksMixin, ViewOnlyMixin, admin.ModelAdmin):
+class ProviderRefundAdmin(ProviderNameMixin, PermittedLinksMixin, ViewOnlyMixin, admin.ModelAdmin):
     list_display = (
         "reference",
-        "provider",
+        "provider_name",
         "amount",
         "status",
         "attempts",
         "created_at",
         "settled_at",
     )
-    list_filter = ("status", "provider")
+    list_filter = ("status", ProviderFilter)
     search_fields = ("reference",)
     list_select_related = ("payment",)
     readonly_fields = [f.name for f in ProviderRefund._meta.fields]
@@ -151,8 +173,6 @@ class ProviderRefundAdmin(PermittedLinksMixin, ViewOnlyMixin, admin.ModelAdmin):
 
 
 # --- statements and reconciliation ---------------------------------------------------------
-
-PROVIDER_CHOICES = [("alipay", gettext_lazy("Alipay")), ("wechatpay", gettext_lazy("WeChat Pay"))]
 
 
 class StatementUploadForm(forms.Form):
@@ -201,13 +221,21 @@ class StatementLineInline(ReadOnlyInline):
 
 
 @admin.register(StatementImport)
-class StatementImportAdmin(HistoryAdmin):
-    list_display = ("day", "provider", "filename", "rows", "new_rows", "imported", "imported_by")
-    list_filter = ("provider",)
+class StatementImportAdmin(ProviderNameMixin, HistoryAdmin):
+    list_display = (
+        "day",
+        "provider_name",
+        "filename",
+        "rows",
+        "new_rows",
+        "imported",
+        "imported_by",
+    )
+    list_filter = (ProviderFilter,)
     date_hierarchy = "day"
     list_select_related = ("imported_by",)
     fields = readonly_fields = (
-        "provider",
+        "provider_name",
         "day",
         "filename",
         "size",
@@ -278,10 +306,10 @@ def _count_and_sum(count: int, fen: int) -> str:
 
 
 @admin.register(ReconciledDay)
-class ReconciledDayAdmin(ViewOnlyMixin, HistoryAdmin):
+class ReconciledDayAdmin(ProviderNameMixin, ViewOnlyMixin, HistoryAdmin):
     list_display = (
         "day",
-        "provider",
+        "provider_name",
         "paid_there",
         "paid_here",
         "refunded_there",
@@ -289,10 +317,10 @@ class ReconciledDayAdmin(ViewOnlyMixin, HistoryAdmin):
         "open_lines",
         "reconciled",
     )
-    list_filter = ("provider",)
+    list_filter = (ProviderFilter,)
     date_hierarchy = "day"
     fields = readonly_fields = (
-        "provider",
+        "provider_name",
         "day",
         "paid_there",
         "paid_here",
@@ -346,10 +374,10 @@ class ExplainForm(forms.Form):
 
 
 @admin.register(Mismatch)
-class MismatchAdmin(ViewOnlyMixin, HistoryAdmin):
+class MismatchAdmin(ProviderNameMixin, ViewOnlyMixin, HistoryAdmin):
     list_display = (
         "day",
-        "provider",
+        "provider_name",
         "kind",
         "reference",
         "refund_reference",
@@ -358,12 +386,12 @@ class MismatchAdmin(ViewOnlyMixin, HistoryAdmin):
         "status",
         "resolved_by",
     )
-    list_filter = ("status", "kind", "provider", "day")
+    list_filter = ("status", "kind", ProviderFilter, "day")
     search_fields = ("reference", "refund_reference")
     search_help_text = gettext_lazy("A payment or refund reference, exactly.")
     list_select_related = ("resolved_by",)
     fields = readonly_fields = (
-        "provider",
+        "provider_name",
         "day",
         "kind",
         "reference",

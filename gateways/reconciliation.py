@@ -35,6 +35,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing.authz import authorize
 from billing.models import OnlinePayment
@@ -48,7 +49,8 @@ from .models import Mismatch, ProviderRefund, ReconciledDay, StatementImport, St
 IMPORT_PERMISSION = "gateways.import_statement"
 RESOLVE_PERMISSION = "gateways.resolve_mismatch"
 MONEY_PERMISSION = "billing.top_up_balance"
-PROVIDERS = ("alipay", "wechatpay")
+PROVIDER_NAMES = {"alipay": gettext_lazy("Alipay"), "wechatpay": gettext_lazy("WeChat Pay")}
+PROVIDERS = tuple(PROVIDER_NAMES)
 MAX_STATEMENT_BYTES = 20 * 1024 * 1024
 REASON_MAX_LENGTH = 1000
 
@@ -71,19 +73,23 @@ class ImportResult:
                 "nothing changed."
             ) % {
                 "when": s.imported_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
-                "provider": s.provider,
+                "provider": provider_name(s.provider),
                 "day": s.day.isoformat(),
             }
         return _(
             "%(provider)s statement of %(day)s imported: %(rows)d money rows, %(new)d new; "
             "%(open)d reconciliation line(s) open."
         ) % {
-            "provider": s.provider,
+            "provider": provider_name(s.provider),
             "day": s.day.isoformat(),
             "rows": s.rows,
             "new": s.new_rows,
             "open": self.open_lines,
         }
+
+
+def provider_name(code: str) -> str:
+    return str(PROVIDER_NAMES.get(code, code))
 
 
 def _statement_day(provider: str, data: bytes, rows, day: dt.date | None) -> dt.date:

@@ -105,7 +105,7 @@ def test_an_alipay_statement_finds_each_payment_mismatch_and_again_changes_nothi
     path.write_bytes(data)
 
     call_command("import_statement", "alipay", str(path), stdout=(out := _Out()))
-    assert "alipay statement of 2026-12-08 imported: 4 money rows, 4 new" in out.text
+    assert "Alipay statement of 2026-12-08 imported: 4 money rows, 4 new" in out.text
     assert "4 reconciliation line(s) open" in out.text
     assert lines() == {
         ("paid_there", lost.reference, 20_000, None, "open"),
