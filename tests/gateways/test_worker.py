@@ -13,11 +13,17 @@ import pytest
 from django.utils import timezone
 
 from billing import services
-from billing.models import Account
+from billing.models import Account, LedgerEntry
+from config.celery import app as celery_app
 from gateways.alipay import AlipayProvider
-from gateways.models import ProviderMessage
+from gateways.models import ProviderMessage, ProviderRefund
 from gateways.tasks import payments_poll_task
+from refunds import services as refunds
+from refunds.models import RefundRequest
+from refunds.tasks import provider_refunds_settle_task
 from tests.renewals.conftest import wait_for, worker_factory  # noqa: F401 (a fixture)
+
+from .test_refunds import paid_online
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker]
 
@@ -54,3 +60,47 @@ def test_a_lost_alipay_notification_is_recovered_by_the_beat_task_on_a_worker(
     payment.refresh_from_db()
     assert payment.status == "succeeded"
     assert ProviderMessage.objects.filter(payment=payment, outcome="recorded").count() == 1
+
+
+def test_an_unsettled_refund_is_settled_and_paid_out_once_by_two_beats_on_a_worker(
+    wechatpay,
+    account,
+    finance_user,
+    worker_factory,  # noqa: F811
+):
+    order, _payment = paid_online(account, "wechatpay", wechatpay, 4_200)
+    later = timezone.now() + dt.timedelta(days=30)  # the custom service is long overdue
+    asked = refunds.refund_request(
+        order=order, actor=account.owner, reason="", channel="account_page", now=later
+    )
+    approved = refunds.refund_approve(
+        request=asked, actor=finance_user, justification="E3", now=later
+    )
+    wechatpay.hang_next_refund = 8.0  # refunded at WeChat Pay, the answer too late here
+    refunds.refund_pay_out_to_origin(request=approved, actor=finance_user, now=later)
+    refund = ProviderRefund.objects.get()
+    assert refund.status == "sending"
+
+    # Two worker processes take two beats of the settle task at once.
+    worker_factory(concurrency=2, PAYMENT_PROVIDER_TIMEOUT="5", **wechatpay.settings())
+    provider_refunds_settle_task.delay()
+    provider_refunds_settle_task.delay()
+    wait_for(
+        lambda: RefundRequest.objects.get(pk=asked.pk).status == "paid_out",
+        timeout=120,
+        what="the worker's settle to pay the refund out",
+    )
+    # Both tasks finished (acks_late: a message is acknowledged when its task ends).
+    wait_for(lambda: _in_flight() == 0, what="both tasks to end")
+    refund.refresh_from_db()
+    assert refund.status == "succeeded"
+    assert len(wechatpay.refunds) == 1  # asked again with the same key: refunded once
+    payouts = LedgerEntry.objects.filter(reference=refund.reference, amount_fen__lt=0)
+    assert sum(e.amount_fen for e in payouts) == -4_200
+
+
+def _in_flight() -> int:
+    """Messages still queued, or taken and not acknowledged yet (Redis)."""
+    with celery_app.connection_for_write() as conn:
+        channel = conn.default_channel
+        return channel.client.llen("celery") + channel.client.hlen(channel.unacked_key)
