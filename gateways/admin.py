@@ -23,10 +23,18 @@ from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from billing.admin.base import HistoryAdmin, ReadOnlyInline, ViewOnlyMixin, admin_link, shanghai
+from billing.admin.base import (
+    HistoryAdmin,
+    ReadOnlyInline,
+    RecentFormSet,
+    ViewOnlyMixin,
+    admin_link,
+    shanghai,
+)
 from billing.policy import format_fen
 from core.admin_mixins import PermittedLinksMixin
 
@@ -202,8 +210,16 @@ class StatementUploadForm(forms.Form):
         return upload
 
 
+class FirstLinesFormSet(RecentFormSet):
+    limit = 50
+
+
 class StatementLineInline(ReadOnlyInline):
+    """The file's first money rows it brought (a day can hold thousands; the
+    reconciliation lines are where finance works)."""
+
     model = StatementLine
+    formset = FirstLinesFormSet
     fields = readonly_fields = (
         "line",
         "kind",
@@ -213,7 +229,12 @@ class StatementLineInline(ReadOnlyInline):
         "amount",
         "at",
     )
-    verbose_name_plural = gettext_lazy("money rows")
+    verbose_name_plural = format_lazy(
+        gettext_lazy("money rows it brought (first {limit})"), limit=FirstLinesFormSet.limit
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("line", "pk")
 
     @admin.display(description=gettext_lazy("amount"))
     def amount(self, obj):

@@ -25,10 +25,12 @@ from billing.models import Account, LedgerEntry, Order
 from complaints.models import Complaint
 from complaints.services import complaint_assign, complaint_open, complaint_reply
 from core.admin_scale import COUNT_CAP, LargeTablePaginator
+from gateways.reconciliation import statement_import
 from notices.services import notice_give
 from refunds.services import refund_request
 from tests.adminforms import staff_login
 from tests.factories import buy, make_account, make_staff, make_user, provider_top_up
+from tests.gateways.fakes import ALIPAY_HEADER, alipay_row
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +79,15 @@ def grow(count: int, *, catalog, start: int, now: dt.datetime, agent) -> None:
             body="It is attached.",
             now=now + dt.timedelta(days=1, hours=1),
         )
+    # Issue 18: a day's Alipay statement with a row per new customer, none
+    # started here: a reconciled day and a reconciliation line per row.
+    day = (now + dt.timedelta(days=start)).date()
+    rows = [
+        alipay_row(f"2026{i:012d}", f"SCALE-{i}", "交易", f"{day} 10:00:00", "12.00")
+        for i in range(start, start + count)
+    ]
+    data = "\n".join([ALIPAY_HEADER, *rows, ""]).encode("gbk")
+    statement_import(provider="alipay", data=data, actor=None, day=day, now=now)
 
 
 def admin_pages() -> list[tuple[str, str]]:

@@ -549,7 +549,7 @@ ALIPAY_HEADER = (
 )
 
 
-def _alipay_row(trade_no, ref, kind, when, amount, refund_no="") -> str:
+def alipay_row(trade_no, ref, kind, when, amount, refund_no="") -> str:
     return (
         f"{trade_no}\t,{ref}\t,{kind},充值,{when},{when},,,,,buyer@example.com,{amount},{amount},"
         f"0.00,0.00,0.00,0.00,0.00,,0.00,0.00,{refund_no},0.00,0.00,"
@@ -573,16 +573,16 @@ def alipay_statement(
     amounts = amounts or {}
     when = f"{day.isoformat()} 10:00:00"
     rows = [
-        _alipay_row(t.trade_no, ref, "交易", when, amounts.get(ref, t.total_amount))
+        alipay_row(t.trade_no, ref, "交易", when, amounts.get(ref, t.total_amount))
         for ref, t in fake.trades.items()
         if t.status in ("TRADE_SUCCESS", "TRADE_FINISHED") and ref not in omit
     ]
     rows += [
-        _alipay_row("2026" + secrets.token_hex(8), ref, "交易", when, yuan) for ref, yuan in extra
+        alipay_row("2026" + secrets.token_hex(8), ref, "交易", when, yuan) for ref, yuan in extra
     ]
     if refunds:
         rows += [
-            _alipay_row(
+            alipay_row(
                 fake.trades[r["out_trade_no"]].trade_no,
                 r["out_trade_no"],
                 "退款",
