@@ -44,7 +44,7 @@ from billing.payments import ProviderEvidence, ProviderFacts
 from core.time import SHANGHAI
 
 from . import http, keys
-from .base import Start
+from .base import Start, return_path
 
 CODE = "alipay"
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
@@ -150,12 +150,7 @@ class AlipayProvider:
 
     def start(self, payment: OnlinePayment, *, mobile: bool = False, language: str = "") -> Start:
         site = settings.SITE_URL
-        back = (
-            reverse("accounts:receipt", args=[payment.order_id])
-            if payment.order_id
-            else reverse("accounts:balance")
-        )
-        back = f"{site}{back}?payment={payment.reference}"
+        back = f"{site}{return_path(payment)}?payment={payment.reference}"
         biz = {
             "out_trade_no": payment.reference,
             "total_amount": yuan(payment.amount_fen),

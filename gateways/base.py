@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from django.http import HttpResponse
+from django.urls import reverse
 
 from billing.models import OnlinePayment
 from billing.payments import ProviderEvidence, ProviderFacts
@@ -102,3 +103,12 @@ def available() -> list[Provider]:
 def remote(code: str) -> RemoteProvider | None:
     found = get(code)
     return found if found is not None and hasattr(found, "query") else None
+
+
+def return_path(payment: OnlinePayment) -> str:
+    """The account page a payer comes back to after paying (a provider's
+    ``return_url``, the page after the callback): the order's receipt, or
+    the balance for a top-up. It never records money."""
+    if payment.order_id:
+        return reverse("accounts:receipt", args=[payment.order_id])
+    return reverse("accounts:balance")

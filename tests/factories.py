@@ -213,6 +213,21 @@ def buy(
     return services.order_fulfil(order=order, actor=factory_finance(), note="provided", now=now)
 
 
+def custom_order(account: Account, fen: int, *, now: dt.datetime | None = None) -> Order:
+    """A custom service at ``fen``, placed by finance and confirmed by the
+    owner: awaiting payment, not delivered (P1 E3 once it is overdue)."""
+    order = services.order_place(
+        account=account,
+        package=Package.objects.get(code="custom"),
+        seats=1,
+        kind=Order.Kind.CUSTOM,
+        agreed_amount_fen=fen,
+        actor=factory_finance(),
+        now=now,
+    )
+    return services.order_confirm(order=order, actor=account.owner, now=now)
+
+
 def confirm_email(user) -> None:
     """The customer confirmed their address (issue 11): no banner on their pages."""
     from accounts.services import Client, email_confirmation_record

@@ -38,6 +38,7 @@ from billing.models import OnlinePayment, Order
 from billing.selectors import agreement_in_force, has_accepted, live_subscription
 from core.qr import qr_svg
 from gateways import services as gateway_services
+from gateways.base import return_path
 from invoicing import policy as fapiao_policy
 from invoicing import selectors as fapiao_selectors
 
@@ -476,12 +477,6 @@ def sandbox_pay(request: HttpRequest, reference: str) -> HttpResponse:
     )
 
 
-def _return_url(payment: OnlinePayment) -> str:
-    if payment.order_id:
-        return reverse("accounts:receipt", args=[payment.order_id])
-    return reverse("accounts:balance")
-
-
 @csrf_exempt  # a provider cannot carry our CSRF token: the signature authenticates it
 @require_POST
 def payment_callback(request: HttpRequest, provider: str) -> HttpResponse:
@@ -531,7 +526,7 @@ def payment_callback(request: HttpRequest, provider: str) -> HttpResponse:
         messages.info(request, _("This payment was already recorded; nothing was added again."))
     else:
         messages.warning(request, _("The payment failed; nothing was charged or recorded."))
-    url = _return_url(payment)
+    url = return_path(payment)
     if not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}):
         url = "/"
     return redirect(url)
@@ -554,7 +549,7 @@ def payment_qr(request: HttpRequest, reference: str) -> HttpResponse:
         {
             "payment": payment,
             "qr_svg": mark_safe(svg),  # noqa: S308
-            "back": _return_url(payment),
+            "back": return_path(payment),
         },
     )
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from billing import services as billing
-from billing.models import LedgerEntry, OnlinePayment, Order, Package
+from billing.models import LedgerEntry, OnlinePayment, Order
 from gateways import services as gateway_services
 from gateways.alipay import AlipayProvider
 from gateways.models import ProviderMessage, ProviderRefund
@@ -33,15 +33,7 @@ START = {"alipay": AlipayProvider, "wechatpay": WeChatPayProvider}
 def paid_online(account, provider: str, fake, fen: int) -> tuple[Order, OnlinePayment]:
     """A custom service, paid through ``provider`` (recorded by the query
     task), never delivered: E3 applies once it is overdue."""
-    order = billing.order_place(
-        account=account,
-        package=Package.objects.get(code="custom"),
-        seats=1,
-        kind=Order.Kind.CUSTOM,
-        agreed_amount_fen=fen,
-        actor=factories.factory_finance(),
-    )
-    order = billing.order_confirm(order=order, actor=account.owner)
+    order = factories.custom_order(account, fen)
     payment = billing.online_payment_start(
         account=account, provider=provider, order=order, actor=account.owner
     )

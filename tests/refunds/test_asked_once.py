@@ -58,16 +58,7 @@ def paid(account, catalog):
 
 
 def unfulfilled_custom(account, fen=50_000):
-    order = billing.order_place(
-        account=account,
-        package=Package.objects.get(code="custom"),
-        seats=1,
-        kind=Order.Kind.CUSTOM,
-        agreed_amount_fen=fen,
-        actor=factories.factory_finance(),
-        now=T_BUY,
-    )
-    order = billing.order_confirm(order=order, actor=account.owner, now=T_BUY)
+    order = factories.custom_order(account, fen, now=T_BUY)
     return billing.order_pay(order=order, channel="balance", actor=account.owner, now=T_BUY)
 
 
