@@ -199,7 +199,11 @@ class VerifiedConfirmation:
                 % {"reference": facts.reference},
                 code="unknown_payment",
             )
-        ours = payment.target
+        ours = (
+            target_of_order(payment.order_id)
+            if payment.order_id
+            else target_of_account(payment.account_id)
+        )
         if ours != target or (facts.target and facts.target != ours):
             raise ValidationError(
                 _("This payment confirmation is for %(theirs)s, not %(ours)s.")

@@ -42,6 +42,9 @@ PROTECTED_TABLES: dict[str, tuple[str, ...]] = {
     "billing_agreementversion": ("UPDATE", "DELETE"),
     # Issue 18: what the payment providers said (gateways 0001).
     "gateways_providermessage": ("UPDATE", "DELETE", "TRUNCATE"),
+    # Issue 18: the providers' statements as imported (gateways 0003).
+    "gateways_statementimport": ("UPDATE", "DELETE", "TRUNCATE"),
+    "gateways_statementline": ("UPDATE", "DELETE", "TRUNCATE"),
 }
 _PG_EVENTS = {"DELETE": 8, "UPDATE": 16, "TRUNCATE": 32}  # pg_trigger.tgtype bits
 _PG_BEFORE = 2

@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy
 
 from billing import policy
 from billing.models import OnlinePayment
-from billing.payments import ProviderEvidence, ProviderFacts
+from billing.payments import ProviderEvidence, ProviderFacts, target_of_account, target_of_order
 
 from .base import Start
 
@@ -38,6 +38,12 @@ _DIGITS = re.compile(r"[0-9]{1,15}", re.ASCII)
 
 def _secret(code: str) -> str:
     return (getattr(settings, "PAYMENT_PROVIDER_SECRETS", {}) or {}).get(code, "")
+
+
+def target_of(payment: OnlinePayment) -> str:
+    if payment.order_id:
+        return target_of_order(payment.order_id)
+    return target_of_account(payment.account_id)
 
 
 def _signature(*, code: str, paid: bool, target: str, reference: str, amount_fen: int) -> str:
@@ -70,7 +76,7 @@ class SandboxProvider:
     def callback_fields(self, payment: OnlinePayment, *, paid: bool) -> dict[str, str]:
         """The signed callback the sandbox sends for ``payment`` (the
         provider's side: it alone holds the secret)."""
-        target = payment.target
+        target = target_of(payment)
         return {
             "reference": payment.reference,
             "target": target,

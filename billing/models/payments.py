@@ -21,7 +21,6 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from ..payments import target_of_account, target_of_order
 from ..policy import format_fen
 from .accounts import Account
 from .agreements import AgreementVersion
@@ -107,14 +106,6 @@ class OnlinePayment(models.Model):
             "amount": format_fen(self.amount_fen),
             "status": self.get_status_display(),
         }
-
-    @property
-    def target(self) -> str:
-        """What the payment is for, as confirmations name it (``order:N`` or
-        ``account:N``): the one place it is worked out (issue 18)."""
-        if self.order_id:
-            return target_of_order(self.order_id)
-        return target_of_account(self.account_id)
 
     @property
     def is_top_up(self) -> bool:

@@ -27,6 +27,8 @@ from ..models import (
 )
 from ..payments import (
     VerifiedConfirmation,
+    target_of_account,
+    target_of_order,
     unknown_provider,
     verifier_for,
 )
@@ -99,7 +101,9 @@ def payment_provider_confirm(
         return ProviderPayment(
             entry=payment.ledger_entry, order=earlier, created=False, payment=payment
         )
-    confirmation.verify(target=payment.target, amount_fen=payment.amount_fen)
+    target = target_of_order(payment.order_id) if payment.order_id else None
+    target = target or target_of_account(payment.account_id)
+    confirmation.verify(target=target, amount_fen=payment.amount_fen)
     if payment.status == OnlinePayment.Status.CLOSED:
         if accept_late_by is None:
             raise late_payment_refused(payment)

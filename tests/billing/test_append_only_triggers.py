@@ -34,6 +34,10 @@ SQLITE_TRIGGERS = {
     "billing_consent_no_delete": ("billing_autorenewalconsent", "DELETE"),
     "gateways_message_no_update": ("gateways_providermessage", "UPDATE"),
     "gateways_message_no_delete": ("gateways_providermessage", "DELETE"),
+    "gateways_statementimport_no_update": ("gateways_statementimport", "UPDATE"),
+    "gateways_statementimport_no_delete": ("gateways_statementimport", "DELETE"),
+    "gateways_statementline_no_update": ("gateways_statementline", "UPDATE"),
+    "gateways_statementline_no_delete": ("gateways_statementline", "DELETE"),
     "billing_agreementversion_no_update": ("billing_agreementversion", "UPDATE"),
     "billing_agreementversion_no_delete": ("billing_agreementversion", "DELETE"),
 }
@@ -47,6 +51,14 @@ PG_TRIGGERS = {
     "billing_consent_no_truncate": ("billing_autorenewalconsent", {"TRUNCATE"}, False),
     "gateways_message_append_only": ("gateways_providermessage", {"UPDATE", "DELETE"}, True),
     "gateways_message_no_truncate": ("gateways_providermessage", {"TRUNCATE"}, False),
+    "gateways_statementimport_append_only": (
+        "gateways_statementimport",
+        {"UPDATE", "DELETE"},
+        True,
+    ),
+    "gateways_statementimport_no_truncate": ("gateways_statementimport", {"TRUNCATE"}, False),
+    "gateways_statementline_append_only": ("gateways_statementline", {"UPDATE", "DELETE"}, True),
+    "gateways_statementline_no_truncate": ("gateways_statementline", {"TRUNCATE"}, False),
     "billing_agreementversion_fixed_in_force": (
         "billing_agreementversion",
         {"UPDATE", "DELETE"},
@@ -140,6 +152,8 @@ def test_every_append_only_model_is_a_protected_table(db):
         "billing_acceptance",
         "billing_autorenewalconsent",
         "gateways_providermessage",
+        "gateways_statementimport",
+        "gateways_statementline",
     }
     assert refusing < set(PROTECTED_TABLES)
     assert {table for table, _event in SQLITE_TRIGGERS.values()} == set(PROTECTED_TABLES)
