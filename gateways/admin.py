@@ -34,6 +34,7 @@ from billing.admin.base import (
     ViewOnlyMixin,
     admin_link,
     shanghai,
+    yuan,
 )
 from billing.policy import format_fen
 from core.admin_mixins import PermittedLinksMixin
@@ -437,11 +438,11 @@ class MismatchAdmin(ProviderNameMixin, ViewOnlyMixin, HistoryAdmin):
 
     @admin.display(description=gettext_lazy("at the provider"), ordering="there_fen")
     def there(self, obj):
-        return "—" if obj.there_fen is None else format_fen(obj.there_fen)
+        return yuan(obj.there_fen)
 
     @admin.display(description=gettext_lazy("here"), ordering="here_fen")
     def here(self, obj):
-        return "—" if obj.here_fen is None else format_fen(obj.here_fen)
+        return yuan(obj.here_fen)
 
     @admin.display(description=gettext_lazy("online payment"))
     def payment_link(self, obj):

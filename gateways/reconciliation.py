@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -208,9 +207,9 @@ def _store(provider, data, sha, filename, actor, bill_day, rows, now) -> ImportR
                     % {
                         "line": row.line,
                         "reference": row.refund_reference or row.reference,
-                        "amount": _yuan(row.amount_fen),
+                        "amount": format_fen(row.amount_fen),
                         "day": line.day.isoformat(),
-                        "earlier": _yuan(line.amount_fen),
+                        "earlier": format_fen(line.amount_fen),
                     }
                 }
             )
@@ -257,10 +256,6 @@ def _days_to_reconcile(provider: str, day: dt.date) -> tuple[dt.date, ...]:
         provider=provider, day__in=[day - one, day + one]
     ).values_list("day", flat=True)
     return tuple(sorted({day, *neighbours}))
-
-
-def _yuan(fen: int | None) -> str:
-    return "—" if fen is None else format_fen(fen)
 
 
 def _day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -466,25 +461,20 @@ def day_reconcile(*, provider: str, day: dt.date, now: dt.datetime | None = None
     return summary
 
 
-def days_reconcile(*, provider: str, days: Iterable[dt.date], now=None) -> int:
-    count = 0
-    for day in days:
-        day_reconcile(provider=provider, day=day, now=now)
-        count += 1
-    return count
-
-
 # --- finance resolves a line ---------------------------------------------------------------
 
 
-def _open_line(mismatch: Mismatch) -> Mismatch:
-    line = Mismatch.objects.select_for_update().get(pk=mismatch.pk)
+def _require_open(line: Mismatch) -> Mismatch:
     if line.status != Status.OPEN:
         raise ValidationError(
             _("This line is already %(status)s; nothing changed.")
             % {"status": line.get_status_display().lower()}
         )
     return line
+
+
+def _open_line(mismatch: Mismatch) -> Mismatch:
+    return _require_open(Mismatch.objects.select_for_update().get(pk=mismatch.pk))
 
 
 def mismatch_explain(
@@ -534,12 +524,7 @@ def mismatch_record(*, mismatch: Mismatch, actor: Any, now: dt.datetime | None =
             customer=False,
         )
     now = resolve_now(now)
-    line = Mismatch.objects.select_related("payment", "refund").get(pk=mismatch.pk)
-    if line.status != Status.OPEN:
-        raise ValidationError(
-            _("This line is already %(status)s; nothing changed.")
-            % {"status": line.get_status_display().lower()}
-        )
+    line = _require_open(Mismatch.objects.select_related("payment", "refund").get(pk=mismatch.pk))
     if line.kind == Kind.PAID_THERE_ONLY and line.payment is not None:
         services.payment_query_and_record(payment=line.payment, actor=actor, now=now)
         why = "Recorded through the gate on the provider's answer to a query"
