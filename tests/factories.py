@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
+import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.utils import timezone
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing import policy, services
 from billing.models import Account, AgreementVersion, OnlinePayment, Order, Package, PriceVersion
@@ -32,6 +37,43 @@ def make_staff(username: str, *, group: str):
     user = make_user(username, is_staff=True)
     user.groups.add(Group.objects.get(name=group))
     return get_user_model().objects.get(pk=user.pk)  # fresh permission cache
+
+
+def next_totp_code(device_pk: int) -> str:
+    """The code the authenticator app shows that the device accepts now and has
+    not accepted before, worked out from the device as stored.
+
+    Computing "this step's code, then the next step's" up front is a race on a
+    loaded machine: when a login crosses a 30-second boundary django-otp
+    accepts the code one step back and re-syncs the device's drift to -1, after
+    which the precomputed second code is two steps ahead and refused. So each
+    login reads the device's drift and last used step just before it. Read in
+    a helper thread: inside Playwright's sync API Django refuses queries in
+    the test's own thread."""
+    found: list[str] = []
+
+    def read() -> None:
+        try:
+            device = TOTPDevice.objects.get(pk=device_pk)
+            now = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+            now.time = time.time()
+            ahead = max(0, device.last_t + 1 - now.t())  # never a step already used
+            if ahead > device.tolerance:
+                return  # every step the device accepts now has been used
+            code = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift + ahead)
+            code.time = now.time
+            found.append(f"{code.token():0{device.digits}d}")
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=read)
+    worker.start()
+    worker.join()
+    if not found:
+        raise AssertionError(
+            f"TOTP device {device_pk}: no unused code is accepted until the next step"
+        )
+    return found[0]
 
 
 def factory_finance():

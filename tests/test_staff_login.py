@@ -127,6 +127,44 @@ def test_finance_login_with_the_right_code_is_admitted(client):
     assert not _admitted(other)
 
 
+@pytest.mark.django_db(transaction=True)  # next_totp_code reads from its own thread
+def test_two_logins_across_a_step_boundary_each_get_a_code_the_device_accepts(_frozen):
+    """The browser tests' two logins in a row (tests.factories.next_totp_code):
+    the first code is read in the last second of a 30-second step and typed in
+    the next one, so django-otp accepts it one step back and re-syncs the
+    device's drift to -1; the second code is still one the device accepts."""
+    finance = factories.make_staff("fin-steps", group="finance")
+    device = _device(finance)
+    step_end = (int(NOW.timestamp()) // device.step + 1) * device.step
+    _frozen.move_to(dt.datetime.fromtimestamp(step_end - 1, tz=SHANGHAI))
+    first = factories.next_totp_code(device.pk)
+    _frozen.move_to(dt.datetime.fromtimestamp(step_end + 1, tz=SHANGHAI))
+    assert _admitted_with(Client(), "fin-steps", first)
+    device.refresh_from_db()
+    assert device.drift == -1  # the boundary was really crossed
+    # The old way (this step's code, one step ahead) is now two steps ahead.
+    assert f"{totp(device.bin_key, step=device.step, drift=1):06d}" != (
+        factories.next_totp_code(device.pk)
+    )
+    assert _admitted_with(Client(), "fin-steps", factories.next_totp_code(device.pk))
+    # A third login at once: django-otp re-synced the drift to 0, so the next
+    # step's code is still accepted.
+    assert _admitted_with(Client(), "fin-steps", factories.next_totp_code(device.pk))
+    # When every step the device accepts now is used, no code is offered (the
+    # login has to wait for the next step) rather than one it would refuse.
+    device.refresh_from_db()
+    TOTPDevice.objects.filter(pk=device.pk).update(last_t=device.last_t + 1)
+    with pytest.raises(AssertionError, match="no unused code"):
+        factories.next_totp_code(device.pk)
+    _frozen.shift(device.step)
+    assert _admitted_with(Client(), "fin-steps", factories.next_totp_code(device.pk))
+
+
+def _admitted_with(client: Client, username: str, code: str) -> bool:
+    response = _login(client, username, code=code)
+    return response.status_code == 302 and _admitted(client)
+
+
 def test_a_wrong_password_with_the_right_code_is_refused(client):
     finance = factories.make_staff("fin", group="finance")
     device = _device(finance)
