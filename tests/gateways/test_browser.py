@@ -74,6 +74,9 @@ def test_wechat_pay_qr_page_in_english_and_chinese(
                 main = page.locator("main").inner_text()
                 assert scan_step in main and amount in main
                 assert page.locator("main .qr svg").is_visible()
+                # Drawn large enough to scan from a screen (about 240 px, not 90).
+                box = page.locator("main .qr svg").bounding_box()
+                assert box is not None and box["width"] >= 200 and box["height"] >= 200, box
                 # No inline script: whatever script the page loads is a file.
                 assert all(s.get_attribute("src") for s in page.locator("script").all())
                 page.screenshot(path=str(shots / f"91-wechat-pay-qr-{suffix}.png"), full_page=True)
