@@ -196,7 +196,17 @@ class AlipayProvider:
         return self._call("query", {"out_trade_no": payment.reference})
 
     def close(self, payment: OnlinePayment) -> ProviderEvidence:
-        return self._call("close", {"out_trade_no": payment.reference})
+        evidence = self._call("close", {"out_trade_no": payment.reference})
+        # A payer who never opened the cashier leaves no trade at Alipay: the
+        # close answer is ACQ.TRADE_NOT_EXIST without out_trade_no, so the
+        # reference we asked about rides along (as for WeChat Pay's close).
+        return ProviderEvidence(
+            provider=CODE,
+            kind="close",
+            body=evidence.body,
+            headers=(*evidence.headers, ("reference", payment.reference)),
+            received_at=evidence.received_at,
+        )
 
     def refund(
         self, *, payment: OnlinePayment, reference: str, amount_fen: int, reason: str
@@ -274,9 +284,13 @@ class AlipayProvider:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValidationError(_("Alipay's answer cannot be read."), code="malformed_callback")
-        return self._answer_facts(evidence.kind, data, evidence.header("out_request_no"))
+        return self._answer_facts(
+            evidence.kind, data, evidence.header("out_request_no"), evidence.header("reference")
+        )
 
-    def _answer_facts(self, kind: str, data: dict, request_no: str = "") -> ProviderFacts:
+    def _answer_facts(
+        self, kind: str, data: dict, request_no: str = "", asked: str = ""
+    ) -> ProviderFacts:
         code = str(data.get("code", ""))
         sub_code = str(data.get("sub_code", ""))
         reference = str(data.get("out_trade_no", ""))
@@ -302,7 +316,7 @@ class AlipayProvider:
             closed = code == "10000" or sub_code == "ACQ.TRADE_NOT_EXIST"
             return ProviderFacts(
                 provider=CODE,
-                reference=reference,
+                reference=reference or asked,
                 amount_fen=0,
                 state=state,
                 closed=closed,

@@ -4,11 +4,13 @@ the fake sends its notifications to the live server, as Alipay would."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import urllib.parse
 import urllib.request
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from billing import services
@@ -166,6 +168,53 @@ def test_an_expired_payment_is_closed_and_a_late_payment_is_for_finance(
     # Finance looks at it and records it through the same gate.
     gateway_services.late_payment_accept(message=late, actor=finance_user)
     assert balance(account) == 7_000
+
+
+def test_an_expired_payment_is_shown_and_tried_again_with_a_new_reference(alipay, account, client):
+    """The customer's side of an expiry: the balance page shows the closed
+    payment with what to do, and a new top-up starts a new payment with a new
+    reference, which then credits once; the closed one stays closed."""
+    client.force_login(account.owner)
+    url = reverse("accounts:balance")
+
+    def top_up(*, open_cashier: bool) -> OnlinePayment:
+        page = client.get(url).content.decode()
+        token = re.search(r'name="form_token" value="([^"]+)"', page).group(1)
+        response = client.post(url, {"amount": "66", "provider": "alipay", "form_token": token})
+        assert response.status_code == 302  # to Alipay's cashier (the fake)
+        assert response["Location"].startswith(alipay.url)
+        if open_cashier:  # the payer's browser follows the redirect
+            with urllib.request.urlopen(response["Location"], timeout=10) as cashier:
+                assert "Alipay cashier" in cashier.read().decode()
+        return OnlinePayment.objects.filter(account=account).latest("pk")
+
+    first = top_up(open_cashier=False)
+    # The payer never opened the cashier: Alipay holds no such trade, and
+    # answers the query and the close with ACQ.TRADE_NOT_EXIST.
+    assert first.reference not in alipay.trades
+    counts = gateway_services.payments_poll(now=first.expires_at + dt.timedelta(minutes=1))
+    assert (counts.queried, counts.closed) == (1, 1)
+    first.refresh_from_db()
+    assert first.status == "closed"
+    close = ProviderMessage.objects.get(kind="close")
+    assert (close.payment_id, close.outcome, close.verified) == (first.pk, "closed", True)
+    # Closed, it is not asked about again.
+    assert (
+        gateway_services.payments_poll(now=first.expires_at + dt.timedelta(minutes=2)).queried == 0
+    )
+    listed = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert first.reference in listed and "Expired and closed" in listed
+    assert "Nothing was charged; start a new payment to try again." in listed
+
+    second = top_up(open_cashier=True)
+    assert second.reference != first.reference and second.status == "pending"
+    alipay.pay(second.reference)
+    assert alipay.notify(second.reference) == (200, "success")
+    assert balance(account) == 6_600
+    first.refresh_from_db()
+    assert first.status == "closed"
+    listed = client.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "已过期并关闭" in listed and "未扣任何款项" in listed, listed
 
 
 def test_a_refused_answer_signature_is_not_believed(alipay, account, settings, tmp_path):
