@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -56,6 +56,11 @@ class ProviderEvidence:
             if key.lower() == name:
                 return value
         return ""
+
+    def with_header(self, name: str, value: str) -> ProviderEvidence:
+        """The same message with what we asked riding along (an answer that
+        does not repeat it, e.g. a close answered with no body)."""
+        return replace(self, headers=(*self.headers, (name, value)))
 
 
 @dataclass(frozen=True)

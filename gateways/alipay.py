@@ -196,17 +196,11 @@ class AlipayProvider:
         return self._call("query", {"out_trade_no": payment.reference})
 
     def close(self, payment: OnlinePayment) -> ProviderEvidence:
-        evidence = self._call("close", {"out_trade_no": payment.reference})
         # A payer who never opened the cashier leaves no trade at Alipay: the
         # close answer is ACQ.TRADE_NOT_EXIST without out_trade_no, so the
         # reference we asked about rides along (as for WeChat Pay's close).
-        return ProviderEvidence(
-            provider=CODE,
-            kind="close",
-            body=evidence.body,
-            headers=(*evidence.headers, ("reference", payment.reference)),
-            received_at=evidence.received_at,
-        )
+        evidence = self._call("close", {"out_trade_no": payment.reference})
+        return evidence.with_header("reference", payment.reference)
 
     def refund(
         self, *, payment: OnlinePayment, reference: str, amount_fen: int, reason: str

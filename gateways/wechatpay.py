@@ -169,13 +169,7 @@ class WeChatPayProvider:
         path = f"/v3/pay/transactions/out-trade-no/{urllib.parse.quote(payment.reference)}/close"
         evidence = self._call("close", "POST", path, {"mchid": settings.WECHATPAY_MCHID})
         # WeChat Pay answers a close with 204 and no body: the reference rides along.
-        return ProviderEvidence(
-            provider=CODE,
-            kind="close",
-            body=evidence.body,
-            headers=(*evidence.headers, ("reference", payment.reference)),
-            received_at=evidence.received_at,
-        )
+        return evidence.with_header("reference", payment.reference)
 
     def refund(
         self, *, payment: OnlinePayment, reference: str, amount_fen: int, reason: str
